@@ -1,0 +1,3 @@
+module github.com/verihook/verihook
+
+go 1.26

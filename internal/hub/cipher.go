@@ -1,0 +1,66 @@
+package hub
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
+)
+
+// KeySize is the size of an encryption key: AES-256.
+const KeySize = 32
+
+// Cipher encrypts payloads and secrets at rest with AES-256-GCM. A sealed
+// value is a version byte, the 12-byte nonce, then the ciphertext and tag.
+type Cipher struct {
+	aead cipher.AEAD
+}
+
+const sealVersion = 1
+
+// NewCipher returns a Cipher for a 32-byte key.
+func NewCipher(key []byte) (*Cipher, error) {
+	if len(key) != KeySize {
+		return nil, fmt.Errorf("encryption key must be %d bytes, got %d", KeySize, len(key))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &Cipher{aead: aead}, nil
+}
+
+// Seal encrypts plaintext; nil stays nil.
+func (c *Cipher) Seal(plaintext []byte) []byte {
+	if plaintext == nil {
+		return nil
+	}
+	out := make([]byte, 1+c.aead.NonceSize(), 1+c.aead.NonceSize()+len(plaintext)+c.aead.Overhead())
+	out[0] = sealVersion
+	rand.Read(out[1:])
+	return c.aead.Seal(out, out[1:], plaintext, nil)
+}
+
+// ErrDecrypt is returned by Open for data that was not sealed with this key.
+var ErrDecrypt = errors.New("decrypt: wrong key or corrupted data")
+
+// Open decrypts what Seal produced; nil stays nil.
+func (c *Cipher) Open(sealed []byte) ([]byte, error) {
+	if sealed == nil {
+		return nil, nil
+	}
+	n := c.aead.NonceSize()
+	if len(sealed) < 1+n+c.aead.Overhead() || sealed[0] != sealVersion {
+		return nil, ErrDecrypt
+	}
+	out, err := c.aead.Open(nil, sealed[1:1+n], sealed[1+n:], nil)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return out, nil
+}

@@ -1,0 +1,50 @@
+package hub
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+)
+
+// crockford is Crockford's base32 alphabet: ids sort as their bytes do.
+var crockford = base32.NewEncoding("0123456789ABCDEFGHJKMNPQRSTVWXYZ").WithPadding(base32.NoPadding)
+
+// NewID returns prefix_ followed by 26 characters: 48 bits of milliseconds
+// since the epoch, then 80 random bits, so that ids sort by creation time (the
+// stores page on them) and never collide in practice.
+func NewID(prefix string, now time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
+	rand.Read(b[6:])
+	return prefix + "_" + crockford.EncodeToString(b[:])
+}
+
+// CanonicalHash returns "sha256:" and the hex SHA-256 of v's canonical JSON
+// (object keys sorted, no insignificant space), so that two bodies that differ
+// only in key order or spacing hash alike. It is the dedup key of providers
+// that send no event id.
+func CanonicalHash(body []byte) (string, error) {
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return "", err
+	}
+	return CanonicalHashOf(v), nil
+}
+
+// CanonicalHashOf is CanonicalHash for an already decoded JSON value.
+func CanonicalHashOf(v any) string {
+	canon, _ := json.Marshal(v) // maps marshal with sorted keys
+	sum := sha256.Sum256(canon)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// RawHash returns "sha256:" and the hex SHA-256 of raw bytes, the dedup key of
+// bodies that are not JSON.
+func RawHash(body []byte) string {
+	sum := sha256.Sum256(body)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}

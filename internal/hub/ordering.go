@@ -1,0 +1,97 @@
+package hub
+
+import (
+	"encoding/json"
+	"slices"
+)
+
+// Apply runs one observation through the ordering rules of SPEC section 5 and
+// returns the verification as it is afterwards, the observation's outcome and
+// whether the current state changed (which raises Version and emits
+// verification.updated).
+//
+// cur is the current verification; exists is false for the first observation
+// of a verification, which is always applied. Rule 1 (duplicates change
+// nothing) is enforced before Apply, by the store's dedup key. Then:
+//
+//  2. When both carry a provider timestamp, the older never replaces the newer.
+//  3. A non-final observation never replaces a final one unless its provider
+//     timestamp is strictly newer.
+//  4. Otherwise the later-received observation wins.
+//
+// An observation that wins but states what is already current (same status,
+// final, reasons, applicant and attempts) is applied without a new version.
+// Apply is pure: it touches neither cur nor obs.
+func Apply(cur Verification, exists bool, obs Observation) (next Verification, outcome Outcome, changed bool) {
+	if !exists {
+		v := Verification{
+			Source: obs.Source, Provider: obs.Provider, ProviderRef: obs.ProviderRef,
+			Level: obs.Level, CreatedAt: obs.ReceivedAt,
+		}
+		fill(&v, obs)
+		v.Version = 1
+		return v, OutcomeApplied, true
+	}
+	bothTimed := !cur.ProviderTime.IsZero() && !obs.ProviderTime.IsZero()
+	if bothTimed && obs.ProviderTime.Before(cur.ProviderTime) {
+		return cur, OutcomeSuperseded, false
+	}
+	if cur.Final && !obs.Final && !(bothTimed && obs.ProviderTime.After(cur.ProviderTime)) {
+		return cur, OutcomeSuperseded, false
+	}
+	next = cur
+	next.Reasons = slices.Clone(cur.Reasons)
+	fill(&next, obs)
+	if sameState(cur, next) {
+		next.Version, next.UpdatedAt = cur.Version, cur.UpdatedAt
+		return next, OutcomeApplied, false
+	}
+	next.Version = cur.Version + 1
+	return next, OutcomeApplied, true
+}
+
+// fill copies what an applied observation says onto v. Fields the provider
+// did not send (an empty applicant, no attempts count, no timestamp) keep
+// their current value.
+func fill(v *Verification, obs Observation) {
+	v.Kind = obs.Kind
+	if v.Kind == "" {
+		v.Kind = KindKYC
+	}
+	v.Status, v.Final = obs.Status, obs.Final
+	v.Reasons = slices.Clone(obs.Reasons)
+	if v.Reasons == nil {
+		v.Reasons = []string{}
+	}
+	if obs.ApplicantRef != "" {
+		v.ApplicantRef = obs.ApplicantRef
+	}
+	if obs.AttemptsLeft != nil {
+		n := *obs.AttemptsLeft
+		v.AttemptsLeft = &n
+	}
+	if !obs.ProviderTime.IsZero() {
+		v.ProviderTime = obs.ProviderTime
+	}
+	v.UpdatedAt = obs.ReceivedAt
+}
+
+func sameState(a, b Verification) bool {
+	sameAttempts := (a.AttemptsLeft == nil) == (b.AttemptsLeft == nil) &&
+		(a.AttemptsLeft == nil || *a.AttemptsLeft == *b.AttemptsLeft)
+	return a.Status == b.Status && a.Final == b.Final && a.Kind == b.Kind &&
+		a.ApplicantRef == b.ApplicantRef && sameAttempts && slices.Equal(a.Reasons, b.Reasons)
+}
+
+// UpdatedEvent builds the verification.updated event for an applied change.
+// The event id must be given; prev is the status before the change ("" for a
+// new verification).
+func UpdatedEvent(id string, v Verification, prev Status, obs Observation) Event {
+	v.Timeline = nil
+	data, _ := json.Marshal(VerificationUpdated{Verification: v, PreviousStatus: prev, ProviderEvent: obs.ProviderEvent})
+	return Event{
+		ID: id, Type: EventVerificationUpdated, CreatedAt: obs.ReceivedAt,
+		Source: v.Source, Provider: v.Provider, Data: data,
+		MessageID: obs.MessageID, VerificationID: v.ID,
+	}
+}

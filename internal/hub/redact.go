@@ -1,0 +1,77 @@
+package hub
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// previewKeys are the JSON keys whose values are shown in previews: the
+// structure of the providers' payloads, ids, statuses and timestamps. Every
+// other value (names, document numbers, birth dates, phone numbers, emails,
+// OTP texts, links, addresses) is replaced by "[redacted]". An allowlist, so
+// that a field a provider adds tomorrow is hidden until someone looks at it.
+var previewKeys = map[string]bool{
+	// common
+	"type": true, "status": true, "final": true, "level": true, "timestamp": true,
+	"result": true, "id": true,
+	// identomat
+	"sessionid": true, "sessiontype": true, "roomid": true, "roomstatus": true,
+	"compositionstatus": true, "videofilestatus": true, "videofileid": true,
+	// idenfy
+	"scanref": true, "clientid": true, "externalref": true, "platform": true,
+	"starttime": true, "finishtime": true, "overall": true, "fraudtags": true,
+	"mismatchtags": true, "suspicionreasons": true, "autoface": true, "manualface": true,
+	"autodocument": true, "manualdocument": true, "additionalsteps": true,
+	"doctype": true, "agestimate": true, "clientipproxyrisklevel": true,
+	"servicename": true, "servicegrouptype": true, "overallstatus": true,
+	// kycaid
+	"request_id": true, "applicant_id": true, "external_applicant_id": true,
+	"verification_id": true, "form_id": true, "verification_status": true,
+	"verification_attempts_left": true, "verified": true, "decline_reasons": true,
+	"profile_status": true, "document_id": true,
+	// fractal
+	"user_id": true, "idos_human_id": true, "credential_id": true, "shared_at": true,
+}
+
+// Redacted is what a hidden value is replaced with in previews.
+const Redacted = "[redacted]"
+
+// Preview returns a redacted rendering of a JSON body, safe to show in the API
+// and dashboard: the same structure, with every value under a key not known to
+// be harmless replaced by "[redacted]". A body that is not JSON is described,
+// not shown.
+func Preview(body []byte) json.RawMessage {
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		b, _ := json.Marshal(fmt.Sprintf("[%d bytes, not JSON]", len(body)))
+		return b
+	}
+	out, _ := json.Marshal(redact(v, true))
+	return out
+}
+
+// redact walks v; shown says whether the key v sits under is allowed.
+func redact(v any, shown bool) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, val := range x {
+			out[k] = redact(val, previewKeys[strings.ToLower(k)])
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, val := range x {
+			out[i] = redact(val, shown)
+		}
+		return out
+	case nil:
+		return nil
+	default:
+		if shown {
+			return x
+		}
+		return Redacted
+	}
+}

@@ -1,0 +1,177 @@
+// Package provider defines what a KYC provider adapter does: authenticate a
+// raw callback, parse it into hub terms, and, for simulation, build and sign
+// callbacks exactly as the provider would. Each provider lives in its own
+// subpackage; cmd/verihook puts them in a Registry.
+package provider
+
+import (
+	"crypto/hmac"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/verihook/verihook/internal/hub"
+)
+
+// Provider is one provider's adapter. Implementations are stateless and safe
+// for concurrent use.
+type Provider interface {
+	// Name returns the provider's name as used in configuration (hub.Provider*).
+	Name() string
+	// CheckSecrets reports, as an EINVALID *hub.Error naming the secret,
+	// whether secrets hold what Verify needs. Secret names are the config
+	// file's; nested maps are flattened with dots ("webhook_secrets.verification_approved").
+	CheckSecrets(secrets map[string]string) error
+	// Verify authenticates a request over its raw bytes, in constant time,
+	// before anything in it is trusted. It returns an EUNAUTHORIZED *hub.Error
+	// whose message says why (safe to log: it never holds a secret).
+	Verify(secrets map[string]string, h http.Header, body []byte) error
+	// Parse turns an authenticated request into hub terms. It returns an
+	// EUNRECOGNIZED *hub.Error for a message it cannot map (unknown type, bad
+	// shape); the Parsed returned with it still holds Body (with any in-body
+	// secret removed) and whatever EventName and DedupKey it could find, so
+	// that the message is quarantined rather than dropped.
+	Parse(h http.Header, body []byte) (hub.Parsed, error)
+
+	// Events lists the event names Build accepts, spelled as the provider's
+	// documents spell them.
+	Events() []string
+	// Build returns the body and headers (other than authentication) the
+	// provider would send for event, filled from f. Event names are matched
+	// case-insensitively; an unknown one is an EINVALID *hub.Error.
+	Build(event string, f Fields) (body []byte, h http.Header, err error)
+	// Sign authenticates a built request as the provider does: it sets
+	// headers on h and returns the body to send (Identomat puts its key in
+	// the body; the others return body unchanged).
+	Sign(secrets map[string]string, h http.Header, body []byte) ([]byte, error)
+}
+
+// Fields are the values a simulated callback is built from. Zero values get
+// realistic defaults; each provider documents which fields it reads.
+type Fields struct {
+	Ref          string    // the provider's reference: sessionId, scanRef, verification_id, user_id
+	ApplicantRef string    // the company's own user id where the provider echoes it
+	Status       string    // the provider's own status value (APPROVED, DENIED, true, pending …)
+	Final        *bool     // iDenfy's final flag
+	Level        string    // Fractal level or add-on
+	Kind         hub.Kind  // kyb for Identomat KYB sessions
+	Time         time.Time // the provider's timestamp
+	Recipient    string    // phone number or email address
+	Text         string    // message text
+	Link         string    // session link
+	EventID      string    // the provider's event id (KYCAID request_id)
+	Reasons      []string  // decline reasons, fraud tags …
+}
+
+// Registry finds providers by name.
+type Registry map[string]Provider
+
+// NewRegistry returns a registry of ps.
+func NewRegistry(ps ...Provider) Registry {
+	r := make(Registry, len(ps))
+	for _, p := range ps {
+		r[p.Name()] = p
+	}
+	return r
+}
+
+// Get returns the named provider, or an EINVALID *hub.Error listing the known ones.
+func (r Registry) Get(name string) (Provider, error) {
+	if p, ok := r[strings.ToLower(name)]; ok {
+		return p, nil
+	}
+	return nil, hub.Errorf(hub.EINVALID, "unknown provider %q (known: %s)", name, strings.Join(r.Names(), ", "))
+}
+
+// Names returns the registered names, sorted.
+func (r Registry) Names() []string {
+	names := make([]string, 0, len(r))
+	for n := range r {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Unauthorized returns the EUNAUTHORIZED error providers return from Verify.
+func Unauthorized(format string, args ...any) error {
+	return hub.Errorf(hub.EUNAUTHORIZED, format, args...)
+}
+
+// Unrecognized returns the EUNRECOGNIZED error providers return from Parse.
+func Unrecognized(format string, args ...any) error {
+	return hub.Errorf(hub.EUNRECOGNIZED, format, args...)
+}
+
+// CheckHexMAC compares a hex-encoded MAC received in a header (case-insensitive,
+// surrounding space ignored) with the HMAC of msg under key, in constant time.
+func CheckHexMAC(newHash func() hash.Hash, key, msg []byte, got string) error {
+	gotMAC, err := hex.DecodeString(strings.TrimSpace(got))
+	if err != nil {
+		return Unauthorized("signature is not hex")
+	}
+	if !hmac.Equal(gotMAC, HMAC(newHash, key, msg)) {
+		return Unauthorized("signature mismatch")
+	}
+	return nil
+}
+
+// HMAC returns the HMAC of msg under key.
+func HMAC(newHash func() hash.Hash, key, msg []byte) []byte {
+	m := hmac.New(newHash, key)
+	m.Write(msg)
+	return m.Sum(nil)
+}
+
+// RequireSecrets returns an EINVALID error naming the first of names missing
+// or empty in secrets.
+func RequireSecrets(secrets map[string]string, names ...string) error {
+	for _, n := range names {
+		if secrets[n] == "" {
+			return hub.Errorf(hub.EINVALID, "secret %q is required", n)
+		}
+	}
+	return nil
+}
+
+// MatchEvent returns the entry of events equal to name ignoring case, or an
+// EINVALID error that lists them.
+func MatchEvent(events []string, name string) (string, error) {
+	i := slices.IndexFunc(events, func(e string) bool { return strings.EqualFold(e, name) })
+	if i < 0 {
+		return "", hub.Errorf(hub.EINVALID, "unknown event %q (known: %s)", name, strings.Join(events, ", "))
+	}
+	return events[i], nil
+}
+
+// Or returns v, or def when v is empty.
+func Or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// ParseTime reads the timestamps providers send: RFC 3339, "2006-01-02
+// 15:04:05" (taken as UTC), or Unix seconds as a string. It returns the zero
+// time for an empty or unreadable value, which the ordering rules treat as
+// "no timestamp".
+func ParseTime(s string) time.Time {
+	s = strings.TrimSpace(s)
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02T15:04:05"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC()
+		}
+	}
+	var sec int64
+	if _, err := fmt.Sscanf(s, "%d", &sec); err == nil && fmt.Sprint(sec) == s && sec > 0 {
+		return time.Unix(sec, 0).UTC()
+	}
+	return time.Time{}
+}
