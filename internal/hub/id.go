@@ -1,12 +1,14 @@
 package hub
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"time"
 )
 
@@ -28,9 +30,14 @@ func NewID(prefix string, now time.Time) string {
 // only in key order or spacing hash alike. It is the dedup key of providers
 // that send no event id.
 func CanonicalHash(body []byte) (string, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber() // numbers hash as sent, not as float64
 	var v any
-	if err := json.Unmarshal(body, &v); err != nil {
+	if err := dec.Decode(&v); err != nil {
 		return "", err
+	}
+	if dec.More() {
+		return "", errors.New("trailing data after the JSON value")
 	}
 	return CanonicalHashOf(v), nil
 }

@@ -59,7 +59,7 @@ type Fields struct {
 	Status       string    // the provider's own status value (APPROVED, DENIED, true, pending …)
 	Final        *bool     // iDenfy's final flag
 	Level        string    // Fractal level or add-on
-	Kind         hub.Kind  // kyb for Identomat KYB sessions
+	Kind         hub.Kind  // kyb for an Identomat KYB session or a KYCAID company applicant
 	Time         time.Time // the provider's timestamp
 	Recipient    string    // phone number or email address
 	Text         string    // message text

@@ -1,0 +1,110 @@
+package hub_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/verihook/verihook/internal/hub"
+)
+
+func TestPreviewRedactsPersonalData(t *testing.T) {
+	t.Parallel()
+	body := []byte(`{"scanRef":"scan-1","final":true,"status":{"overall":"SUSPECTED","fraudTags":["FACE_IN_BLACKLIST"]},
+		"data":{"docFirstName":"JOHN","docNumber":"XX123","docDob":"1990-01-01"},"phoneNumber":"+995512345678",
+		"text":"Your code is 6867","AML":[{"serviceName":"PilotApiAmlV2","data":[{"name":"JOHN DOE"}]}]}`)
+	got := string(hub.Preview(body))
+	for _, secret := range []string{"JOHN", "XX123", "1990-01-01", "+995512345678", "6867"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("preview shows %q: %s", secret, got)
+		}
+	}
+	for _, shown := range []string{`"scan-1"`, `"SUSPECTED"`, `"FACE_IN_BLACKLIST"`, `"PilotApiAmlV2"`, `"final":true`} {
+		if !strings.Contains(got, shown) {
+			t.Errorf("preview hides %s: %s", shown, got)
+		}
+	}
+	if !json.Valid([]byte(got)) {
+		t.Errorf("preview is not JSON: %s", got)
+	}
+	if p := string(hub.Preview([]byte("not json"))); strings.Contains(p, "not json") {
+		t.Errorf("non-JSON preview shows the body: %s", p)
+	}
+}
+
+func TestCipherRoundTrip(t *testing.T) {
+	t.Parallel()
+	key := bytes.Repeat([]byte{7}, hub.KeySize)
+	c, err := hub.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := []byte(`{"docNumber":"XX123"}`)
+	sealed := c.Seal(plain)
+	if bytes.Contains(sealed, []byte("XX123")) {
+		t.Fatal("sealed data holds the plaintext")
+	}
+	if bytes.Equal(sealed, c.Seal(plain)) {
+		t.Error("two seals of the same plaintext are equal: the nonce is not random")
+	}
+	got, err := c.Open(sealed)
+	if err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("Open = %q, %v", got, err)
+	}
+	other, _ := hub.NewCipher(bytes.Repeat([]byte{8}, hub.KeySize))
+	if _, err := other.Open(sealed); err != hub.ErrDecrypt {
+		t.Errorf("Open with another key = %v, want ErrDecrypt", err)
+	}
+	sealed[len(sealed)-1] ^= 1
+	if _, err := c.Open(sealed); err != hub.ErrDecrypt {
+		t.Errorf("Open of tampered data = %v, want ErrDecrypt", err)
+	}
+	if _, err := hub.NewCipher(key[:16]); err == nil {
+		t.Error("NewCipher accepted a 16-byte key")
+	}
+}
+
+func TestCanonicalHash(t *testing.T) {
+	t.Parallel()
+	a, err := hub.CanonicalHash([]byte(`{"a":1,"b":{"c":[1,2]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := hub.CanonicalHash([]byte("{ \"b\": {\"c\": [1, 2]},\n \"a\": 1 }"))
+	c, _ := hub.CanonicalHash([]byte(`{"a":2,"b":{"c":[1,2]}}`))
+	if a != b {
+		t.Errorf("key order or spacing changed the hash: %s vs %s", a, b)
+	}
+	if a == c {
+		t.Error("different content hashed alike")
+	}
+	if !strings.HasPrefix(a, "sha256:") || len(a) != len("sha256:")+64 {
+		t.Errorf("hash %q: want sha256: and 64 hex digits", a)
+	}
+}
+
+func TestNewIDSortsByTime(t *testing.T) {
+	t.Parallel()
+	a := hub.NewID("msg", time.UnixMilli(1_700_000_000_000))
+	b := hub.NewID("msg", time.UnixMilli(1_700_000_000_001))
+	if !(a < b) || !strings.HasPrefix(a, "msg_") || len(a) != len("msg_")+26 {
+		t.Errorf("ids %q, %q: want msg_ + 26 chars, sorted by time", a, b)
+	}
+}
+
+func TestErrorCodeAndMessage(t *testing.T) {
+	t.Parallel()
+	err := hub.Errorf(hub.ENOTFOUND, "no source %q", "x")
+	if hub.ErrorCode(err) != hub.ENOTFOUND || hub.ErrorMessage(err) != `no source "x"` {
+		t.Errorf("got %s / %s", hub.ErrorCode(err), hub.ErrorMessage(err))
+	}
+	plain := bytes.ErrTooLarge
+	if hub.ErrorCode(plain) != hub.EINTERNAL || hub.ErrorMessage(plain) != "internal error" {
+		t.Error("a plain error must read as internal, without its details")
+	}
+	if hub.ErrorCode(nil) != "" {
+		t.Error("nil has a code")
+	}
+}

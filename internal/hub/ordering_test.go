@@ -1,0 +1,180 @@
+package hub_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/verihook/verihook/internal/hub"
+)
+
+var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+// obs builds an observation received at t0+received minutes, with a provider
+// timestamp at t0+provider minutes when provider >= 0.
+func obs(status hub.Status, final bool, received, provider int) hub.Observation {
+	o := hub.Observation{
+		VerificationKey: hub.VerificationKey{Source: "src", ProviderRef: "ref"},
+		Provider:        "idenfy", Status: status, Final: final, ProviderEvent: "EV",
+		ReceivedAt: t0.Add(time.Duration(received) * time.Minute),
+	}
+	if provider >= 0 {
+		o.ProviderTime = t0.Add(time.Duration(provider) * time.Minute)
+	}
+	return o
+}
+
+func TestApply(t *testing.T) {
+	t.Parallel()
+	type step struct {
+		obs     hub.Observation
+		outcome hub.Outcome
+	}
+	tests := []struct {
+		name        string
+		steps       []step
+		wantStatus  hub.Status
+		wantFinal   bool
+		wantVersion int
+	}{
+		{
+			name: "idenfy preliminary then final",
+			steps: []step{
+				{obs(hub.StatusReview, false, 0, 10), hub.OutcomeApplied},
+				{obs(hub.StatusApproved, true, 1, 10), hub.OutcomeApplied},
+			},
+			wantStatus: hub.StatusApproved, wantFinal: true, wantVersion: 2,
+		},
+		{
+			name: "idenfy final then late preliminary with the same timestamp",
+			steps: []step{
+				{obs(hub.StatusApproved, true, 0, 10), hub.OutcomeApplied},
+				{obs(hub.StatusReview, false, 1, 10), hub.OutcomeSuperseded},
+			},
+			wantStatus: hub.StatusApproved, wantFinal: true, wantVersion: 1,
+		},
+		{
+			name: "non-final with a strictly newer timestamp replaces a final",
+			steps: []step{
+				{obs(hub.StatusApproved, true, 0, 10), hub.OutcomeApplied},
+				{obs(hub.StatusReview, false, 1, 11), hub.OutcomeApplied},
+			},
+			wantStatus: hub.StatusReview, wantFinal: false, wantVersion: 2,
+		},
+		{
+			name: "fractal level: newer approved, then older rejected arrives",
+			steps: []step{
+				{obs(hub.StatusApproved, true, 0, 20), hub.OutcomeApplied},
+				{obs(hub.StatusRejected, true, 1, 5), hub.OutcomeSuperseded},
+			},
+			wantStatus: hub.StatusApproved, wantFinal: true, wantVersion: 1,
+		},
+		{
+			name: "fractal level: contacted, then approved, in timestamp order",
+			steps: []step{
+				{obs(hub.StatusActionRequired, false, 0, 5), hub.OutcomeApplied},
+				{obs(hub.StatusApproved, true, 1, 20), hub.OutcomeApplied},
+			},
+			wantStatus: hub.StatusApproved, wantFinal: true, wantVersion: 2,
+		},
+		{
+			name: "kycaid pending (no timestamps) after completed",
+			steps: []step{
+				{obs(hub.StatusApproved, true, 0, -1), hub.OutcomeApplied},
+				{obs(hub.StatusPending, false, 1, -1), hub.OutcomeSuperseded},
+			},
+			wantStatus: hub.StatusApproved, wantFinal: true, wantVersion: 1,
+		},
+		{
+			name: "re-attempt: final rejected, later final approved",
+			steps: []step{
+				{obs(hub.StatusRejected, true, 0, 10), hub.OutcomeApplied},
+				{obs(hub.StatusApproved, true, 30, 40), hub.OutcomeApplied},
+			},
+			wantStatus: hub.StatusApproved, wantFinal: true, wantVersion: 2,
+		},
+		{
+			name: "re-attempt without timestamps: the later received final wins",
+			steps: []step{
+				{obs(hub.StatusRejected, true, 0, -1), hub.OutcomeApplied},
+				{obs(hub.StatusApproved, true, 1, -1), hub.OutcomeApplied},
+			},
+			wantStatus: hub.StatusApproved, wantFinal: true, wantVersion: 2,
+		},
+		{
+			name: "a timestamp on one side only: the later received wins",
+			steps: []step{
+				{obs(hub.StatusPending, false, 0, -1), hub.OutcomeApplied},
+				{obs(hub.StatusReview, false, 1, 3), hub.OutcomeApplied},
+				{obs(hub.StatusActionRequired, false, 2, -1), hub.OutcomeApplied},
+			},
+			wantStatus: hub.StatusActionRequired, wantFinal: false, wantVersion: 3,
+		},
+		{
+			name: "the same state again is applied without a new version",
+			steps: []step{
+				{obs(hub.StatusPending, false, 0, -1), hub.OutcomeApplied},
+				{obs(hub.StatusPending, false, 1, -1), hub.OutcomeApplied},
+			},
+			wantStatus: hub.StatusPending, wantFinal: false, wantVersion: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var v hub.Verification
+			exists := false
+			for i, s := range tt.steps {
+				before := v
+				next, outcome, changed := hub.Apply(v, exists, s.obs)
+				if outcome != s.outcome {
+					t.Fatalf("step %d: outcome %s, want %s", i, outcome, s.outcome)
+				}
+				if changed != (next.Version != before.Version) {
+					t.Errorf("step %d: changed=%v but version %d -> %d", i, changed, before.Version, next.Version)
+				}
+				if outcome == hub.OutcomeSuperseded && (next.Status != before.Status || next.Version != before.Version) {
+					t.Errorf("step %d: superseded observation changed the state: %+v", i, next)
+				}
+				v, exists = next, true
+			}
+			if v.Status != tt.wantStatus || v.Final != tt.wantFinal || v.Version != tt.wantVersion {
+				t.Errorf("got status=%s final=%v version=%d, want %s %v %d", v.Status, v.Final, v.Version, tt.wantStatus, tt.wantFinal, tt.wantVersion)
+			}
+		})
+	}
+}
+
+func TestApplyFirstObservation(t *testing.T) {
+	t.Parallel()
+	n := 3
+	o := obs(hub.StatusSuspected, true, 0, 10)
+	o.Level, o.ApplicantRef, o.AttemptsLeft, o.Reasons = "basic", "user-1", &n, []string{"NAME"}
+	v, outcome, changed := hub.Apply(hub.Verification{}, false, o)
+	if outcome != hub.OutcomeApplied || !changed || v.Version != 1 {
+		t.Fatalf("first observation: outcome %s changed %v version %d", outcome, changed, v.Version)
+	}
+	if v.Source != "src" || v.Provider != "idenfy" || v.ProviderRef != "ref" || v.Level != "basic" ||
+		v.ApplicantRef != "user-1" || *v.AttemptsLeft != 3 || v.Kind != hub.KindKYC ||
+		!v.ProviderTime.Equal(o.ProviderTime) || !v.CreatedAt.Equal(o.ReceivedAt) || len(v.Reasons) != 1 {
+		t.Errorf("verification %+v does not carry the observation", v)
+	}
+	n = 0
+	if *v.AttemptsLeft != 3 {
+		t.Error("Apply aliases the observation's attempts count")
+	}
+}
+
+func TestApplyKeepsWhatIsNotSent(t *testing.T) {
+	t.Parallel()
+	first := obs(hub.StatusPending, false, 0, -1)
+	first.ApplicantRef = "user-1"
+	v, _, _ := hub.Apply(hub.Verification{}, false, first)
+	second := obs(hub.StatusApproved, true, 1, -1) // no applicant echoed
+	v, _, _ = hub.Apply(v, true, second)
+	if v.ApplicantRef != "user-1" {
+		t.Errorf("applicant_ref = %q, want it kept", v.ApplicantRef)
+	}
+	if v.Reasons == nil {
+		t.Error("reasons is nil; want an empty list so the JSON says []")
+	}
+}

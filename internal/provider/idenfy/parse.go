@@ -1,0 +1,339 @@
+package idenfy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/verihook/verihook/internal/hub"
+	"github.com/verihook/verihook/internal/provider"
+)
+
+// Parse turns an authenticated iDenfy callback into one kyc observation (see
+// the package documentation for the rules). It returns an EUNRECOGNIZED
+// *hub.Error for a body that is not a JSON object of the expected shape, an
+// event type it does not know, a missing scanRef or an overall status it
+// cannot map; the Parsed returned with it still holds Body, EventName (when
+// known) and DedupKey.
+func (Provider) Parse(h http.Header, body []byte) (hub.Parsed, error) {
+	p := hub.Parsed{Body: body, EventName: strings.TrimSpace(h.Get(HeaderEventType))}
+	decoded, ok := decodeJSON(body)
+	if !ok {
+		p.DedupKey = hub.CanonicalHashOf(map[string]any{"event": p.EventName, "raw": hub.RawHash(body)})
+		return p, provider.Unrecognized("body is not valid JSON")
+	}
+	dedupKey := func() string { return hub.CanonicalHashOf(map[string]any{"event": p.EventName, "body": decoded}) }
+	if p.EventName != "" && !slices.Contains(events, canonicalEvent(p.EventName)) {
+		p.DedupKey = dedupKey()
+		return p, provider.Unrecognized("unsupported event type %q", p.EventName)
+	}
+	var cb callback
+	if err := json.Unmarshal(body, &cb); err != nil {
+		p.DedupKey = dedupKey()
+		return p, provider.Unrecognized("%s", describe(err))
+	}
+	st := cb.Status
+	if st == nil {
+		st = &statusBlock{}
+	}
+	overall := strings.ToUpper(strings.TrimSpace(string(st.Overall)))
+	if p.EventName == "" {
+		p.EventName = EventIdentification
+		if overall == "EXPIRED" {
+			p.EventName = EventExpired
+		}
+	}
+	p.DedupKey = dedupKey()
+
+	event := canonicalEvent(p.EventName)
+	scanRef := strings.TrimSpace(string(cb.ScanRef))
+	if scanRef == "" {
+		return p, provider.Unrecognized("scanRef is missing")
+	}
+	status, final, err := statusOf(event, overall, cb.final(st))
+	if err != nil {
+		return p, err
+	}
+	finish := cb.FinishTime
+	if finish.IsZero() {
+		finish = st.FinishTime
+	}
+	p.Observations = []hub.Observation{{
+		VerificationKey: hub.VerificationKey{ProviderRef: scanRef},
+		Provider:        hub.ProviderIdenfy,
+		Kind:            hub.KindKYC,
+		ApplicantRef:    strings.TrimSpace(string(cb.ClientID)),
+		Status:          status,
+		Final:           final,
+		Reasons:         st.reasons(),
+		ProviderTime:    finish.Time,
+		ProviderEvent:   p.EventName,
+	}}
+	return p, nil
+}
+
+// decodeJSON decodes body, which must be one JSON value, keeping numbers as
+// they are written so that no two values hash alike by rounding.
+func decodeJSON(body []byte) (v any, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false
+	}
+	return v, true
+}
+
+// statusOf maps an understood event (canonical spelling), status.overall
+// (upper case) and the final flag to a status and whether it is final.
+func statusOf(event, overall string, final bool) (hub.Status, bool, error) {
+	switch event {
+	case EventExpired:
+		return hub.StatusExpired, true, nil
+	case EventCancelled:
+		return hub.StatusCanceled, true, nil
+	case EventResubmitted:
+		return hub.StatusReview, final, nil
+	case EventAutoFinished, EventIdentification:
+		if !final {
+			return hub.StatusReview, false, nil
+		}
+	case EventManualFinished:
+	default:
+		return "", false, provider.Unrecognized("unsupported event type %q", event)
+	}
+	s, ok := overallStatus[overall]
+	if !ok {
+		return "", false, provider.Unrecognized("unknown status.overall %q for %s", overall, event)
+	}
+	return s, true, nil
+}
+
+// overallStatus maps the status.overall values of a decided identification.
+var overallStatus = map[string]hub.Status{
+	"APPROVED":  hub.StatusApproved,
+	"DENIED":    hub.StatusRejected,
+	"SUSPECTED": hub.StatusSuspected,
+	"EXPIRED":   hub.StatusExpired,
+	"REVIEWING": hub.StatusReview,
+}
+
+// callback is the part of an identification webhook that Parse reads.
+type callback struct {
+	ClientID   text         `json:"clientId"`
+	ScanRef    text         `json:"scanRef"`
+	Final      flag         `json:"final"`
+	FinishTime unixTime     `json:"finishTime"`
+	Status     *statusBlock `json:"status"`
+}
+
+// statusBlock is the callback's status object.
+type statusBlock struct {
+	Overall          text     `json:"overall"`
+	FraudTags        tags     `json:"fraudTags"`
+	MismatchTags     tags     `json:"mismatchTags"`
+	SuspicionReasons tags     `json:"suspicionReasons"`
+	AutoFace         text     `json:"autoFace"`
+	ManualFace       text     `json:"manualFace"`
+	AutoDocument     text     `json:"autoDocument"`
+	ManualDocument   text     `json:"manualDocument"`
+	FinishTime       unixTime `json:"finishTime"` // old format
+}
+
+// final returns the final flag as sent or, when the body has none (the old
+// format), whether a manual review result is present.
+func (cb *callback) final(st *statusBlock) bool {
+	if cb.Final.set {
+		return cb.Final.v
+	}
+	return strings.TrimSpace(string(st.ManualDocument)) != "" || strings.TrimSpace(string(st.ManualFace)) != ""
+}
+
+// reasons lists the tags, then the face and document results that did not
+// pass, each once, in that order.
+func (st *statusBlock) reasons() []string {
+	var out []string
+	add := func(r string) {
+		if r = strings.TrimSpace(r); r != "" && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	for _, list := range []tags{st.FraudTags, st.MismatchTags, st.SuspicionReasons} {
+		for _, r := range list {
+			add(r)
+		}
+	}
+	for _, r := range []text{st.AutoFace, st.ManualFace} {
+		if strings.TrimSpace(string(r)) != "FACE_MATCH" {
+			add(string(r))
+		}
+	}
+	for _, r := range []text{st.AutoDocument, st.ManualDocument} {
+		if strings.TrimSpace(string(r)) != "DOC_VALIDATED" {
+			add(string(r))
+		}
+	}
+	return out
+}
+
+// describe renders a decoding error without Go type names.
+func describe(err error) string {
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &typ) && typ.Field != "":
+		return "field " + strconv.Quote(typ.Field) + " is " + jsonKind(typ.Value) + ", not of the expected type"
+	case errors.As(err, &typ):
+		return "body is " + jsonKind(typ.Value) + ", not a JSON object"
+	default:
+		return "body is not an iDenfy callback"
+	}
+}
+
+// jsonKind names a JSON value kind as UnmarshalTypeError.Value spells it.
+func jsonKind(v string) string {
+	switch {
+	case v == "":
+		return "a value"
+	case strings.HasPrefix(v, "number"):
+		return "a number"
+	case v == "array" || v == "object":
+		return "an " + v
+	default:
+		return "a " + v
+	}
+}
+
+// text is a JSON string, or a number kept as written; null is "".
+type text string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (t *text) UnmarshalJSON(b []byte) error {
+	switch {
+	case b[0] == 'n':
+		*t = ""
+	case b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*t = text(s)
+	case b[0] == '-' || b[0] >= '0' && b[0] <= '9':
+		*t = text(b)
+	default:
+		return typeError(b, reflect.TypeFor[string]())
+	}
+	return nil
+}
+
+// flag is a JSON boolean (or "true"/"false") that remembers whether it was
+// sent; null counts as not sent.
+type flag struct{ set, v bool }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (f *flag) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if b[0] == '"' {
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		s = strings.ToLower(strings.TrimSpace(s))
+	}
+	switch s {
+	case "null":
+		*f = flag{}
+	case "true", "false":
+		*f = flag{set: true, v: s == "true"}
+	default:
+		return typeError(b, reflect.TypeFor[bool]())
+	}
+	return nil
+}
+
+// unixTime is a timestamp sent as Unix seconds (a number or a string) or as
+// an RFC 3339 string. Anything else, and times outside 1970–9999, read as the
+// zero time: a bad timestamp only loses the timestamp, not the callback.
+type unixTime struct{ time.Time }
+
+// maxUnix is 9999-12-31T23:59:59Z, the last second JSON can render.
+const maxUnix = 253402300799
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (u *unixTime) UnmarshalJSON(b []byte) error {
+	u.Time = time.Time{}
+	var t time.Time
+	switch {
+	case b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		t = provider.ParseTime(s)
+	case b[0] == '-' || b[0] >= '0' && b[0] <= '9':
+		f, err := strconv.ParseFloat(string(b), 64)
+		if err != nil || f < 1 || f > maxUnix {
+			return nil
+		}
+		t = time.Unix(int64(f), 0).UTC()
+	}
+	if !t.IsZero() && t.Unix() > 0 && t.Unix() <= maxUnix {
+		u.Time = t
+	}
+	return nil
+}
+
+// tags is a list of strings sent as an array (entries that are neither
+// strings nor numbers are skipped), a single string, or null.
+type tags []string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (ts *tags) UnmarshalJSON(b []byte) error {
+	*ts = nil
+	switch b[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*ts = tags{s}
+	case '[':
+		var items []json.RawMessage
+		if err := json.Unmarshal(b, &items); err != nil {
+			return err
+		}
+		for _, it := range items {
+			var s text
+			if len(it) > 0 && s.UnmarshalJSON(it) == nil && s != "" {
+				*ts = append(*ts, string(s))
+			}
+		}
+	}
+	return nil
+}
+
+// typeError is the error a lenient type returns for a value it cannot read;
+// encoding/json adds the field's path to it.
+func typeError(b []byte, t reflect.Type) error {
+	var kind string
+	switch b[0] {
+	case '{':
+		kind = "object"
+	case '[':
+		kind = "array"
+	case 't', 'f':
+		kind = "bool"
+	case '"':
+		kind = "string"
+	default:
+		kind = "number"
+	}
+	return &json.UnmarshalTypeError{Value: kind, Type: t}
+}
