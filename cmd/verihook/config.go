@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/verihook/verihook/internal/hub"
+	"github.com/verihook/verihook/internal/provider"
+)
+
+// Config is verihook's configuration: defaults, then the YAML file, then
+// VERIHOOK_* environment variables, then flags, each overriding the last.
+type Config struct {
+	Listen                string           `yaml:"listen"`
+	DataDir               string           `yaml:"data_dir"`
+	Database              string           `yaml:"database"`
+	AllowPrivateEndpoints bool             `yaml:"allow_private_endpoints"`
+	MaxBodyBytes          int64            `yaml:"max_body_bytes"`
+	Retention             time.Duration    `yaml:"retention"`
+	LogLevel              string           `yaml:"log_level"`
+	Sources               []SourceConfig   `yaml:"sources"`
+	Endpoints             []EndpointConfig `yaml:"endpoints"`
+}
+
+// SourceConfig declares a source, provisioned at start-up.
+type SourceConfig struct {
+	ID       string         `yaml:"id"`
+	Provider string         `yaml:"provider"`
+	Secrets  map[string]any `yaml:"secrets"`
+}
+
+// EndpointConfig declares an endpoint (SPEC section 6).
+type EndpointConfig struct {
+	ID         string   `yaml:"id"`
+	URL        string   `yaml:"url"`
+	Secret     string   `yaml:"secret"`
+	EventTypes []string `yaml:"event_types"`
+	Sources    []string `yaml:"sources"`
+	Enabled    *bool    `yaml:"enabled"`
+	Ordered    bool     `yaml:"ordered"`
+	RateLimit  float64  `yaml:"rate_limit"`
+}
+
+// DefaultConfig returns the configuration of `verihook serve` with nothing set.
+func DefaultConfig() Config {
+	return Config{
+		Listen:       "127.0.0.1:8080",
+		DataDir:      "./verihook-data",
+		MaxBodyBytes: 1 << 20,
+		Retention:    30 * 24 * time.Hour,
+		LogLevel:     "info",
+	}
+}
+
+// commonFlags are the flags of every subcommand that touches the database.
+type commonFlags struct {
+	config, dataDir, database *string
+}
+
+func addCommonFlags(fs *flag.FlagSet) commonFlags {
+	return commonFlags{
+		config:   fs.String("config", "", "YAML configuration file (env VERIHOOK_CONFIG)"),
+		dataDir:  fs.String("data-dir", "", "directory of the embedded database and key file (default ./verihook-data; env VERIHOOK_DATA_DIR)"),
+		database: fs.String("database", "", "empty for the embedded SQLite database, or postgres://… (env VERIHOOK_DATABASE_URL)"),
+	}
+}
+
+// load builds the configuration from the file, the environment and the flags
+// that were set, and validates it.
+func (c commonFlags) load(fs *flag.FlagSet, getenv func(string) string, registry provider.Registry) (Config, error) {
+	cfg := DefaultConfig()
+	path := *c.config
+	if path == "" {
+		path = getenv("VERIHOOK_CONFIG")
+	}
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	envStr := map[string]*string{
+		"VERIHOOK_LISTEN": &cfg.Listen, "VERIHOOK_DATA_DIR": &cfg.DataDir,
+		"VERIHOOK_DATABASE_URL": &cfg.Database, "VERIHOOK_LOG_LEVEL": &cfg.LogLevel,
+	}
+	for name, dst := range envStr {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	if v := getenv("VERIHOOK_ALLOW_PRIVATE_ENDPOINTS"); v != "" {
+		cfg.AllowPrivateEndpoints = v == "1" || strings.EqualFold(v, "true") || strings.EqualFold(v, "yes")
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "data-dir":
+			cfg.DataDir = f.Value.String()
+		case "database":
+			cfg.Database = f.Value.String()
+		case "listen":
+			cfg.Listen = f.Value.String()
+		case "allow-private-endpoints":
+			cfg.AllowPrivateEndpoints = f.Value.String() == "true"
+		case "max-body-bytes":
+			fmt.Sscan(f.Value.String(), &cfg.MaxBodyBytes)
+		case "log-level":
+			cfg.LogLevel = f.Value.String()
+		}
+	})
+	return cfg, cfg.validate(getenv, registry)
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+
+// validate checks every field, expanding ${ENV} in secrets, and names the
+// first bad one.
+func (cfg *Config) validate(getenv func(string) string, registry provider.Registry) error {
+	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+		return fmt.Errorf("config: listen %q: want host:port, e.g. 127.0.0.1:8080", cfg.Listen)
+	}
+	if cfg.DataDir == "" {
+		return errors.New("config: data_dir must not be empty")
+	}
+	if cfg.Database != "" && !strings.HasPrefix(cfg.Database, "postgres://") && !strings.HasPrefix(cfg.Database, "postgresql://") {
+		return errors.New("config: database: want empty (embedded SQLite) or a postgres:// URL")
+	}
+	if cfg.MaxBodyBytes < 1024 {
+		return fmt.Errorf("config: max_body_bytes %d: want at least 1024", cfg.MaxBodyBytes)
+	}
+	if cfg.Retention < time.Hour {
+		return fmt.Errorf("config: retention %s: want at least 1h", cfg.Retention)
+	}
+	switch cfg.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config: log_level %q: want debug, info, warn or error", cfg.LogLevel)
+	}
+	seen := map[string]bool{}
+	for i, s := range cfg.Sources {
+		field := fmt.Sprintf("sources[%d]", i)
+		if !idPattern.MatchString(s.ID) {
+			return fmt.Errorf("config: %s.id %q: want 1-64 letters, digits, - or _, starting with a letter or digit", field, s.ID)
+		}
+		if seen[s.ID] {
+			return fmt.Errorf("config: %s.id %q: declared twice", field, s.ID)
+		}
+		seen[s.ID] = true
+		p, err := registry.Get(s.Provider)
+		if err != nil {
+			return fmt.Errorf("config: %s.provider: %s", field, hub.ErrorMessage(err))
+		}
+		secrets, err := flattenSecrets(s.Secrets, getenv)
+		if err != nil {
+			return fmt.Errorf("config: %s.secrets.%w", field, err)
+		}
+		if err := p.CheckSecrets(secrets); err != nil {
+			return fmt.Errorf("config: %s.secrets: %s", field, hub.ErrorMessage(err))
+		}
+	}
+	seen = map[string]bool{}
+	for i, e := range cfg.Endpoints {
+		field := fmt.Sprintf("endpoints[%d]", i)
+		if !idPattern.MatchString(e.ID) {
+			return fmt.Errorf("config: %s.id %q: want 1-64 letters, digits, - or _", field, e.ID)
+		}
+		if seen[e.ID] {
+			return fmt.Errorf("config: %s.id %q: declared twice", field, e.ID)
+		}
+		seen[e.ID] = true
+		if u, err := url.Parse(e.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("config: %s.url %q: want an http:// or https:// URL", field, e.URL)
+		}
+	}
+	return nil
+}
+
+// source returns the hub.Source a SourceConfig declares (already validated).
+func (s SourceConfig) source(getenv func(string) string) (hub.Source, error) {
+	secrets, err := flattenSecrets(s.Secrets, getenv)
+	return hub.Source{ID: s.ID, Provider: strings.ToLower(s.Provider), Secrets: secrets}, err
+}
+
+var envRef = regexp.MustCompile(`^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$`)
+
+// flattenSecrets turns the secrets map of a source into flat names
+// (webhook_secrets: {a: x} becomes webhook_secrets.a) and expands values
+// written as ${ENV_VAR}. Errors start with the secret's name.
+func flattenSecrets(in map[string]any, getenv func(string) string) (map[string]string, error) {
+	out := map[string]string{}
+	var walk func(prefix string, m map[string]any) error
+	walk = func(prefix string, m map[string]any) error {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			name := prefix + k
+			switch v := m[k].(type) {
+			case map[string]any:
+				if err := walk(name+".", v); err != nil {
+					return err
+				}
+			case string:
+				if ref := envRef.FindStringSubmatch(v); ref != nil {
+					v = getenv(ref[1])
+					if v == "" {
+						return fmt.Errorf("%s: environment variable %s is not set", name, ref[1])
+					}
+				}
+				out[name] = v
+			default:
+				return fmt.Errorf("%s: want a string", name)
+			}
+		}
+		return nil
+	}
+	return out, walk("", in)
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/verihook/verihook/internal/hub"
+	"github.com/verihook/verihook/internal/provider"
+)
+
+// buildBinary builds the verihook command once per test binary.
+var buildBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "verihook-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "verihook")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// process is a verihook serve child process.
+type process struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+var addrLine = regexp.MustCompile(`msg="verihook serving" addr=(\S+)`)
+
+// startProcess runs `verihook serve` with the config file and waits until it
+// listens.
+func startProcess(t *testing.T, bin, config string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--config", config)
+	cmd.Env = append(os.Environ(), "VERIHOOK_LOG_LEVEL=info")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := addrLine.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return &process{cmd: cmd, addr: a}
+	case <-time.After(30 * time.Second):
+		t.Fatal("verihook serve did not start within 30 s")
+		return nil
+	}
+}
+
+// crashCase is one webhook whose outcome is known in advance.
+type crashCase struct {
+	provider, event, ref string
+	f                    provider.Fields
+	want                 hub.Status // "" for events that make no verification
+}
+
+func crashCases(n int) []crashCase {
+	yes := true
+	var cs []crashCase
+	for i := range n {
+		ref := fmt.Sprintf("crash-%04d", i)
+		var c crashCase
+		switch i % 8 {
+		case 0:
+			c = crashCase{"identomat", "session-change", ref, provider.Fields{Status: "APPROVED"}, hub.StatusApproved}
+		case 1:
+			c = crashCase{"identomat", "one-time-password", ref, provider.Fields{}, ""}
+		case 2:
+			c = crashCase{"idenfy", "IDENTIFICATION_MANUAL_FINISHED", ref, provider.Fields{Status: "DENIED", Final: &yes}, hub.StatusRejected}
+		case 3:
+			c = crashCase{"idenfy", "IDENTIFICATION_AUTO_FINISHED", ref, provider.Fields{Status: "SUSPECTED", Final: &yes}, hub.StatusSuspected}
+		case 4:
+			c = crashCase{"kycaid", "VERIFICATION_COMPLETED", ref, provider.Fields{Status: "true", EventID: fmt.Sprintf("%036d", i)}, hub.StatusApproved}
+		case 5:
+			c = crashCase{"kycaid", "VERIFICATION_STATUS_CHANGED", ref, provider.Fields{Status: "pending", EventID: fmt.Sprintf("%036d", i)}, hub.StatusPending}
+		case 6:
+			c = crashCase{"fractal", "verification_rejected", ref, provider.Fields{Level: "basic"}, hub.StatusRejected}
+		case 7:
+			c = crashCase{"fractal", "credential_shared", ref, provider.Fields{}, ""}
+		}
+		c.f.Ref, c.f.Time = ref, time.Date(2026, 11, 1, 0, 0, i, 0, time.UTC)
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// TestCrashLosesNothing sends a few hundred webhooks of all four providers
+// concurrently to the real program, kills it with SIGKILL mid-burst, restarts
+// it on the same data, and checks that every acknowledged message is there
+// with the right verification status.
+func TestCrashLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary; skipped with -short")
+	}
+	t.Parallel()
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	config := filepath.Join(dir, "verihook.yaml")
+	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
+data_dir: %s
+sources:
+  - {id: identomat-main, provider: identomat, secrets: {callback_api_key: %s}}
+  - {id: idenfy-main, provider: idenfy, secrets: {signing_key: %s}}
+  - {id: kycaid-main, provider: kycaid, secrets: {api_token: %s}}
+  - {id: fractal-main, provider: fractal, secrets: {webhook_secret: %s}}
+`, filepath.Join(dir, "data"), testSecrets["identomat"], testSecrets["idenfy"], testSecrets["kycaid"], testSecrets["fractal"])
+	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	proc := startProcess(t, bin, config)
+	cases := crashCases(600)
+	type ack struct {
+		c  crashCase
+		id string
+	}
+	var (
+		mu     sync.Mutex
+		acked  []ack
+		failed atomic.Int64
+		wg     sync.WaitGroup
+		next   atomic.Int64
+	)
+	type built struct {
+		body []byte
+		h    http.Header
+	}
+	reqs := make([]built, len(cases))
+	for i, c := range cases {
+		reqs[i].body, reqs[i].h = signed(t, c.provider, c.event, c.f)
+	}
+	killAt := int64(len(cases) / 2)
+	client := &http.Client{Timeout: 10 * time.Second}
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(cases)) {
+					return
+				}
+				if i == killAt {
+					proc.cmd.Process.Kill() // no clean shutdown: SIGKILL
+				}
+				c := cases[i]
+				req, _ := http.NewRequest(http.MethodPost, "http://"+proc.addr+"/ingest/"+c.provider+"-main", bytes.NewReader(reqs[i].body))
+				req.Header = reqs[i].h
+				resp, err := client.Do(req)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				var a ingestAnswer
+				decodeErr := jsonDecode(resp, &a)
+				if resp.StatusCode == http.StatusOK && decodeErr == nil && a.MessageID != "" {
+					mu.Lock()
+					acked = append(acked, ack{c, a.MessageID})
+					mu.Unlock()
+				} else {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	proc.cmd.Wait()
+	t.Logf("acknowledged %d, failed %d of %d before and after SIGKILL", len(acked), failed.Load(), len(cases))
+	if len(acked) < 100 || failed.Load() == 0 {
+		t.Fatalf("acknowledged %d and failed %d: the kill did not land mid-burst", len(acked), failed.Load())
+	}
+
+	proc = startProcess(t, bin, config)
+	out, err := exec.Command(bin, "token", "create", "--role", "viewer", "--config", config).Output()
+	if err != nil {
+		t.Fatalf("token create: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	tok := lines[len(lines)-1]
+	base := "http://" + proc.addr
+	for _, a := range acked {
+		var msg hub.Message
+		if code := getJSON(t, base+"/api/v1/messages/"+a.id, tok, &msg); code != 200 || msg.Status != hub.MessageAccepted {
+			t.Errorf("acknowledged message %s (%s %s) after restart: %d %+v", a.id, a.c.provider, a.c.event, code, msg)
+			continue
+		}
+		if a.c.want == "" {
+			if len(msg.Events) == 0 {
+				t.Errorf("message %s lost its event", a.id)
+			}
+			continue
+		}
+		v := verificationOf(t, base, tok, a.c.provider+"-main", a.c.ref, a.c.f.Level)
+		if v.Status != a.c.want || v.Version != 1 {
+			t.Errorf("%s %s %s: status %s version %d, want %s version 1", a.c.provider, a.c.event, a.c.ref, v.Status, v.Version, a.c.want)
+		}
+	}
+}

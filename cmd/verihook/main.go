@@ -1,0 +1,138 @@
+// Command verihook is a self-hosted hub for identity-verification (KYC/KYB)
+// webhooks. Run `verihook --help` for the subcommands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/verihook/verihook/internal/provider"
+	"github.com/verihook/verihook/internal/provider/fractal"
+	"github.com/verihook/verihook/internal/provider/idenfy"
+	"github.com/verihook/verihook/internal/provider/identomat"
+	"github.com/verihook/verihook/internal/provider/kycaid"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `verihook: a self-hosted hub for identity-verification (KYC/KYB) webhooks.
+It receives and authenticates the callbacks of Identomat, iDenfy, KYCAID and
+Fractal ID, stores them durably, and keeps a correct current status for every
+verification.
+
+Usage:
+  verihook serve [flags]                          run the service (default: embedded SQLite in
+                                                  ./verihook-data, listening on 127.0.0.1:8080)
+  verihook token create --role admin|viewer       create an API token; printed once
+  verihook migrate [flags]                        apply database migrations and exit
+  verihook simulate PROVIDER EVENT --to URL --secret S [fields]
+                                                  send a provider's callback, signed as it signs it
+  verihook simulate PROVIDER --list               list a provider's events
+  verihook simulate PROVIDER --scenario FILE      play a sequence (duplicates, reordering)
+  verihook version                                print the version
+
+Getting started:
+  1. Declare a source per provider account in verihook.yaml (see README.md):
+       sources:
+         - {id: idenfy-main, provider: idenfy, secrets: {signing_key: "${IDENFY_SIGNING_KEY}"}}
+  2. verihook serve --config verihook.yaml
+  3. Set the provider's callback URL to https://YOUR-HOST/ingest/idenfy-main
+  4. Try it offline:
+       verihook simulate idenfy IDENTIFICATION_AUTO_FINISHED \
+         --to http://127.0.0.1:8080/ingest/idenfy-main --secret "$IDENFY_SIGNING_KEY"
+  5. verihook token create --role viewer --config verihook.yaml, then
+       curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/api/v1/verifications
+
+Run 'verihook COMMAND --help' for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// registry returns every provider verihook knows.
+func registry() provider.Registry {
+	return provider.NewRegistry(identomat.New(), idenfy.New(), kycaid.New(), fractal.New())
+}
+
+// env carries what a subcommand reads from the outside world, so that tests
+// can run subcommands in-process.
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+// run runs one subcommand and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	e := env{stdout: stdout, stderr: stderr, getenv: getenv}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmds := map[string]func(context.Context, env, []string) error{
+		"serve":    runServe,
+		"token":    runToken,
+		"migrate":  runMigrate,
+		"simulate": runSimulate,
+		"version": func(context.Context, env, []string) error {
+			fmt.Fprintln(stdout, "verihook", version)
+			return nil
+		},
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "verihook: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	err := cmd(ctx, e, args[1:])
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	default:
+		fmt.Fprintf(stderr, "verihook %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+// errUsage means the command line was wrong and the flag package has said so.
+var errUsage = errors.New("usage")
+
+// newFlagSet returns a flag set that reports its errors on e.stderr.
+func newFlagSet(e env, name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: verihook %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses args, mapping flag errors to errUsage.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	return nil
+}

@@ -1,0 +1,49 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+
+	"github.com/verihook/verihook/internal/hub"
+)
+
+// handleIngest receives one provider callback (SPEC section 3). The body is
+// read whole, within the limit, and passed on as raw bytes: signatures are
+// checked over exactly what arrived.
+func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
+	sourceID := r.PathValue("source_id")
+	remote := remoteAddr(r)
+	limit := s.MaxBody
+	if limit <= 0 {
+		limit = DefaultMaxBody
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		s.Receiver.Reject(r.Context(), sourceID, remote, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", limit))
+		s.error(w, r, hub.Errorf(hub.ETOOLARGE, "body over the limit of %d bytes", limit))
+		return
+	} else if err != nil {
+		s.error(w, r, hub.Errorf(hub.EINVALID, "could not read the body"))
+		return
+	}
+	res, err := s.Receiver.Receive(r.Context(), IngestRequest{SourceID: sourceID, RemoteAddr: remote, Header: r.Header, Body: body})
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// remoteAddr is the peer's IP address. X-Forwarded-For is not trusted: an
+// operator behind a proxy sees the proxy's address.
+func remoteAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

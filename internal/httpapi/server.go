@@ -1,0 +1,95 @@
+// Package httpapi is verihook's HTTP edge: the ingest route that providers
+// call, the JSON API under /api/v1 behind bearer tokens with roles, and the
+// health endpoints. It speaks to the rest of verihook only through hub types
+// and the small interfaces declared here; cmd/verihook wires the concrete ones.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/verihook/verihook/internal/hub"
+)
+
+// Receiver stores one authenticated provider callback; ingest.Service
+// implements it through an adapter in cmd/verihook.
+type Receiver interface {
+	// Receive returns the stored message's id, whether it was quarantined,
+	// and whether it was a duplicate. Its errors are *hub.Error values:
+	// ENOTFOUND (unknown source), EUNAUTHORIZED (bad signature) or
+	// EUNAVAILABLE (not stored; the provider must retry).
+	Receive(ctx context.Context, r IngestRequest) (IngestResponse, error)
+	// Reject records an audit row for a request refused at the edge.
+	Reject(ctx context.Context, sourceID, remoteAddr string, status int, reason string)
+}
+
+// IngestRequest is one call on POST /ingest/{source_id}.
+type IngestRequest struct {
+	SourceID   string
+	RemoteAddr string
+	Header     http.Header
+	Body       []byte
+}
+
+// IngestResponse is the JSON answer to an accepted call (SPEC section 3).
+type IngestResponse struct {
+	Status    hub.MessageStatus `json:"status"`
+	MessageID string            `json:"message_id"`
+	Duplicate bool              `json:"duplicate"`
+}
+
+// DefaultMaxBody is the largest ingest body accepted unless configured: 1 MiB.
+const DefaultMaxBody = 1 << 20
+
+// Server holds the handlers' dependencies. Set the fields, then use Handler.
+type Server struct {
+	Store    hub.Store
+	Receiver Receiver
+	Logger   *slog.Logger
+	// MaxBody limits ingest bodies; 0 means DefaultMaxBody.
+	MaxBody int64
+}
+
+// Handler returns the routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /ingest/{source_id}", s.handleIngest)
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
+
+	api := func(pattern string, role hub.Role, h http.HandlerFunc) {
+		mux.Handle(pattern, s.authenticate(role, h))
+	}
+	api("GET /api/v1/sources", hub.RoleViewer, s.handleSources)
+	api("GET /api/v1/messages", hub.RoleViewer, s.handleMessages)
+	api("GET /api/v1/messages/{id}", hub.RoleViewer, s.handleMessage)
+	api("GET /api/v1/verifications", hub.RoleViewer, s.handleVerifications)
+	api("GET /api/v1/verifications/{id}", hub.RoleViewer, s.handleVerification)
+	api("GET /api/v1/events", hub.RoleViewer, s.handleEvents)
+	api("GET /api/v1/events/{id}", hub.RoleViewer, s.handleEvent)
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		s.error(w, r, hub.Errorf(hub.ENOTFOUND, "no such API route: %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if err := s.Store.Ping(r.Context()); err != nil {
+		s.log().Error("readiness: store ping", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "storage unavailable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,132 @@
+package hub
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Endpoint is a company's URL that receives normalized events (SPEC section 6).
+type Endpoint struct {
+	ID  string `json:"id"`
+	URL string `json:"url"`
+	// Secret signs deliveries: "whsec_" and base64 of the key bytes.
+	Secret string `json:"-"`
+	// PreviousSecret still signs deliveries, beside Secret, until
+	// PreviousSecretExpiresAt: rotation keeps the old secret valid for 24 h.
+	PreviousSecret          string    `json:"-"`
+	PreviousSecretExpiresAt time.Time `json:"previous_secret_expires_at,omitzero"`
+	// EventTypes filters events by exact type or by a prefix ending in ".*";
+	// empty means every type.
+	EventTypes []string `json:"event_types"`
+	// Sources, when not empty, admits only events of these sources.
+	Sources []string `json:"sources"`
+	Enabled bool     `json:"enabled"`
+	// DisabledReason says why verihook disabled the endpoint (410, failing
+	// for 5 days); empty when an operator did or when it is enabled.
+	DisabledReason string `json:"disabled_reason,omitempty"`
+	// Ordered delivers the events of one verification one at a time, in order.
+	Ordered bool `json:"ordered"`
+	// RateLimit caps requests per second to the endpoint; 0 means no cap.
+	RateLimit float64 `json:"rate_limit"`
+	// FailingSince is when the current run of failures began; zero while
+	// the endpoint succeeds.
+	FailingSince time.Time `json:"failing_since,omitzero"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// SecretPrefix starts every endpoint secret (Standard Webhooks).
+const SecretPrefix = "whsec_"
+
+// NewEndpointSecret returns a random endpoint secret of 32 bytes.
+func NewEndpointSecret() string {
+	var b [32]byte
+	rand.Read(b[:])
+	return SecretPrefix + base64.StdEncoding.EncodeToString(b[:])
+}
+
+// ValidEndpointSecret reports whether s is "whsec_" and base64 of 24 to 64 bytes.
+func ValidEndpointSecret(s string) bool {
+	raw, ok := strings.CutPrefix(s, SecretPrefix)
+	if !ok {
+		return false
+	}
+	b, err := base64.StdEncoding.DecodeString(raw)
+	return err == nil && len(b) >= 24 && len(b) <= 64
+}
+
+// Matches reports whether e wants ev: enabled, its event type filter admits
+// ev's type, and its sources filter (if any) admits ev's source.
+func (e *Endpoint) Matches(ev Event) bool {
+	if !e.Enabled || (len(e.Sources) > 0 && !slices.Contains(e.Sources, ev.Source)) {
+		return false
+	}
+	if len(e.EventTypes) == 0 {
+		return true
+	}
+	for _, t := range e.EventTypes {
+		if t == ev.Type || t == "*" {
+			return true
+		}
+		if prefix, ok := strings.CutSuffix(t, "*"); ok && strings.HasSuffix(prefix, ".") && strings.HasPrefix(ev.Type, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// ValidEventTypeFilter reports whether f is a known event type, "*", or a
+// known type's prefix ending in ".*" (verification.*).
+func ValidEventTypeFilter(f string) bool {
+	if f == "*" || slices.Contains(EventTypes, f) {
+		return true
+	}
+	prefix, ok := strings.CutSuffix(f, ".*")
+	return ok && slices.ContainsFunc(EventTypes, func(t string) bool { return strings.HasPrefix(t, prefix+".") })
+}
+
+// DeliveryStatus is where a delivery stands.
+type DeliveryStatus string
+
+// The delivery statuses.
+const (
+	DeliveryPending   DeliveryStatus = "pending"   // due now or at NextAttemptAt
+	DeliverySucceeded DeliveryStatus = "succeeded" // the endpoint answered 2xx
+	DeliveryFailed    DeliveryStatus = "failed"    // dead letter: the schedule is exhausted, or the endpoint is gone
+)
+
+// Delivery is one event on its way to one endpoint.
+type Delivery struct {
+	ID         string `json:"id"`
+	EndpointID string `json:"endpoint_id"`
+	EventID    string `json:"event_id"`
+	EventType  string `json:"event_type"`
+	Source     string `json:"source"`
+	// VerificationID orders the deliveries of an ordered endpoint.
+	VerificationID string         `json:"verification_id,omitempty"`
+	Status         DeliveryStatus `json:"status"`
+	Attempts       int            `json:"attempts"`
+	NextAttemptAt  time.Time      `json:"next_attempt_at,omitzero"`
+	LastStatusCode int            `json:"last_status_code,omitempty"`
+	LastError      string         `json:"last_error,omitempty"`
+	CreatedAt      time.Time      `json:"created_at"`
+	UpdatedAt      time.Time      `json:"updated_at"`
+	// AttemptLog holds the attempts, newest first; filled only when one
+	// delivery is read.
+	AttemptLog []Attempt `json:"attempt_log,omitempty"`
+}
+
+// Attempt is one HTTP request of a delivery.
+type Attempt struct {
+	ID         string    `json:"id"`
+	DeliveryID string    `json:"delivery_id"`
+	At         time.Time `json:"at"`
+	StatusCode int       `json:"status_code,omitempty"`
+	LatencyMS  int64     `json:"latency_ms"`
+	// Response is the start of the response body, at most 1 KiB.
+	Response string `json:"response,omitempty"`
+	Error    string `json:"error,omitempty"`
+}

@@ -1,0 +1,55 @@
+// Package sqlite implements hub.Store on one SQLite database file, with
+// modernc.org/sqlite (pure Go, no cgo). It is verihook's embedded default and
+// is held to the same conformance suite as the PostgreSQL store
+// (internal/store/storetest).
+//
+// # Durability
+//
+// verihook acknowledges a provider's webhook only after Store.Ingest has
+// returned nil, so a nil return must mean "on disk": the database runs in WAL
+// mode with synchronous=FULL, which fsyncs the write-ahead log at every
+// commit. A process crash or a power loss after Ingest returns loses nothing.
+//
+// # One writer, many readers
+//
+// SQLite serializes writers no matter how many connections try, so the store
+// keeps exactly one writing connection and lets one goroutine, the writer,
+// own it. Reads use a separate pool of query_only connections; in WAL mode
+// they see the last committed state and neither wait for the writer nor hold
+// it up. Transactions begin IMMEDIATE, taking the write lock up front, so
+// another process using the same file (the token and migrate subcommands)
+// makes the writer wait (busy_timeout) instead of failing a transaction half
+// way.
+//
+// # Group commit
+//
+// An fsync costs about a millisecond on a good disk and far more on a cheap
+// one; one per webhook would cap the hub at a few hundred per second. So every
+// write (Ingest, RecordRejection, UpsertSource, CreateToken, PurgeBodies) is
+// sent to the writer as a request and waits. The writer takes the first
+// request and everything queued behind it (up to 256), runs them in ONE
+// transaction, each under its own SAVEPOINT, commits once, and only then
+// answers each caller. A request that fails (a constraint, a bad value) is
+// rolled back to its savepoint and gets its own error; the rest of the batch
+// commits. If the transaction itself fails, every request in it gets an
+// error, and none is acknowledged. There is no timer: while a batch commits,
+// the next one queues up, so batches grow with load and an idle store
+// answers at once.
+//
+// A caller whose context ends while it waits gets the context's error. Its
+// request is skipped if the writer has not started it; if the writer has, it
+// may commit regardless (a provider that retries is then told "duplicate").
+// The transaction itself never runs under a caller's context: a canceled
+// statement would make SQLite roll back the whole batch.
+//
+// Close stops accepting writes, lets the writer answer everything already
+// queued, and closes the database; writes after Close are EUNAVAILABLE.
+//
+// # Schema
+//
+// Migrations are embedded (migrations/*.sql), applied in name order at Open,
+// each in a transaction with its row in schema_migrations. Times are stored
+// as INTEGER nanoseconds since the epoch (UTC) and read back exactly; bodies
+// and source secrets are BLOBs sealed with hub.Cipher. Lists page on ids,
+// which sort by creation time; a cursor is the last id of the previous page.
+package sqlite

@@ -1,0 +1,531 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/verihook/verihook/internal/hub"
+	"github.com/verihook/verihook/internal/store/storetest"
+)
+
+// TestStore runs the conformance suite on a fresh database file per subtest.
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) hub.Store {
+		return openStore(t, filepath.Join(t.TempDir(), "verihook.db"), newKey(t))
+	})
+}
+
+func newKey(t testing.TB) []byte {
+	t.Helper()
+	key := make([]byte, hub.KeySize)
+	rand.Read(key)
+	return key
+}
+
+// openStore opens the database at path with key and closes it when the test
+// ends.
+func openStore(t testing.TB, path string, key []byte) *Store {
+	t.Helper()
+	c, err := hub.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(context.Background(), path, c)
+	if err != nil {
+		t.Fatalf("Open(%s) = %v", path, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+var t0 = time.Date(2026, 11, 24, 12, 0, 0, 123456789, time.UTC)
+
+// testIngest returns an ingest of one message with one observation of ref
+// and one otp.requested event.
+func testIngest(source, dedup, ref string, body []byte) hub.Ingest {
+	m := hub.Message{
+		ID: hub.NewID("msg", t0), SourceID: source, Provider: hub.ProviderIdenfy, ReceivedAt: t0,
+		RemoteAddr: "203.0.113.7:1", Status: hub.MessageAccepted, HTTPStatus: 200, EventName: "AUTO_FINISHED",
+		DedupKey: dedup, Body: body, Preview: json.RawMessage(`{"scanRef":"` + ref + `"}`),
+	}
+	data, _ := json.Marshal(hub.OTPRequested{Channel: "sms", Recipient: "+1555", Text: "code 1", SessionRef: ref})
+	return hub.Ingest{
+		Message: m,
+		Observations: []hub.Observation{{
+			VerificationKey: hub.VerificationKey{Source: source, ProviderRef: ref},
+			Provider:        hub.ProviderIdenfy, Kind: hub.KindKYC, Status: hub.StatusApproved, Final: true,
+			ProviderEvent: "AUTO_FINISHED", ReceivedAt: t0, MessageID: m.ID,
+		}},
+		Events: []hub.Event{{ID: hub.NewID("evt", t0), Type: hub.EventOTPRequested, Source: source,
+			Provider: hub.ProviderIdenfy, Data: data, MessageID: m.ID}},
+	}
+}
+
+// TestEncryptionAtRest: neither the database file nor its WAL holds a body or
+// a secret in plaintext.
+func TestEncryptionAtRest(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "verihook.db")
+	s := openStore(t, path, newKey(t))
+	ctx := context.Background()
+	const bodyMarker, secretMarker = "JANE-DOE-PASSPORT-X1234567", "signing-key-SUPERSECRET"
+	if err := s.UpsertSource(ctx, hub.Source{ID: "idenfy-main", Provider: hub.ProviderIdenfy,
+		Secrets: map[string]string{"signing_key": secretMarker}}); err != nil {
+		t.Fatal(err)
+	}
+	in := testIngest("idenfy-main", "k1", "scan-1", []byte(`{"name":"`+bodyMarker+`"}`))
+	if _, err := s.Ingest(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	// The plaintext is readable through the store...
+	m, err := s.Message(ctx, in.Message.ID)
+	if err != nil || !bytes.Contains(m.Body, []byte(bodyMarker)) {
+		t.Fatalf("Message = body %q, %v; want the plaintext body", m.Body, err)
+	}
+	src, err := s.Source(ctx, "idenfy-main")
+	if err != nil || src.Secrets["signing_key"] != secretMarker {
+		t.Fatalf("Source = %+v, %v", src, err)
+	}
+	// ...and nowhere on disk, whether still in the WAL or checkpointed.
+	check := func(when string) {
+		t.Helper()
+		seen := 0
+		for _, p := range []string{path, path + "-wal"} {
+			raw, err := os.ReadFile(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen += len(raw)
+			for _, marker := range []string{bodyMarker, secretMarker} {
+				if bytes.Contains(raw, []byte(marker)) {
+					t.Errorf("%s: %s holds %q in plaintext", when, filepath.Base(p), marker)
+				}
+			}
+		}
+		if seen == 0 {
+			t.Fatalf("%s: no database bytes on disk", when)
+		}
+	}
+	if fi, err := os.Stat(path + "-wal"); err != nil || fi.Size() == 0 {
+		t.Fatalf("expected a non-empty WAL while the store is open: %v", err)
+	}
+	check("open")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check("closed")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := fi.Mode().Perm(); mode != 0o600 {
+		t.Errorf("database file mode = %o, want 600", mode)
+	}
+}
+
+// TestReopen: everything survives a close and reopen, and migrations are not
+// applied twice.
+func TestReopen(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "verihook.db")
+	key := newKey(t)
+	ctx := context.Background()
+	s := openStore(t, path, key)
+	in := testIngest("idenfy-main", "k1", "scan-1", []byte(`{"a":1}`))
+	res, err := s.Ingest(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := hub.Source{ID: "idenfy-main", Provider: hub.ProviderIdenfy, Secrets: map[string]string{"signing_key": "k"}}
+	if err := s.UpsertSource(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	tok := hub.Token{ID: "tok_1", Name: "ops", Role: hub.RoleAdmin, Hash: "sha256:ff"}
+	if err := s.CreateToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	for i := range 2 {
+		s := openStore(t, path, key)
+		m, err := s.Message(ctx, in.Message.ID)
+		if err != nil || string(m.Body) != `{"a":1}` || len(m.Events) != 2 {
+			t.Fatalf("reopen %d: Message = %+v, %v", i, m, err)
+		}
+		if !m.ReceivedAt.Equal(t0) || m.ReceivedAt.Nanosecond() != t0.Nanosecond() {
+			t.Errorf("reopen %d: received_at %v, want %v to the nanosecond", i, m.ReceivedAt, t0)
+		}
+		v, err := s.Verification(ctx, res.Events[0].VerificationID)
+		if err != nil || v.Version != 1 || len(v.Timeline) != 1 {
+			t.Fatalf("reopen %d: Verification = %+v, %v", i, v, err)
+		}
+		if got, err := s.Source(ctx, src.ID); err != nil || got.Secrets["signing_key"] != "k" {
+			t.Errorf("reopen %d: Source = %+v, %v", i, got, err)
+		}
+		if got, err := s.TokenByHash(ctx, tok.Hash); err != nil || got.ID != tok.ID {
+			t.Errorf("reopen %d: TokenByHash = %+v, %v", i, got, err)
+		}
+		again := testIngest("idenfy-main", "k1", "scan-1", []byte(`{"a":2}`))
+		if r, err := s.Ingest(ctx, again); err != nil || !r.Duplicate || r.MessageID != in.Message.ID {
+			t.Errorf("reopen %d: Ingest(same key) = %+v, %v; want a duplicate of %s", i, r, err, in.Message.ID)
+		}
+		var n int
+		if err := s.rdb.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		files, _ := fs.Glob(migrations, "migrations/*.sql")
+		if n != len(files) || n == 0 {
+			t.Errorf("reopen %d: %d migrations recorded, want %d", i, n, len(files))
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestWrongKey: a store opened with another key cannot read bodies or
+// secrets, and says so.
+func TestWrongKey(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "verihook.db")
+	ctx := context.Background()
+	s := openStore(t, path, newKey(t))
+	in := testIngest("idenfy-main", "k1", "scan-1", []byte(`{"a":1}`))
+	if _, err := s.Ingest(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpsertSource(ctx, hub.Source{ID: "idenfy-main", Provider: hub.ProviderIdenfy,
+		Secrets: map[string]string{"signing_key": "k"}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	other := openStore(t, path, newKey(t))
+	_, err := other.Message(ctx, in.Message.ID)
+	if !errors.Is(err, hub.ErrDecrypt) || !strings.Contains(err.Error(), "wrong key") {
+		t.Errorf("Message with the wrong key = %v, want an error wrapping hub.ErrDecrypt", err)
+	}
+	_, err = other.Source(ctx, "idenfy-main")
+	if !errors.Is(err, hub.ErrDecrypt) {
+		t.Errorf("Source with the wrong key = %v, want an error wrapping hub.ErrDecrypt", err)
+	}
+	_, err = other.Sources(ctx)
+	if !errors.Is(err, hub.ErrDecrypt) {
+		t.Errorf("Sources with the wrong key = %v, want an error wrapping hub.ErrDecrypt", err)
+	}
+	// What is not encrypted still reads.
+	if ms, _, err := other.Messages(ctx, hub.MessageFilter{}); err != nil || len(ms) != 1 {
+		t.Errorf("Messages with the wrong key = %d, %v; want 1, nil", len(ms), err)
+	}
+}
+
+// request returns a writeReq for in, as Ingest would submit it, and where
+// its result will be.
+func request(t *testing.T, s *Store, ctx context.Context, in hub.Ingest) (*writeReq, *hub.IngestResult) {
+	t.Helper()
+	r, err := s.prepareIngest(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res hub.IngestResult
+	return &writeReq{ctx: ctx, done: make(chan error, 1), fn: func(tx *wtx) error {
+		var err error
+		res, err = s.ingestTx(tx, r)
+		return err
+	}}, &res
+}
+
+// TestBatchIsolation runs one batch in which some requests fail: each fails
+// alone, leaving no trace, and the others commit.
+func TestBatchIsolation(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, filepath.Join(t.TempDir(), "verihook.db"), newKey(t))
+	ctx := context.Background()
+
+	good1 := testIngest("src", "k1", "scan-1", []byte(`{"n":1}`))
+	// bad touches the verification good1 creates and then fails on an event
+	// id that good1 stored in the same transaction.
+	bad := testIngest("src", "k2", "scan-1", []byte(`{"n":2}`))
+	bad.Observations[0].Status = hub.StatusRejected
+	bad.Events[0].ID = good1.Events[0].ID
+	canceled := testIngest("src", "k3", "scan-3", []byte(`{"n":3}`))
+	panics := &writeReq{ctx: ctx, done: make(chan error, 1), fn: func(tx *wtx) error {
+		if _, err := tx.exec(`INSERT INTO tokens (id, role, hash, created_at) VALUES ('tok_p', 'admin', 'h', 0)`); err != nil {
+			return err
+		}
+		panic("boom")
+	}}
+	// good2 has the dedup key bad had: bad's rollback must not leave it
+	// behind.
+	good2 := testIngest("src", "k2", "scan-2", []byte(`{"n":4}`))
+
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	r1, res1 := request(t, s, ctx, good1)
+	r2, _ := request(t, s, ctx, bad)
+	r3, _ := request(t, s, cctx, canceled)
+	r5, res5 := request(t, s, ctx, good2)
+	errs := s.commit([]*writeReq{r1, r2, r3, panics, r5})
+
+	if errs[0] != nil || errs[4] != nil {
+		t.Fatalf("good requests failed: %v, %v", errs[0], errs[4])
+	}
+	if code := hub.ErrorCode(fail("ingest", errs[1])); code != hub.ECONFLICT {
+		t.Errorf("bad request: %v (code %s), want a conflict", errs[1], code)
+	}
+	if !errors.Is(errs[2], context.Canceled) {
+		t.Errorf("canceled request: %v, want context.Canceled", errs[2])
+	}
+	if errs[3] == nil || !strings.Contains(errs[3].Error(), "boom") {
+		t.Errorf("panicking request: %v, want an error", errs[3])
+	}
+	if res1.MessageID != good1.Message.ID || res5.MessageID != good2.Message.ID || res5.Duplicate {
+		t.Errorf("results = %+v, %+v", res1, res5)
+	}
+
+	for _, id := range []string{bad.Message.ID, canceled.Message.ID} {
+		if _, err := s.Message(ctx, id); hub.ErrorCode(err) != hub.ENOTFOUND {
+			t.Errorf("Message(%s) of a failed request = %v, want not found", id, err)
+		}
+	}
+	for _, id := range []string{good1.Message.ID, good2.Message.ID} {
+		if _, err := s.Message(ctx, id); err != nil {
+			t.Errorf("Message(%s) of a good request = %v", id, err)
+		}
+	}
+	v, err := s.Verification(ctx, res1.Events[0].VerificationID)
+	if err != nil || v.Status != hub.StatusApproved || v.Version != 1 || len(v.Timeline) != 1 {
+		t.Errorf("verification after the batch = %+v, %v; want approved v1 with one entry", v, err)
+	}
+	if _, err := s.TokenByHash(ctx, "h"); hub.ErrorCode(err) != hub.ENOTFOUND {
+		t.Errorf("the panicking request's write survived: %v", err)
+	}
+
+	// The writer goes on as before.
+	if _, err := s.Ingest(ctx, testIngest("src", "k9", "scan-9", nil)); err != nil {
+		t.Errorf("Ingest after the batch = %v", err)
+	}
+}
+
+// TestCloseDrains: every Ingest that returned nil before or during Close is
+// on disk after reopening; the others were refused as unavailable.
+func TestCloseDrains(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "verihook.db")
+	key := newKey(t)
+	s := openStore(t, path, key)
+	const n = 200
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		acked []string
+	)
+	for i := range n {
+		in := testIngest("src", fmt.Sprint("k", i), fmt.Sprint("scan-", i), []byte(`{}`))
+		wg.Go(func() {
+			_, err := s.Ingest(context.Background(), in)
+			switch hub.ErrorCode(err) {
+			case "":
+				mu.Lock()
+				acked = append(acked, in.Message.ID)
+				mu.Unlock()
+			case hub.EUNAVAILABLE:
+			default:
+				t.Errorf("Ingest = %v, want nil or unavailable", err)
+			}
+		})
+		if i == n/2 {
+			go s.Close()
+		}
+	}
+	wg.Wait()
+	s.Close()
+	if len(acked) == 0 {
+		t.Fatal("no ingest was acknowledged")
+	}
+	s2 := openStore(t, path, key)
+	for _, id := range acked {
+		if _, err := s2.Message(context.Background(), id); err != nil {
+			t.Errorf("acknowledged message %s: %v", id, err)
+		}
+	}
+	t.Logf("%d of %d acknowledged before Close", len(acked), n)
+}
+
+// TestCanceled: an Ingest whose context has ended stores nothing.
+func TestCanceled(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, filepath.Join(t.TempDir(), "verihook.db"), newKey(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	in := testIngest("src", "k", "scan", nil)
+	if _, err := s.Ingest(ctx, in); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Ingest(canceled) = %v, want context.Canceled", err)
+	}
+	if _, err := s.Message(context.Background(), in.Message.ID); hub.ErrorCode(err) != hub.ENOTFOUND {
+		t.Errorf("Message after a canceled Ingest = %v, want not found", err)
+	}
+}
+
+// TestClock: what the caller leaves unset comes from Store.Now.
+func TestClock(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, filepath.Join(t.TempDir(), "verihook.db"), newKey(t))
+	fixed := time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
+	s.Now = func() time.Time { return fixed }
+	ctx := context.Background()
+	if err := s.RecordRejection(ctx, hub.Message{SourceID: "nope", HTTPStatus: 404, Reason: "unknown source"}); err != nil {
+		t.Fatal(err)
+	}
+	ms, _, err := s.Messages(ctx, hub.MessageFilter{})
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("Messages = %v, %v", ms, err)
+	}
+	if !ms[0].ReceivedAt.Equal(fixed) || !strings.HasPrefix(ms[0].ID, "msg_") {
+		t.Errorf("rejection = id %s received %v, want a msg_ id received %v", ms[0].ID, ms[0].ReceivedAt, fixed)
+	}
+	in := testIngest("src", "k", "scan", nil)
+	in.Message.ReceivedAt, in.Observations[0].ReceivedAt, in.Events[0].CreatedAt = time.Time{}, time.Time{}, time.Time{}
+	res, err := s.Ingest(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range res.Events {
+		if !e.CreatedAt.Equal(fixed) {
+			t.Errorf("event %s created %v, want %v", e.ID, e.CreatedAt, fixed)
+		}
+	}
+	if want := hub.NewID("evt", fixed)[:13]; !strings.HasPrefix(res.Events[0].ID, want) {
+		t.Errorf("generated event id %s does not carry the clock's time (%s…)", res.Events[0].ID, want)
+	}
+}
+
+// TestOpenErrors: bad paths, a missing cipher and a file that is not a
+// database are refused.
+func TestOpenErrors(t *testing.T) {
+	t.Parallel()
+	c, _ := hub.NewCipher(newKey(t))
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, path := range []string{"", filepath.Join(dir, "a?b.db"), filepath.Join(dir, "missing", "verihook.db")} {
+		if s, err := Open(ctx, path, c); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", path)
+		}
+	}
+	if _, err := Open(ctx, filepath.Join(dir, "x.db"), nil); err == nil {
+		t.Error("Open without a cipher succeeded")
+	}
+	// A file that is not a database is refused.
+	junk := filepath.Join(dir, "junk.db")
+	os.WriteFile(junk, bytes.Repeat([]byte("not a database "), 512), 0o600)
+	if s, err := Open(ctx, junk, c); err == nil {
+		s.Close()
+		t.Error("Open(junk) succeeded")
+	}
+}
+
+// benchBody is a body of typical size for a KYC result webhook.
+var benchBody = bytes.Repeat([]byte(`{"field":"some value of a KYC payload"},`), 40)
+
+func benchIngest(i int64) hub.Ingest {
+	return testIngest("src", fmt.Sprint("k", i), fmt.Sprint("scan-", i), benchBody)
+}
+
+// BenchmarkIngest measures one caller at a time: every Ingest waits for its
+// own fsync.
+func BenchmarkIngest(b *testing.B) {
+	s := openStore(b, filepath.Join(b.TempDir(), "verihook.db"), newKey(b))
+	ctx := context.Background()
+	b.ReportAllocs()
+	var i int64
+	for b.Loop() {
+		i++
+		if _, err := s.Ingest(ctx, benchIngest(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportBatches(b, s)
+}
+
+// BenchmarkIngestParallel measures many concurrent callers (32 per CPU, as
+// an HTTP server under load has), which group commit lets share fsyncs.
+func BenchmarkIngestParallel(b *testing.B) {
+	s := openStore(b, filepath.Join(b.TempDir(), "verihook.db"), newKey(b))
+	ctx := context.Background()
+	var (
+		mu   sync.Mutex
+		next int64
+	)
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			mu.Lock()
+			next++
+			i := next
+			mu.Unlock()
+			if _, err := s.Ingest(ctx, benchIngest(i)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	reportBatches(b, s)
+}
+
+func reportBatches(b *testing.B, s *Store) {
+	if n := s.batches.Load(); n > 0 {
+		b.ReportMetric(float64(s.writes.Load())/float64(n), "writes/commit")
+	}
+}
+
+// TestPragmas: the settings durability depends on are in force on the
+// connections that need them.
+func TestPragmas(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, filepath.Join(t.TempDir(), "verihook.db"), newKey(t))
+	for _, tc := range []struct {
+		db     *sql.DB
+		pragma string
+		want   string
+	}{
+		{s.wdb, "journal_mode", "wal"},
+		{s.wdb, "synchronous", "2"}, // FULL
+		{s.wdb, "foreign_keys", "1"},
+		{s.wdb, "busy_timeout", fmt.Sprint(busyTimeout.Milliseconds())},
+		{s.wdb, "query_only", "0"},
+		{s.rdb, "journal_mode", "wal"},
+		{s.rdb, "query_only", "1"},
+		{s.rdb, "busy_timeout", fmt.Sprint(busyTimeout.Milliseconds())},
+	} {
+		var got string
+		if err := tc.db.QueryRow("PRAGMA " + tc.pragma).Scan(&got); err != nil {
+			t.Fatalf("PRAGMA %s: %v", tc.pragma, err)
+		}
+		if got != tc.want {
+			t.Errorf("PRAGMA %s = %s, want %s (writer: %v)", tc.pragma, got, tc.want, tc.db == s.wdb)
+		}
+	}
+	// The read pool refuses writes.
+	if _, err := s.rdb.Exec(`DELETE FROM messages`); err == nil {
+		t.Error("a write through the read pool succeeded")
+	}
+}

@@ -1,0 +1,264 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/verihook/verihook/internal/hub"
+)
+
+// maxBatch is the most writes committed in one transaction. Larger batches
+// amortize the fsync further but make every caller in them wait for the whole
+// batch: an Ingest costs the writer about 150µs (BenchmarkIngestParallel), so
+// a full batch answers its first caller some 40ms late.
+const maxBatch = 256
+
+// errClosed is returned for writes submitted after Close.
+var errClosed = hub.Errorf(hub.EUNAVAILABLE, "store is closed")
+
+// writeReq is one write waiting for the writer goroutine. fn runs inside the
+// batch's transaction, under its own savepoint; it must do nothing but
+// database work on tx, and must leave its results where the submitter reads
+// them only once done has answered nil.
+type writeReq struct {
+	ctx  context.Context
+	fn   func(tx *wtx) error
+	done chan error // buffered: the writer never blocks on an answer
+}
+
+// wtx is the writer's transaction. Statements run under the writer's own
+// context (see commit), and the hot ones are prepared once when the store
+// opens (see prepared), so that a batch does not parse the same SQL hundreds
+// of times: parsing was a quarter of the writer's time.
+type wtx struct {
+	ctx   context.Context
+	tx    *sql.Tx
+	stmts map[*sql.Stmt]*sql.Stmt // the transaction's handles on prepared statements
+}
+
+// exec runs a statement that is not prepared.
+func (w *wtx) exec(query string, args ...any) (sql.Result, error) {
+	return w.tx.ExecContext(w.ctx, query, args...)
+}
+
+// execStmt runs a prepared statement.
+func (w *wtx) execStmt(p *sql.Stmt, args ...any) (sql.Result, error) {
+	return w.stmt(p).ExecContext(w.ctx, args...)
+}
+
+// queryRowStmt runs a prepared query that returns at most one row.
+func (w *wtx) queryRowStmt(p *sql.Stmt, args ...any) *sql.Row {
+	return w.stmt(p).QueryRowContext(w.ctx, args...)
+}
+
+// stmt returns the transaction's handle on p. database/sql reuses p's
+// compiled statement, as p was prepared on the one writer connection.
+func (w *wtx) stmt(p *sql.Stmt) *sql.Stmt {
+	st, ok := w.stmts[p]
+	if !ok {
+		st = w.tx.StmtContext(w.ctx, p)
+		w.stmts[p] = st
+	}
+	return st
+}
+
+// write hands fn to the writer goroutine and waits until the transaction that
+// ran it has committed (nil) or fn or the transaction failed. If ctx ends
+// first, write returns ctx's error; fn may still run and commit (then it is
+// as durable as any other write), or be skipped if the writer sees the
+// cancellation before starting it.
+func (s *Store) write(ctx context.Context, op string, fn func(tx *wtx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return fmt.Errorf("%s: %w", op, errClosed)
+	}
+	select {
+	case s.queue <- r:
+		s.mu.RUnlock()
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return fmt.Errorf("%s: %w", op, ctx.Err())
+	}
+	select {
+	case err := <-r.done:
+		if err != nil {
+			return fail(op, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%s: %w", op, ctx.Err())
+	}
+}
+
+// writer is the one goroutine that writes. It takes a request, then every
+// other request already queued (up to maxBatch), runs them all in one
+// transaction and commits once, so that concurrent writers share one fsync.
+// While it commits, new requests queue up and form the next batch: the
+// busier the store, the larger the batches, with no timer and no added
+// latency when it is idle. It exits once Close has closed the queue and every
+// queued request has been answered.
+func (s *Store) writer() {
+	defer close(s.done)
+	batch := make([]*writeReq, 0, maxBatch)
+	for r := range s.queue {
+		batch = append(batch[:0], r)
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case r, ok := <-s.queue:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		errs := s.commit(batch)
+		for i, r := range batch {
+			r.done <- errs[i]
+			batch[i] = nil
+		}
+	}
+}
+
+// commit runs a batch in one transaction and returns each request's error.
+// Each request runs under a SAVEPOINT: a request that fails is rolled back
+// alone and gets its own error, and the others commit. If the transaction
+// itself fails (BEGIN, a savepoint statement, COMMIT), every request that did
+// not fail on its own gets that error: nothing of the batch is acknowledged.
+func (s *Store) commit(batch []*writeReq) []error {
+	errs := make([]error, len(batch))
+	failAll := func(err error) []error {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		return errs
+	}
+
+	// The transaction runs under a context that is never canceled, not under
+	// the requests' contexts: database/sql rolls a transaction back when its
+	// context ends, and SQLite, interrupted in the middle of a write inside
+	// an explicit transaction, rolls back the whole transaction, which would
+	// throw away the other requests of the batch. A request whose context
+	// has ended before its turn is skipped instead.
+	ctx := context.Background()
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return failAll(fmt.Errorf("begin: %w", err))
+	}
+	w := &wtx{ctx: ctx, tx: tx, stmts: map[*sql.Stmt]*sql.Stmt{}}
+	ok := 0
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		if _, err := w.execStmt(s.q.savepoint); err != nil {
+			tx.Rollback()
+			return failAll(fmt.Errorf("savepoint: %w", err))
+		}
+		if err := run(w, r.fn); err != nil {
+			errs[i] = err
+			// ROLLBACK TO undoes the request and keeps the savepoint open;
+			// RELEASE below closes it. If the rollback fails, SQLite has
+			// rolled back the whole transaction (it does so on some I/O and
+			// memory errors).
+			if _, err := w.execStmt(s.q.rollbackTo); err != nil {
+				tx.Rollback()
+				return failAll(fmt.Errorf("rollback to savepoint: %w", err))
+			}
+		} else {
+			ok++
+		}
+		if _, err := w.execStmt(s.q.release); err != nil {
+			tx.Rollback()
+			return failAll(fmt.Errorf("release savepoint: %w", err))
+		}
+	}
+	if ok == 0 {
+		if err := tx.Rollback(); err != nil {
+			return failAll(fmt.Errorf("rollback: %w", err))
+		}
+		return errs
+	}
+	if err := tx.Commit(); err != nil {
+		return failAll(fmt.Errorf("commit: %w", err))
+	}
+	s.batches.Add(1)
+	s.writes.Add(int64(ok))
+	return errs
+}
+
+// run calls fn, turning a panic into an error so that one bad request cannot
+// take the writer, and every other caller, down with it.
+func run(w *wtx, fn func(*wtx) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic in write: %v", p)
+		}
+	}()
+	return fn(w)
+}
+
+// prepared holds the statements prepared on the writer connection when the
+// store opens: the savepoint statements and everything Ingest runs.
+type prepared struct {
+	savepoint, rollbackTo, release *sql.Stmt
+
+	findDuplicate, insertMessage, loadVerification, insertVerification, updateVerification,
+	insertObservation, insertEvent *sql.Stmt
+}
+
+func (q *prepared) all() []*sql.Stmt {
+	return []*sql.Stmt{q.savepoint, q.rollbackTo, q.release, q.findDuplicate, q.insertMessage, q.loadVerification,
+		q.insertVerification, q.updateVerification, q.insertObservation, q.insertEvent}
+}
+
+func prepare(ctx context.Context, db *sql.DB) (*prepared, error) {
+	q := &prepared{}
+	for _, p := range []struct {
+		stmt  **sql.Stmt
+		query string
+	}{
+		{&q.savepoint, `SAVEPOINT request`},
+		{&q.rollbackTo, `ROLLBACK TO request`},
+		{&q.release, `RELEASE request`},
+		{&q.findDuplicate, `SELECT id FROM messages WHERE source_id = ? AND dedup_key = ?`},
+		{&q.insertMessage, `INSERT INTO messages
+			(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name, dedup_key, body, preview)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&q.loadVerification, `SELECT ` + verificationCols + `
+			FROM verifications WHERE source = ? AND provider_ref = ? AND level = ?`},
+		{&q.insertVerification, `INSERT INTO verifications
+			(id, source, provider, provider_ref, level, applicant_ref, kind, status, final, version,
+			 reasons, attempts_left, provider_time, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&q.updateVerification, `UPDATE verifications SET
+			applicant_ref = ?, kind = ?, status = ?, final = ?, version = ?, reasons = ?,
+			attempts_left = ?, provider_time = ?, updated_at = ?
+			WHERE id = ?`},
+		{&q.insertObservation, `INSERT INTO observations
+			(id, verification_id, message_id, source, provider, provider_ref, level, kind, applicant_ref,
+			 status, final, reasons, attempts_left, provider_time, provider_event, received_at, outcome, version)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&q.insertEvent, `INSERT INTO events
+			(id, type, created_at, source, provider, data, message_id, verification_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
+	} {
+		st, err := db.PrepareContext(ctx, p.query)
+		if err != nil {
+			return nil, fmt.Errorf("prepare %q: %w", p.query, err)
+		}
+		*p.stmt = st
+	}
+	return q, nil
+}
