@@ -61,4 +61,3 @@ func TestVerify(t *testing.T) {
 		})
 	}
 }
-
