@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -223,5 +224,53 @@ sources:
 		if v.Status != a.c.want || v.Version != 1 {
 			t.Errorf("%s %s %s: status %s version %d, want %s version 1", a.c.provider, a.c.event, a.c.ref, v.Status, v.Version, a.c.want)
 		}
+	}
+}
+
+// TestSIGTERMShutsDownCleanly: serve stops on SIGTERM with exit code 0, and
+// what it acknowledged is there on the next start.
+func TestSIGTERMShutsDownCleanly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary; skipped with -short")
+	}
+	t.Parallel()
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	config := filepath.Join(dir, "verihook.yaml")
+	yaml := fmt.Sprintf("listen: 127.0.0.1:0\ndata_dir: %s\nsources: [{id: kycaid-main, provider: kycaid, secrets: {api_token: %s}}]\n",
+		filepath.Join(dir, "data"), testSecrets["kycaid"])
+	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	proc := startProcess(t, bin, config)
+	body, h := signed(t, "kycaid", "VERIFICATION_COMPLETED", provider.Fields{Ref: "kv-term"})
+	var a ingestAnswer
+	if code := postRaw(t, "http://"+proc.addr+"/ingest/kycaid-main", h, body, &a); code != 200 {
+		t.Fatalf("ingest: %d", code)
+	}
+	if err := proc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- proc.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve exited with %v after SIGTERM, want exit code 0", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop within 15 s of SIGTERM")
+	}
+	proc = startProcess(t, bin, config)
+	out, err := exec.Command(bin, "token", "create", "--role", "viewer", "--config", config).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := strings.TrimSpace(string(out))
+	if v := verificationOf(t, "http://"+proc.addr, tok, "kycaid-main", "kv-term", ""); v.Status != hub.StatusApproved {
+		t.Errorf("after a clean restart: %+v", v)
 	}
 }

@@ -340,3 +340,43 @@ func jsonDecode(resp *http.Response, out any) error {
 	defer resp.Body.Close()
 	return json.NewDecoder(resp.Body).Decode(out)
 }
+
+// TestLogsHoldNoPersonalData runs the server at debug level through OTP,
+// verification and refused requests, and checks that the log holds neither
+// a secret nor an OTP text nor a recipient.
+func TestLogsHoldNoPersonalData(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.LogLevel = "debug"
+	var logs bytes.Buffer
+	m := &Main{Config: cfg, LogOutput: &logs}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + m.Addr()
+	const otpText, phone = "Your code is 493817", "+995599123456"
+	body, h := signed(t, "identomat", "one-time-password", provider.Fields{Ref: "s-log", Text: otpText, Recipient: phone})
+	if code := postRaw(t, base+"/ingest/identomat-main", h, body, nil); code != 200 {
+		t.Fatalf("OTP: %d", code)
+	}
+	body, h = signed(t, "idenfy", "IDENTIFICATION_MANUAL_FINISHED", provider.Fields{Ref: "scan-log"})
+	postRaw(t, base+"/ingest/idenfy-main", h, body, nil)
+	h.Set("Idenfy-Signature", "00")
+	postRaw(t, base+"/ingest/idenfy-main", h, body, nil)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "message rejected") || !strings.Contains(out, "message received") {
+		t.Fatalf("the log does not show the traffic at debug level:\n%s", out)
+	}
+	leaks := []string{otpText, "493817", phone, "JONAS"}
+	for _, s := range testSecrets {
+		leaks = append(leaks, s)
+	}
+	for _, leak := range leaks {
+		if strings.Contains(out, leak) {
+			t.Errorf("the log holds %q", leak)
+		}
+	}
+}

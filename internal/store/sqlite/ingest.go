@@ -258,7 +258,7 @@ func (s *Store) updateVerification(tx *wtx, v hub.Verification) error {
 
 func (s *Store) insertEvent(tx *wtx, e hub.Event) error {
 	_, err := tx.execStmt(s.q.insertEvent,
-		e.ID, e.Type, toNanos(e.CreatedAt), e.Source, e.Provider, string(e.Data),
+		e.ID, e.Type, toNanos(e.CreatedAt), e.Source, e.Provider, s.cipher.Seal(e.Data),
 		nullString(e.MessageID), nullString(e.VerificationID))
 	if err != nil {
 		return fmt.Errorf("insert event %s: %w", e.ID, err)

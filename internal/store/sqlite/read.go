@@ -266,19 +266,22 @@ func (s *Store) Verification(ctx context.Context, id string) (hub.Verification, 
 
 const eventCols = `id, type, created_at, source, provider, data, message_id, verification_id`
 
-func scanEvent(r scanner) (hub.Event, error) {
+func (s *Store) scanEvent(r scanner) (hub.Event, error) {
 	var (
 		e              hub.Event
 		createdAt      int64
-		data           string
+		data           []byte
 		msgID, verifID sql.NullString
 	)
 	if err := r.Scan(&e.ID, &e.Type, &createdAt, &e.Source, &e.Provider, &data, &msgID, &verifID); err != nil {
 		return hub.Event{}, err
 	}
 	e.CreatedAt = fromNanos(createdAt)
-	e.Data = []byte(data)
 	e.MessageID, e.VerificationID = msgID.String, verifID.String
+	var err error
+	if e.Data, err = s.cipher.Open(data); err != nil {
+		return hub.Event{}, fmt.Errorf("event %s: data: %w", e.ID, err)
+	}
 	return e, nil
 }
 
@@ -304,14 +307,14 @@ func (s *Store) Events(ctx context.Context, f hub.EventFilter) ([]hub.Event, str
 	}
 	stmt, args := q.sql(`SELECT `+eventCols+` FROM events`, cursor, limit)
 	return list(ctx, s, "list events", stmt, args, limit, func(r scanner) (hub.Event, string, error) {
-		e, err := scanEvent(r)
+		e, err := s.scanEvent(r)
 		return e, e.ID, err
 	})
 }
 
 // Event returns one event.
 func (s *Store) Event(ctx context.Context, id string) (hub.Event, error) {
-	e, err := scanEvent(s.rdb.QueryRowContext(ctx, `SELECT `+eventCols+` FROM events WHERE id = ?`, id))
+	e, err := s.scanEvent(s.rdb.QueryRowContext(ctx, `SELECT `+eventCols+` FROM events WHERE id = ?`, id))
 	if err != nil {
 		return hub.Event{}, notFound("get event", err, fmt.Sprintf("event %q not found", id))
 	}

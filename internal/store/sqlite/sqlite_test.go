@@ -73,21 +73,26 @@ func testIngest(source, dedup, ref string, body []byte) hub.Ingest {
 	}
 }
 
-// TestEncryptionAtRest: neither the database file nor its WAL holds a body or
-// a secret in plaintext.
+// TestEncryptionAtRest: neither the database file nor its WAL holds a body,
+// event data (an OTP text) or a secret in plaintext.
 func TestEncryptionAtRest(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "verihook.db")
 	s := openStore(t, path, newKey(t))
 	ctx := context.Background()
-	const bodyMarker, secretMarker = "JANE-DOE-PASSPORT-X1234567", "signing-key-SUPERSECRET"
+	const bodyMarker, secretMarker, otpMarker = "JANE-DOE-PASSPORT-X1234567", "signing-key-SUPERSECRET", "Your code is 918273"
 	if err := s.UpsertSource(ctx, hub.Source{ID: "idenfy-main", Provider: hub.ProviderIdenfy,
 		Secrets: map[string]string{"signing_key": secretMarker}}); err != nil {
 		t.Fatal(err)
 	}
 	in := testIngest("idenfy-main", "k1", "scan-1", []byte(`{"name":"`+bodyMarker+`"}`))
+	otp := hub.Event{ID: hub.NewID("evt", time.Now()), Type: hub.EventOTPRequested, Data: []byte(`{"text":"` + otpMarker + `"}`)}
+	in.Events = append(in.Events, otp)
 	if _, err := s.Ingest(ctx, in); err != nil {
 		t.Fatal(err)
+	}
+	if e, err := s.Event(ctx, otp.ID); err != nil || !bytes.Contains(e.Data, []byte(otpMarker)) {
+		t.Fatalf("Event = data %q, %v; want the plaintext data", e.Data, err)
 	}
 	// The plaintext is readable through the store...
 	m, err := s.Message(ctx, in.Message.ID)
@@ -111,7 +116,7 @@ func TestEncryptionAtRest(t *testing.T) {
 				t.Fatal(err)
 			}
 			seen += len(raw)
-			for _, marker := range []string{bodyMarker, secretMarker} {
+			for _, marker := range []string{bodyMarker, secretMarker, otpMarker} {
 				if bytes.Contains(raw, []byte(marker)) {
 					t.Errorf("%s: %s holds %q in plaintext", when, filepath.Base(p), marker)
 				}

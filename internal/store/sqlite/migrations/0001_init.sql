@@ -101,7 +101,7 @@ CREATE TABLE events (
 	created_at      INTEGER NOT NULL,
 	source          TEXT    NOT NULL,
 	provider        TEXT    NOT NULL DEFAULT '',
-	data            TEXT    NOT NULL,  -- JSON, exactly as given
+	data            BLOB    NOT NULL,  -- sealed JSON: OTP texts, recipients and emails are personal data
 	message_id      TEXT    REFERENCES messages (id),
 	verification_id TEXT    REFERENCES verifications (id)
 ) STRICT;
