@@ -10,12 +10,14 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/verihook/verihook/internal/delivery"
 	"github.com/verihook/verihook/internal/hub"
 	"github.com/verihook/verihook/internal/provider"
 )
@@ -23,15 +25,24 @@ import (
 // Config is verihook's configuration: defaults, then the YAML file, then
 // VERIHOOK_* environment variables, then flags, each overriding the last.
 type Config struct {
-	Listen                string           `yaml:"listen"`
-	DataDir               string           `yaml:"data_dir"`
-	Database              string           `yaml:"database"`
-	AllowPrivateEndpoints bool             `yaml:"allow_private_endpoints"`
-	MaxBodyBytes          int64            `yaml:"max_body_bytes"`
-	Retention             time.Duration    `yaml:"retention"`
-	LogLevel              string           `yaml:"log_level"`
-	Sources               []SourceConfig   `yaml:"sources"`
-	Endpoints             []EndpointConfig `yaml:"endpoints"`
+	Listen                string        `yaml:"listen"`
+	DataDir               string        `yaml:"data_dir"`
+	Database              string        `yaml:"database"`
+	AllowPrivateEndpoints bool          `yaml:"allow_private_endpoints"`
+	MaxBodyBytes          int64         `yaml:"max_body_bytes"`
+	Retention             time.Duration `yaml:"retention"`
+	LogLevel              string        `yaml:"log_level"`
+	// DeliveryTimeout bounds one delivery attempt.
+	DeliveryTimeout time.Duration `yaml:"delivery_timeout"`
+	// DeliveryLease is how long a worker holds a claimed delivery; a
+	// crashed instance's deliveries are sent again once it ends.
+	DeliveryLease time.Duration `yaml:"delivery_lease"`
+	// RetrySchedule is the wait before each delivery attempt.
+	RetrySchedule []time.Duration `yaml:"retry_schedule"`
+	// DeliveryConcurrency is how many attempts run at once.
+	DeliveryConcurrency int              `yaml:"delivery_concurrency"`
+	Sources             []SourceConfig   `yaml:"sources"`
+	Endpoints           []EndpointConfig `yaml:"endpoints"`
 }
 
 // SourceConfig declares a source, provisioned at start-up.
@@ -61,6 +72,11 @@ func DefaultConfig() Config {
 		MaxBodyBytes: 1 << 20,
 		Retention:    30 * 24 * time.Hour,
 		LogLevel:     "info",
+
+		DeliveryTimeout:     15 * time.Second,
+		DeliveryLease:       time.Minute,
+		RetrySchedule:       slices.Clone(delivery.DefaultSchedule),
+		DeliveryConcurrency: 16,
 	}
 }
 
@@ -152,6 +168,23 @@ func (cfg *Config) validate(getenv func(string) string, registry provider.Regist
 	default:
 		return fmt.Errorf("config: log_level %q: want debug, info, warn or error", cfg.LogLevel)
 	}
+	if cfg.DeliveryTimeout < 100*time.Millisecond || cfg.DeliveryTimeout > 5*time.Minute {
+		return fmt.Errorf("config: delivery_timeout %s: want 100ms to 5m", cfg.DeliveryTimeout)
+	}
+	if cfg.DeliveryLease < 2*cfg.DeliveryTimeout {
+		return fmt.Errorf("config: delivery_lease %s: want at least twice delivery_timeout (%s)", cfg.DeliveryLease, cfg.DeliveryTimeout)
+	}
+	if len(cfg.RetrySchedule) == 0 || len(cfg.RetrySchedule) > 100 {
+		return errors.New("config: retry_schedule: want 1 to 100 waits, e.g. [0s, 5s, 5m, 30m, 2h, 5h, 10h, 10h]")
+	}
+	for i, d := range cfg.RetrySchedule {
+		if d < 0 {
+			return fmt.Errorf("config: retry_schedule[%d] %s: want 0 or more", i, d)
+		}
+	}
+	if cfg.DeliveryConcurrency < 1 || cfg.DeliveryConcurrency > 1024 {
+		return fmt.Errorf("config: delivery_concurrency %d: want 1 to 1024", cfg.DeliveryConcurrency)
+	}
 	seen := map[string]bool{}
 	for i, s := range cfg.Sources {
 		field := fmt.Sprintf("sources[%d]", i)
@@ -187,8 +220,34 @@ func (cfg *Config) validate(getenv func(string) string, registry provider.Regist
 		if u, err := url.Parse(e.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("config: %s.url %q: want an http:// or https:// URL", field, e.URL)
 		}
+		if secret, err := expand(e.Secret, getenv); err != nil {
+			return fmt.Errorf("config: %s.secret: %w", field, err)
+		} else if secret != "" && !hub.ValidEndpointSecret(secret) {
+			return fmt.Errorf("config: %s.secret: want whsec_ and base64 of 24 to 64 bytes, or leave it out to have one generated", field)
+		}
+		for _, t := range e.EventTypes {
+			if !hub.ValidEventTypeFilter(t) {
+				return fmt.Errorf("config: %s.event_types: %q is not an event type or a prefix like verification.*", field, t)
+			}
+		}
+		if e.RateLimit < 0 {
+			return fmt.Errorf("config: %s.rate_limit: want 0 (no limit) or more per second", field)
+		}
 	}
 	return nil
+}
+
+// expand reads a value written as ${ENV_VAR} from the environment; other
+// values are returned as they are.
+func expand(v string, getenv func(string) string) (string, error) {
+	ref := envRef.FindStringSubmatch(v)
+	if ref == nil {
+		return v, nil
+	}
+	if val := getenv(ref[1]); val != "" {
+		return val, nil
+	}
+	return "", fmt.Errorf("environment variable %s is not set", ref[1])
 }
 
 // source returns the hub.Source a SourceConfig declares (already validated).
@@ -219,13 +278,11 @@ func flattenSecrets(in map[string]any, getenv func(string) string) (map[string]s
 					return err
 				}
 			case string:
-				if ref := envRef.FindStringSubmatch(v); ref != nil {
-					v = getenv(ref[1])
-					if v == "" {
-						return fmt.Errorf("%s: environment variable %s is not set", name, ref[1])
-					}
+				val, err := expand(v, getenv)
+				if err != nil {
+					return fmt.Errorf("%s: %w", name, err)
 				}
-				out[name] = v
+				out[name] = val
 			default:
 				return fmt.Errorf("%s: want a string", name)
 			}

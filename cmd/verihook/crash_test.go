@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -273,4 +274,157 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 	if v := verificationOf(t, "http://"+proc.addr, tok, "kycaid-main", "kv-term", ""); v.Status != hub.StatusApproved {
 		t.Errorf("after a clean restart: %+v", v)
 	}
+}
+
+// TestDeliveryCrashDeliversEverything kills the real program with SIGKILL in
+// the middle of a burst of webhooks while it delivers to a slow receiver that
+// sometimes fails, restarts it, and checks that every stored event reaches
+// the receiver at least once: its count of distinct webhook-ids equals the
+// number of events stored, and every acknowledged message's events are among
+// them.
+func TestDeliveryCrashDeliversEverything(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary; skipped with -short")
+	}
+	t.Parallel()
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := hub.NewEndpointSecret()
+	rc := newReceiver(t, secret, 5*time.Millisecond)
+	rnd := rand.New(rand.NewPCG(7, 7))
+	rc.mu.Lock()
+	rc.fail = func(string) bool { return rnd.IntN(10) == 0 } // called under rc.mu
+	rc.mu.Unlock()
+
+	dir := t.TempDir()
+	config := filepath.Join(dir, "verihook.yaml")
+	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
+data_dir: %s
+allow_private_endpoints: true
+delivery_timeout: 2s
+delivery_lease: 4s
+retry_schedule: [0s, 50ms, 100ms, 200ms, 300ms, 500ms, 500ms, 500ms, 500ms, 500ms, 1s, 1s]
+sources:
+  - {id: identomat-main, provider: identomat, secrets: {callback_api_key: %s}}
+  - {id: idenfy-main, provider: idenfy, secrets: {signing_key: %s}}
+  - {id: kycaid-main, provider: kycaid, secrets: {api_token: %s}}
+  - {id: fractal-main, provider: fractal, secrets: {webhook_secret: %s}}
+endpoints:
+  - {id: receiver, url: %s, secret: %s}
+`, filepath.Join(dir, "data"), testSecrets["identomat"], testSecrets["idenfy"], testSecrets["kycaid"], testSecrets["fractal"], rc.srv.URL, secret)
+	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	cases := crashCases(2000)
+	type built struct {
+		c    crashCase
+		body []byte
+		h    http.Header
+	}
+	reqs := make([]built, len(cases))
+	for i, c := range cases {
+		reqs[i].c = c
+		reqs[i].body, reqs[i].h = signed(t, c.provider, c.event, c.f)
+	}
+	proc := startProcess(t, bin, config)
+	var (
+		mu    sync.Mutex
+		acked []string
+		next  atomic.Int64
+		wg    sync.WaitGroup
+	)
+	client := &http.Client{Timeout: 10 * time.Second}
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(reqs)) {
+					return
+				}
+				if i == int64(len(reqs))/2 {
+					proc.cmd.Process.Kill()
+				}
+				req, _ := http.NewRequest(http.MethodPost, "http://"+proc.addr+"/ingest/"+reqs[i].c.provider+"-main", bytes.NewReader(reqs[i].body))
+				req.Header = reqs[i].h
+				resp, err := client.Do(req)
+				if err != nil {
+					continue
+				}
+				var a ingestAnswer
+				if jsonDecode(resp, &a) == nil && resp.StatusCode == 200 {
+					mu.Lock()
+					acked = append(acked, a.MessageID)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	proc.cmd.Wait()
+	before := rc.distinct()
+	t.Logf("acknowledged %d of %d; the receiver had %d distinct events at the kill", len(acked), len(reqs), before)
+	if len(acked) < 500 || len(acked) == len(reqs) {
+		t.Fatalf("acknowledged %d of %d: the kill did not land mid-burst", len(acked), len(reqs))
+	}
+
+	proc = startProcess(t, bin, config)
+	out, err := exec.Command(bin, "token", "create", "--role", "viewer", "--config", config).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := strings.TrimSpace(string(out))
+	base := "http://" + proc.addr
+	stored := map[string]bool{}
+	for cursor := ""; ; {
+		var l struct {
+			Data       []hub.Event `json:"data"`
+			NextCursor string      `json:"next_cursor"`
+		}
+		getJSON(t, base+"/api/v1/events?limit=500&cursor="+cursor, tok, &l)
+		for _, e := range l.Data {
+			stored[e.ID] = true
+		}
+		if cursor = l.NextCursor; cursor == "" {
+			break
+		}
+	}
+	waitFor(t, "every stored event at the receiver", 60*time.Second, func() bool { return rc.distinct() >= len(stored) })
+	rc.mu.Lock()
+	for id := range rc.ids {
+		if !stored[id] {
+			t.Errorf("the receiver got %s, which is not stored", id)
+		}
+	}
+	received := len(rc.ids)
+	rc.mu.Unlock()
+	if received != len(stored) {
+		t.Errorf("the receiver has %d distinct webhook-ids, want %d (the events stored)", received, len(stored))
+	}
+	for _, id := range acked {
+		var msg hub.Message
+		getJSON(t, base+"/api/v1/messages/"+id, tok, &msg)
+		if len(msg.Events) == 0 {
+			t.Errorf("acknowledged message %s has no event", id)
+		}
+		rc.mu.Lock()
+		for _, ev := range msg.Events {
+			if rc.ids[ev] == 0 {
+				t.Errorf("event %s of acknowledged message %s never reached the receiver", ev, id)
+			}
+		}
+		rc.mu.Unlock()
+	}
+	// Deliveries sent before the kill but not yet recorded are sent again
+	// when their lease ends; after that nothing may stay pending.
+	waitFor(t, "no delivery left pending", 30*time.Second, func() bool {
+		var pending struct{ Data []hub.Delivery }
+		getJSON(t, base+"/api/v1/deliveries?status=pending", tok, &pending)
+		return len(pending.Data) == 0
+	})
+	t.Logf("stored %d events, the receiver saw %d distinct", len(stored), received)
 }

@@ -36,6 +36,7 @@ Usage:
                                                   send a provider's callback, signed as it signs it
   verihook simulate PROVIDER --list               list a provider's events
   verihook simulate PROVIDER --scenario FILE      play a sequence (duplicates, reordering)
+  verihook listen --secret whsec_… [--port 9000]  a local endpoint that verifies and prints deliveries
   verihook version                                print the version
 
 Getting started:
@@ -49,6 +50,9 @@ Getting started:
          --to http://127.0.0.1:8080/ingest/idenfy-main --secret "$IDENFY_SIGNING_KEY"
   5. verihook token create --role viewer --config verihook.yaml, then
        curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/api/v1/verifications
+  6. Deliver events to your backend: declare an endpoint in verihook.yaml
+       endpoints: [{id: backoffice, url: "https://backoffice.example/hooks", event_types: ["verification.*"]}]
+     and verify its signatures (Standard Webhooks); 'verihook listen' shows what arrives.
 
 Run 'verihook COMMAND --help' for a command's flags.
 `
@@ -83,6 +87,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		"token":    runToken,
 		"migrate":  runMigrate,
 		"simulate": runSimulate,
+		"listen":   runListen,
 		"version": func(context.Context, env, []string) error {
 			fmt.Fprintln(stdout, "verihook", version)
 			return nil

@@ -11,9 +11,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/verihook/verihook/internal/delivery"
 	"github.com/verihook/verihook/internal/httpapi"
 	"github.com/verihook/verihook/internal/hub"
 	"github.com/verihook/verihook/internal/ingest"
+	"github.com/verihook/verihook/internal/metrics"
 	"github.com/verihook/verihook/internal/provider"
 )
 
@@ -53,6 +55,7 @@ type Main struct {
 	Registry  provider.Registry
 
 	Store  hub.Store
+	Worker *delivery.Worker
 	ln     net.Listener
 	srv    *http.Server
 	cancel context.CancelFunc
@@ -94,12 +97,29 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("provision source %s: %w", src.ID, err)
 		}
 	}
-	if len(m.Config.Endpoints) > 0 {
-		m.Logger.Warn("endpoints are declared but this build does not deliver events yet; they are validated and ignored", "count", len(m.Config.Endpoints))
+	allowPrivate := m.Config.AllowPrivateEndpoints
+	checkURL := func(ctx context.Context, u string) error {
+		return delivery.CheckURL(ctx, u, allowPrivate, net.DefaultResolver)
+	}
+	if err := provisionEndpoints(ctx, m.Store, m.Config, m.Getenv, checkURL, m.Logger); err != nil {
+		return err
 	}
 
-	svc := &ingest.Service{Store: m.Store, Providers: m.Registry, Logger: m.Logger}
-	api := &httpapi.Server{Store: m.Store, Receiver: receiver{svc}, Logger: m.Logger, MaxBody: m.Config.MaxBodyBytes}
+	mets := metrics.New(m.Store.QueueStats)
+	m.Worker = &delivery.Worker{
+		Store:       m.Store,
+		Client:      delivery.NewClient(allowPrivate, m.Config.DeliveryTimeout),
+		Schedule:    m.Config.RetrySchedule,
+		Concurrency: m.Config.DeliveryConcurrency,
+		Lease:       m.Config.DeliveryLease,
+		Logger:      m.Logger,
+		OnAttempt:   mets.ObserveAttempt,
+	}
+	svc := &ingest.Service{Store: m.Store, Providers: m.Registry, Logger: m.Logger, Wake: m.Worker.Wake}
+	api := &httpapi.Server{
+		Store: m.Store, Receiver: receiver{svc}, Logger: m.Logger, MaxBody: m.Config.MaxBodyBytes,
+		CheckURL: checkURL, Wake: m.Worker.Wake, ObserveIngest: mets.ObserveIngest, Metrics: mets.Handler(),
+	}
 	m.ln, err = net.Listen("tcp", m.Config.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -114,7 +134,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
-	m.wg.Add(2)
+	m.wg.Add(3)
+	go func() {
+		defer m.wg.Done()
+		if err := m.Worker.Run(bg); err != nil && bg.Err() == nil {
+			m.Logger.Error("delivery worker", "err", err)
+		}
+	}()
 	go func() {
 		defer m.wg.Done()
 		if err := m.srv.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -133,7 +159,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 func (m *Main) Addr() string { return m.ln.Addr().String() }
 
 // Close stops accepting requests, lets those in flight finish (up to 10 s),
-// and closes the store.
+// stops the delivery worker after its attempts in flight, and closes the
+// store.
 func (m *Main) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

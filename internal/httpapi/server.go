@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/verihook/verihook/internal/hub"
 )
@@ -49,6 +50,15 @@ type Server struct {
 	Logger   *slog.Logger
 	// MaxBody limits ingest bodies; 0 means DefaultMaxBody.
 	MaxBody int64
+	// CheckURL refuses endpoint URLs verihook must not call (SSRF guard).
+	CheckURL func(ctx context.Context, url string) error
+	// Wake tells the delivery worker that deliveries are due (after a retry,
+	// a replay or an endpoint update); nil does nothing.
+	Wake func()
+	// ObserveIngest, when set, is told of every ingest request.
+	ObserveIngest func(source, outcome string, d time.Duration)
+	// Metrics, when set, is served on /metrics.
+	Metrics http.Handler
 }
 
 // Handler returns the routes.
@@ -68,6 +78,20 @@ func (s *Server) Handler() http.Handler {
 	api("GET /api/v1/verifications/{id}", hub.RoleViewer, s.handleVerification)
 	api("GET /api/v1/events", hub.RoleViewer, s.handleEvents)
 	api("GET /api/v1/events/{id}", hub.RoleViewer, s.handleEvent)
+	api("GET /api/v1/endpoints", hub.RoleViewer, s.handleEndpoints)
+	api("GET /api/v1/endpoints/{id}", hub.RoleViewer, s.handleEndpoint)
+	api("POST /api/v1/endpoints", hub.RoleAdmin, s.handleCreateEndpoint)
+	api("PATCH /api/v1/endpoints/{id}", hub.RoleAdmin, s.handleUpdateEndpoint)
+	api("DELETE /api/v1/endpoints/{id}", hub.RoleAdmin, s.handleDeleteEndpoint)
+	api("GET /api/v1/endpoints/{id}/secret", hub.RoleAdmin, s.handleEndpointSecret)
+	api("POST /api/v1/endpoints/{id}/rotate-secret", hub.RoleAdmin, s.handleRotateSecret)
+	api("POST /api/v1/endpoints/{id}/replay", hub.RoleAdmin, s.handleReplay)
+	api("GET /api/v1/deliveries", hub.RoleViewer, s.handleDeliveries)
+	api("GET /api/v1/deliveries/{id}", hub.RoleViewer, s.handleDelivery)
+	api("POST /api/v1/deliveries/{id}/retry", hub.RoleAdmin, s.handleRetry)
+	if s.Metrics != nil {
+		mux.Handle("GET /metrics", s.Metrics)
+	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, hub.Errorf(hub.ENOTFOUND, "no such API route: %s %s", r.Method, r.URL.Path))
 	})

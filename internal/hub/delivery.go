@@ -130,3 +130,50 @@ type Attempt struct {
 	Response string `json:"response,omitempty"`
 	Error    string `json:"error,omitempty"`
 }
+
+// Claim is a delivery leased to one worker, with what it needs to send it.
+type Claim struct {
+	Delivery Delivery
+	Event    Event
+	Endpoint Endpoint
+	// Lease is the token that RecordAttempt and Release must present.
+	Lease string
+}
+
+// AttemptRecord is one attempt of a claimed delivery and its verdict.
+type AttemptRecord struct {
+	DeliveryID string
+	Lease      string
+	Attempt    Attempt
+	// Status is the delivery's status after the attempt; NextAttemptAt is
+	// set when it is pending.
+	Status        DeliveryStatus
+	NextAttemptAt time.Time
+	// DisableEndpoint, when not empty, disables the endpoint with this reason.
+	DisableEndpoint string
+}
+
+// DeliveryFilter selects deliveries.
+type DeliveryFilter struct {
+	EndpointID string
+	EventID    string
+	Status     DeliveryStatus
+	Page
+}
+
+// Replay asks for an endpoint's deliveries to be sent again (SPEC section 6).
+type Replay struct {
+	EndpointID string
+	Since      time.Time
+	Until      time.Time // zero: no end
+	Status     DeliveryStatus
+	Now        time.Time
+}
+
+// QueueStats describes the outbox.
+type QueueStats struct {
+	Pending int // pending deliveries, due or not
+	Due     int // pending deliveries due by now
+	// OldestDue is the due time of the oldest due delivery; zero when none.
+	OldestDue time.Time
+}

@@ -264,6 +264,8 @@ type IngestResult struct {
 	// Events are all events the message produced, verification.updated ones
 	// included, in the order they were recorded. Empty for a duplicate.
 	Events []Event
+	// Deliveries is how many deliveries the events created.
+	Deliveries int
 }
 
 // Role is what a bearer token may do.

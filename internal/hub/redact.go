@@ -32,6 +32,14 @@ var previewKeys = map[string]bool{
 	"profile_status": true, "document_id": true,
 	// fractal
 	"user_id": true, "idos_human_id": true, "credential_id": true, "shared_at": true,
+	// verihook's own events (SPEC section 4): recipient, text, link and
+	// email stay hidden
+	"created_at": true, "updated_at": true, "source": true, "provider": true,
+	"provider_ref": true, "applicant_ref": true, "kind": true, "version": true,
+	"reasons": true, "attempts_left": true, "provider_time": true, "previous_status": true,
+	"provider_event": true, "channel": true, "session_ref": true, "room_id": true,
+	"room_status": true, "composition_status": true, "video_file_status": true,
+	"video_file_id": true,
 }
 
 // Redacted is what a hidden value is replaced with in previews.

@@ -23,10 +23,12 @@ type Store interface {
 
 	// Ingest stores in.Message (status accepted or quarantined), applies each
 	// observation with Apply, records the timeline and the events that
-	// result, all in one transaction that is durable on disk when Ingest
-	// returns nil. A message whose (source, dedup key) is stored already
-	// changes nothing and is reported with Duplicate set. in.Message.ID and
-	// the ids of in.Events must be set by the caller.
+	// result, and creates a pending delivery, due at once, for every event
+	// and every endpoint that Matches it: all in one transaction that is
+	// durable on disk when Ingest returns nil, so that an acknowledged
+	// message can never miss its deliveries. A message whose (source, dedup
+	// key) is stored already changes nothing and is reported with Duplicate
+	// set. in.Message.ID and the ids of in.Events must be set by the caller.
 	Ingest(ctx context.Context, in Ingest) (IngestResult, error)
 	// RecordRejection stores an audit row for a refused request; m.Body is
 	// ignored and never stored.
@@ -49,6 +51,55 @@ type Store interface {
 	Events(ctx context.Context, f EventFilter) ([]Event, string, error)
 	// Event returns one event.
 	Event(ctx context.Context, id string) (Event, error)
+
+	// CreateEndpoint stores a new endpoint; ECONFLICT if its id exists.
+	CreateEndpoint(ctx context.Context, e Endpoint) error
+	// UpdateEndpoint replaces every field of an endpoint but CreatedAt.
+	UpdateEndpoint(ctx context.Context, e Endpoint) error
+	// DeleteEndpoint deletes an endpoint with its deliveries and attempts.
+	DeleteEndpoint(ctx context.Context, id string) error
+	// Endpoint returns one endpoint with its secrets.
+	Endpoint(ctx context.Context, id string) (Endpoint, error)
+	// Endpoints returns every endpoint with its secrets, ordered by id.
+	Endpoints(ctx context.Context) ([]Endpoint, error)
+
+	// ClaimDeliveries leases up to limit deliveries that are pending, due
+	// (NextAttemptAt <= now), not leased (or whose lease ended by now), of
+	// enabled endpoints, oldest due first. For an ordered endpoint it claims
+	// a delivery only when no earlier-created pending delivery of the same
+	// verification to the same endpoint exists, so the events of one
+	// verification go one at a time, in order. Each claim holds its lease
+	// until now+lease under a new token in Claim.Lease.
+	ClaimDeliveries(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Claim, error)
+	// RecordAttempt logs one attempt of a claimed delivery and applies its
+	// verdict: the delivery's attempts count, last status code and error,
+	// status and next attempt time; the lease is released. On success the
+	// endpoint's FailingSince is cleared; on failure it is set to the
+	// attempt's time unless already set. A non-empty DisableEndpoint
+	// disables the endpoint with that reason. ECONFLICT, changing nothing,
+	// when the lease is no longer r.Lease (it ended and another worker
+	// claimed the delivery).
+	RecordAttempt(ctx context.Context, r AttemptRecord) error
+	// Release gives a claimed delivery back without an attempt, due at at
+	// (a rate limit, a shutdown). ECONFLICT when the lease is not ours.
+	Release(ctx context.Context, deliveryID, lease string, at time.Time) error
+	// Deliveries lists deliveries newest first, without attempts.
+	Deliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, string, error)
+	// Delivery returns one delivery with its attempts, newest first.
+	Delivery(ctx context.Context, id string) (Delivery, error)
+	// RetryDelivery makes a delivery pending again with a fresh schedule
+	// (attempts 0), due at now, whatever its status.
+	RetryDelivery(ctx context.Context, id string, now time.Time) (Delivery, error)
+	// Replay makes pending again, due at r.Now with a fresh schedule, the
+	// deliveries to r.EndpointID of events created in [r.Since, r.Until)
+	// (Until zero: no end) whose status is r.Status (empty: any); when
+	// r.Status is empty it also creates deliveries for the events of that
+	// range that the endpoint Matches (its filters, ignoring Enabled) and
+	// never had. It returns how many deliveries are due. ENOTFOUND for an
+	// unknown endpoint.
+	Replay(ctx context.Context, r Replay) (int, error)
+	// QueueStats counts pending deliveries and finds the oldest due one.
+	QueueStats(ctx context.Context, now time.Time) (QueueStats, error)
 
 	// CreateToken stores a token (its hash only).
 	CreateToken(ctx context.Context, t Token) error

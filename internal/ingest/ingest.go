@@ -20,6 +20,9 @@ type Service struct {
 	Logger    *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Wake, when set, is called after a commit that created deliveries, so
+	// that the delivery worker sends them at once.
+	Wake func()
 	// SourceTTL is how long a source read from the store is reused before it
 	// is read again (so that a change made on another instance is seen);
 	// 0 means 5 seconds.
@@ -115,6 +118,9 @@ func (s *Service) Receive(ctx context.Context, r Request) (Result, error) {
 		}
 		s.log().Error("store message", "source", src.ID, "err", err)
 		return Result{}, hub.Errorf(hub.EUNAVAILABLE, "message could not be stored; retry later")
+	}
+	if res.Deliveries > 0 && s.Wake != nil {
+		s.Wake()
 	}
 	s.log().Debug("message received", "source", src.ID, "message", res.MessageID,
 		"event", in.Message.EventName, "status", in.Message.Status, "duplicate", res.Duplicate, "events", len(res.Events))

@@ -42,14 +42,34 @@
 // The transaction itself never runs under a caller's context: a canceled
 // statement would make SQLite roll back the whole batch.
 //
+// The outbox's writes (endpoint changes, ClaimDeliveries, RecordAttempt,
+// Release, RetryDelivery, Replay) go through the writer too, so a claim is
+// serialized with every other write and two claims can never lease the same
+// delivery.
+//
 // Close stops accepting writes, lets the writer answer everything already
 // queued, and closes the database; writes after Close are EUNAVAILABLE.
+//
+// # The outbox
+//
+// Ingest creates the deliveries of a message's events in the message's own
+// transaction, from a cache of the enabled endpoints' filters kept by the
+// writer (see endpointCache), so that enqueueing costs one INSERT per
+// delivery and no read of the endpoints table. A delivery stays pending
+// until an attempt succeeds or its schedule gives up. ClaimDeliveries
+// leases due deliveries to a worker under a random token for a while; the
+// worker's RecordAttempt or Release must present the token, so a worker that
+// overran its lease, whose delivery another worker has claimed since, cannot
+// record over the other's attempt (at-least-once delivery, never a lost
+// verdict). Ordered endpoints hold back the later deliveries of a
+// verification until the earlier ones are done (see claimDueOrderedSQL).
 //
 // # Schema
 //
 // Migrations are embedded (migrations/*.sql), applied in name order at Open,
 // each in a transaction with its row in schema_migrations. Times are stored
-// as INTEGER nanoseconds since the epoch (UTC) and read back exactly; bodies
-// and source secrets are BLOBs sealed with hub.Cipher. Lists page on ids,
-// which sort by creation time; a cursor is the last id of the previous page.
+// as INTEGER nanoseconds since the epoch (UTC) and read back exactly; bodies,
+// event data, and source and endpoint secrets are BLOBs sealed with
+// hub.Cipher. Lists page on ids, which sort by creation time; a cursor is the
+// last id of the previous page.
 package sqlite

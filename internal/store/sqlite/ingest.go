@@ -25,8 +25,10 @@ type ingestReq struct {
 	events  []hub.Event
 }
 
-// Ingest stores an authenticated message with its observations and events in
-// one transaction, durable on disk when it returns nil (see hub.Store).
+// Ingest stores an authenticated message with its observations and events,
+// and a pending delivery due at the message's ReceivedAt for every event and
+// every enabled endpoint that Matches it, in one transaction, durable on
+// disk when it returns nil (see hub.Store).
 //
 // Defaults: an empty message status is accepted; a zero ReceivedAt is the
 // store's clock; an observation's empty Source, Provider and MessageID and
@@ -232,7 +234,13 @@ func (s *Store) ingestTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 		}
 		events = append(events, e)
 	}
-	return hub.IngestResult{MessageID: m.ID, Events: events}, nil
+	// The deliveries commit with the events, so that an acknowledged message
+	// can never miss its deliveries.
+	n, err := s.enqueue(tx, events, m.ReceivedAt)
+	if err != nil {
+		return hub.IngestResult{}, err
+	}
+	return hub.IngestResult{MessageID: m.ID, Events: events, Deliveries: n}, nil
 }
 
 func (s *Store) insertVerification(tx *wtx, v hub.Verification) error {

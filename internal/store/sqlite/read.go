@@ -267,6 +267,15 @@ func (s *Store) Verification(ctx context.Context, id string) (hub.Verification, 
 const eventCols = `id, type, created_at, source, provider, data, message_id, verification_id`
 
 func (s *Store) scanEvent(r scanner) (hub.Event, error) {
+	e, data, err := scanSealedEvent(r)
+	if err != nil {
+		return hub.Event{}, err
+	}
+	return s.openEvent(e, data)
+}
+
+// scanSealedEvent reads an event row, leaving its data sealed.
+func scanSealedEvent(r scanner) (hub.Event, []byte, error) {
 	var (
 		e              hub.Event
 		createdAt      int64
@@ -274,10 +283,15 @@ func (s *Store) scanEvent(r scanner) (hub.Event, error) {
 		msgID, verifID sql.NullString
 	)
 	if err := r.Scan(&e.ID, &e.Type, &createdAt, &e.Source, &e.Provider, &data, &msgID, &verifID); err != nil {
-		return hub.Event{}, err
+		return hub.Event{}, nil, err
 	}
 	e.CreatedAt = fromNanos(createdAt)
 	e.MessageID, e.VerificationID = msgID.String, verifID.String
+	return e, data, nil
+}
+
+// openEvent decrypts an event's sealed data into e.Data.
+func (s *Store) openEvent(e hub.Event, data []byte) (hub.Event, error) {
 	var err error
 	if e.Data, err = s.cipher.Open(data); err != nil {
 		return hub.Event{}, fmt.Errorf("event %s: data: %w", e.ID, err)

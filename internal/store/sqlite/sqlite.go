@@ -55,6 +55,11 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// eps caches the enabled endpoints for the writer goroutine.
+	eps endpointCache
+	// replayChunk, when not 0, replaces the package's replayChunk (tests).
+	replayChunk int
+
 	// batches and writes count committed transactions and the writes they
 	// held, for tests and benchmarks.
 	batches, writes atomic.Int64

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -74,7 +75,7 @@ func testIngest(source, dedup, ref string, body []byte) hub.Ingest {
 }
 
 // TestEncryptionAtRest: neither the database file nor its WAL holds a body,
-// event data (an OTP text) or a secret in plaintext.
+// event data (an OTP text) or a source or endpoint secret in plaintext.
 func TestEncryptionAtRest(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "verihook.db")
@@ -85,6 +86,14 @@ func TestEncryptionAtRest(t *testing.T) {
 		Secrets: map[string]string{"signing_key": secretMarker}}); err != nil {
 		t.Fatal(err)
 	}
+	ep := hub.Endpoint{ID: "crm", URL: "https://crm.example.com/hook", Secret: hub.NewEndpointSecret(),
+		PreviousSecret: hub.NewEndpointSecret(), PreviousSecretExpiresAt: t0.Add(24 * time.Hour), Enabled: true}
+	if err := s.CreateEndpoint(ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	// The key material, without the "whsec_" prefix that every secret shares.
+	endpointMarker := strings.TrimPrefix(ep.Secret, hub.SecretPrefix)
+	previousMarker := strings.TrimPrefix(ep.PreviousSecret, hub.SecretPrefix)
 	in := testIngest("idenfy-main", "k1", "scan-1", []byte(`{"name":"`+bodyMarker+`"}`))
 	otp := hub.Event{ID: hub.NewID("evt", time.Now()), Type: hub.EventOTPRequested, Data: []byte(`{"text":"` + otpMarker + `"}`)}
 	in.Events = append(in.Events, otp)
@@ -103,6 +112,19 @@ func TestEncryptionAtRest(t *testing.T) {
 	if err != nil || src.Secrets["signing_key"] != secretMarker {
 		t.Fatalf("Source = %+v, %v", src, err)
 	}
+	if got, err := s.Endpoint(ctx, ep.ID); err != nil || got.Secret != ep.Secret || got.PreviousSecret != ep.PreviousSecret {
+		t.Fatalf("Endpoint = %+v, %v; want its secrets in plaintext", got, err)
+	}
+	// Claims carry the event data and the endpoint secrets in plaintext too.
+	cs, err := s.ClaimDeliveries(ctx, t0, 10, time.Minute)
+	if err != nil || len(cs) != 3 { // verification.updated and two otp.requested
+		t.Fatalf("ClaimDeliveries = %d claims, %v; want 3", len(cs), err)
+	}
+	for _, c := range cs {
+		if c.Endpoint.Secret != ep.Secret || c.Endpoint.PreviousSecret != ep.PreviousSecret || len(c.Event.Data) == 0 {
+			t.Errorf("claim of %s: endpoint secrets or event data missing", c.Event.ID)
+		}
+	}
 	// ...and nowhere on disk, whether still in the WAL or checkpointed.
 	check := func(when string) {
 		t.Helper()
@@ -116,7 +138,7 @@ func TestEncryptionAtRest(t *testing.T) {
 				t.Fatal(err)
 			}
 			seen += len(raw)
-			for _, marker := range []string{bodyMarker, secretMarker, otpMarker} {
+			for _, marker := range []string{bodyMarker, secretMarker, otpMarker, endpointMarker, previousMarker} {
 				if bytes.Contains(raw, []byte(marker)) {
 					t.Errorf("%s: %s holds %q in plaintext", when, filepath.Base(p), marker)
 				}
@@ -220,6 +242,10 @@ func TestWrongKey(t *testing.T) {
 		Secrets: map[string]string{"signing_key": "k"}}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.CreateEndpoint(ctx, hub.Endpoint{ID: "crm", URL: "https://crm.example.com/",
+		Secret: hub.NewEndpointSecret(), Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
 	s.Close()
 
 	other := openStore(t, path, newKey(t))
@@ -234,6 +260,14 @@ func TestWrongKey(t *testing.T) {
 	_, err = other.Sources(ctx)
 	if !errors.Is(err, hub.ErrDecrypt) {
 		t.Errorf("Sources with the wrong key = %v, want an error wrapping hub.ErrDecrypt", err)
+	}
+	_, err = other.Endpoint(ctx, "crm")
+	if !errors.Is(err, hub.ErrDecrypt) {
+		t.Errorf("Endpoint with the wrong key = %v, want an error wrapping hub.ErrDecrypt", err)
+	}
+	_, err = other.Endpoints(ctx)
+	if !errors.Is(err, hub.ErrDecrypt) {
+		t.Errorf("Endpoints with the wrong key = %v, want an error wrapping hub.ErrDecrypt", err)
 	}
 	// What is not encrypted still reads.
 	if ms, _, err := other.Messages(ctx, hub.MessageFilter{}); err != nil || len(ms) != 1 {
@@ -472,9 +506,21 @@ func BenchmarkIngest(b *testing.B) {
 
 // BenchmarkIngestParallel measures many concurrent callers (32 per CPU, as
 // an HTTP server under load has), which group commit lets share fsyncs.
-func BenchmarkIngestParallel(b *testing.B) {
+func BenchmarkIngestParallel(b *testing.B) { benchIngestParallel(b, 0) }
+
+// BenchmarkIngestParallelEndpoints is BenchmarkIngestParallel with two
+// endpoints that want every event: each Ingest also creates four
+// deliveries.
+func BenchmarkIngestParallelEndpoints(b *testing.B) { benchIngestParallel(b, 2) }
+
+func benchIngestParallel(b *testing.B, endpoints int) {
 	s := openStore(b, filepath.Join(b.TempDir(), "verihook.db"), newKey(b))
 	ctx := context.Background()
+	for i := range endpoints {
+		if err := s.CreateEndpoint(ctx, testEndpoint(fmt.Sprint("ep-", i))); err != nil {
+			b.Fatal(err)
+		}
+	}
 	var (
 		mu   sync.Mutex
 		next int64
@@ -534,3 +580,272 @@ func TestPragmas(t *testing.T) {
 		t.Error("a write through the read pool succeeded")
 	}
 }
+
+// testEndpoint returns an enabled endpoint that wants every event.
+func testEndpoint(id string) hub.Endpoint {
+	return hub.Endpoint{ID: id, URL: "https://crm.example.com/" + id, Secret: hub.NewEndpointSecret(), Enabled: true}
+}
+
+// endpointsOf returns the endpoint ids of the deliveries of the events of
+// res, sorted.
+func endpointsOf(t *testing.T, s *Store, res hub.IngestResult) []string {
+	t.Helper()
+	var ids []string
+	for _, e := range res.Events {
+		ds, _, err := s.Deliveries(context.Background(), hub.DeliveryFilter{EventID: e.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			ids = append(ids, d.EndpointID)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// TestEndpointCacheInBatch: within one batch, an Ingest sees the endpoint
+// writes committed before it in the batch and none that were rolled back,
+// although the writer caches the endpoints.
+func TestEndpointCacheInBatch(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, filepath.Join(t.TempDir(), "verihook.db"), newKey(t))
+	ctx := context.Background()
+	createFn, err := s.createEndpoint(testEndpoint("ep-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := &writeReq{ctx: ctx, done: make(chan error, 1), fn: createFn}
+	// ghost creates an endpoint, lets Ingest's cache load it, and fails: its
+	// rollback must take the endpoint out of the cache as well.
+	ghostFn, err := s.createEndpoint(testEndpoint("ep-ghost"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ghost := &writeReq{ctx: ctx, done: make(chan error, 1), fn: func(tx *wtx) error {
+		if err := ghostFn(tx); err != nil {
+			return err
+		}
+		if _, err := s.enabledEndpoints(tx); err != nil {
+			return err
+		}
+		return errors.New("ghost fails")
+	}}
+	r1, res1 := request(t, s, ctx, testIngest("src", "k1", "scan-1", nil))
+	r2, res2 := request(t, s, ctx, testIngest("src", "k2", "scan-2", nil))
+	r3, res3 := request(t, s, ctx, testIngest("src", "k3", "scan-3", nil))
+	errs := s.commit([]*writeReq{r1, create, r2, ghost, r3})
+	for i, err := range errs {
+		if (err != nil) != (i == 3) {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	if res1.Deliveries != 0 || res2.Deliveries != 2 || res3.Deliveries != 2 {
+		t.Errorf("deliveries = %d, %d, %d; want 0 (no endpoint yet), 2, 2", res1.Deliveries, res2.Deliveries, res3.Deliveries)
+	}
+	if got := endpointsOf(t, s, *res3); !slices.Equal(got, []string{"ep-a", "ep-a"}) {
+		t.Errorf("the last ingest delivered to %v, want ep-a twice", got)
+	}
+	if _, err := s.Endpoint(ctx, "ep-ghost"); hub.ErrorCode(err) != hub.ENOTFOUND {
+		t.Errorf("Endpoint(ghost) = %v, want not found", err)
+	}
+	// And in the next batch.
+	res, err := s.Ingest(ctx, testIngest("src", "k4", "scan-4", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := endpointsOf(t, s, res); !slices.Equal(got, []string{"ep-a", "ep-a"}) {
+		t.Errorf("the next ingest delivered to %v, want ep-a twice", got)
+	}
+}
+
+// TestEndpointCacheOtherProcess: endpoint changes that another process
+// (another connection) commits to the same file reach this store's Ingest
+// and ClaimDeliveries at once.
+func TestEndpointCacheOtherProcess(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "verihook.db")
+	key := newKey(t)
+	s := openStore(t, path, key)
+	other := openStore(t, path, key)
+	ctx := context.Background()
+	if res, err := s.Ingest(ctx, testIngest("src", "k1", "scan-1", nil)); err != nil || res.Deliveries != 0 {
+		t.Fatalf("Ingest = %+v, %v; want no deliveries", res, err)
+	}
+	if err := other.CreateEndpoint(ctx, testEndpoint("ep-a")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Ingest(ctx, testIngest("src", "k2", "scan-2", nil))
+	if err != nil || res.Deliveries != 2 {
+		t.Fatalf("Ingest after another process created an endpoint = %d deliveries, %v; want 2", res.Deliveries, err)
+	}
+	e, err := other.Endpoint(ctx, "ep-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Enabled = false
+	if err := other.UpdateEndpoint(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	if cs, err := s.ClaimDeliveries(ctx, t0, 10, time.Minute); err != nil || len(cs) != 0 {
+		t.Errorf("ClaimDeliveries after another process disabled the endpoint = %d claims, %v; want none", len(cs), err)
+	}
+	if res, err := s.Ingest(ctx, testIngest("src", "k3", "scan-3", nil)); err != nil || res.Deliveries != 0 {
+		t.Errorf("Ingest after another process disabled the endpoint = %d deliveries, %v; want none", res.Deliveries, err)
+	}
+}
+
+// TestClaimPlans: the claim queries walk their indexes and sort nothing, so
+// that a claim costs what it takes, not the size of the queue.
+func TestClaimPlans(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, filepath.Join(t.TempDir(), "verihook.db"), newKey(t))
+	for name, want := range map[string]string{
+		"claimDue":        "USING INDEX deliveries_due",
+		"claimDueOrdered": "USING INDEX deliveries_due",
+	} {
+		q := map[string]string{"claimDue": claimDueSQL, "claimDueOrdered": claimDueOrderedSQL}[name]
+		rows, err := s.rdb.Query("EXPLAIN QUERY PLAN "+q, "ep", 0, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		all := strings.Join(plan, "; ")
+		if !strings.Contains(plan[0], want) || strings.Contains(all, "TEMP B-TREE") || strings.Contains(all, "SCAN deliveries") {
+			t.Errorf("%s plan = %s; want a search %s without a sort", name, all, want)
+		}
+		if name == "claimDueOrdered" && !strings.Contains(all, "deliveries_ordered") {
+			t.Errorf("%s plan = %s; want the ordered check on deliveries_ordered", name, all)
+		}
+	}
+}
+
+// TestReplayChunks: a replay that spans several chunks, through events
+// that share their creation time, sees every event once.
+func TestReplayChunks(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, filepath.Join(t.TempDir(), "verihook.db"), newKey(t))
+	s.replayChunk = 3
+	ctx := context.Background()
+	if err := s.CreateEndpoint(ctx, testEndpoint("ep-all")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 { // 8 events, all created at t0
+		if _, err := s.Ingest(ctx, testIngest("src", fmt.Sprint("k", i), fmt.Sprint("scan-", i), nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	late := testEndpoint("ep-otp")
+	late.EventTypes = []string{hub.EventOTPRequested}
+	if err := s.CreateEndpoint(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		r    hub.Replay
+		want int
+	}{
+		{hub.Replay{EndpointID: "ep-all", Since: t0, Until: t0.Add(time.Nanosecond)}, 8},
+		{hub.Replay{EndpointID: "ep-otp", Since: t0}, 4},                      // creates them
+		{hub.Replay{EndpointID: "ep-otp"}, 4},                                 // resets them
+		{hub.Replay{EndpointID: "ep-otp", Status: hub.DeliveryFailed}, 0},     // none failed
+		{hub.Replay{EndpointID: "ep-all", Since: t0.Add(time.Nanosecond)}, 0}, // after every event
+		{hub.Replay{EndpointID: "ep-all", Until: t0}, 0},                      // before every event
+		{hub.Replay{EndpointID: "ep-all", Status: hub.DeliveryPending, Since: t0}, 8},
+	} {
+		n, err := s.Replay(ctx, tc.r)
+		if err != nil || n != tc.want {
+			t.Errorf("Replay(%+v) = %d, %v; want %d", tc.r, n, err, tc.want)
+		}
+	}
+	ds, _, err := s.Deliveries(ctx, hub.DeliveryFilter{EndpointID: "ep-otp"})
+	if err != nil || len(ds) != 4 {
+		t.Fatalf("Deliveries(ep-otp) = %d, %v; want 4", len(ds), err)
+	}
+	for _, d := range ds {
+		if d.EventType != hub.EventOTPRequested {
+			t.Errorf("replay created a delivery of a %s event", d.EventType)
+		}
+	}
+}
+
+// benchClaimAndRecord runs workers that claim deliveries 10 at a time and
+// record a verdict for each that makes it due again at once (the queue holds
+// 1000 deliveries that go round), until b.N deliveries have been handled.
+func benchClaimAndRecord(b *testing.B, workers int) {
+	s := openStore(b, filepath.Join(b.TempDir(), "verihook.db"), newKey(b))
+	ctx := context.Background()
+	if err := s.CreateEndpoint(ctx, testEndpoint("ep")); err != nil {
+		b.Fatal(err)
+	}
+	for i := range 500 { // two deliveries each
+		if _, err := s.Ingest(ctx, benchIngest(int64(i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var (
+		mu   sync.Mutex
+		left = b.N
+		tick int64 // the clock: one nanosecond per claim, so that every claim is later than the verdicts before it
+	)
+	take := func() (int, time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		n := min(10, left)
+		left -= n
+		tick++
+		return n, t0.Add(time.Duration(tick))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				n, now := take()
+				if n == 0 {
+					return
+				}
+				cs, err := s.ClaimDeliveries(ctx, now, n, time.Minute)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if len(cs) < n { // a worker that took its clock reading long ago may find fewer due
+					mu.Lock()
+					left += n - len(cs)
+					mu.Unlock()
+				}
+				for _, c := range cs {
+					err := s.RecordAttempt(ctx, hub.AttemptRecord{DeliveryID: c.Delivery.ID, Lease: c.Lease,
+						Attempt: hub.Attempt{At: now, StatusCode: 500, LatencyMS: 12, Response: "busy"},
+						Status:  hub.DeliveryPending, NextAttemptAt: now})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	reportBatches(b, s)
+}
+
+// BenchmarkClaimAndRecord measures the outbox's hot path, per delivery: a
+// share of a claim of 10 and one RecordAttempt, each a write transaction of
+// its own for one worker, with its own fsync.
+func BenchmarkClaimAndRecord(b *testing.B) { benchClaimAndRecord(b, 1) }
+
+// BenchmarkClaimAndRecordParallel is the same with 16 workers, whose writes
+// share commits.
+func BenchmarkClaimAndRecordParallel(b *testing.B) { benchClaimAndRecord(b, 16) }

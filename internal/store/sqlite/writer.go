@@ -35,6 +35,10 @@ type wtx struct {
 	ctx   context.Context
 	tx    *sql.Tx
 	stmts map[*sql.Stmt]*sql.Stmt // the transaction's handles on prepared statements
+
+	// versionChecked is set once the endpoint cache has been checked
+	// against PRAGMA data_version in this transaction (see endpointCache).
+	versionChecked bool
 }
 
 // exec runs a statement that is not prepared.
@@ -45,6 +49,11 @@ func (w *wtx) exec(query string, args ...any) (sql.Result, error) {
 // execStmt runs a prepared statement.
 func (w *wtx) execStmt(p *sql.Stmt, args ...any) (sql.Result, error) {
 	return w.stmt(p).ExecContext(w.ctx, args...)
+}
+
+// queryStmt runs a prepared query.
+func (w *wtx) queryStmt(p *sql.Stmt, args ...any) (*sql.Rows, error) {
+	return w.stmt(p).QueryContext(w.ctx, args...)
 }
 
 // queryRowStmt runs a prepared query that returns at most one row.
@@ -136,6 +145,9 @@ func (s *Store) writer() {
 func (s *Store) commit(batch []*writeReq) []error {
 	errs := make([]error, len(batch))
 	failAll := func(err error) []error {
+		// A request may have loaded the endpoint cache from rows that are
+		// now rolled back.
+		s.eps.invalidate()
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = err
@@ -168,6 +180,7 @@ func (s *Store) commit(batch []*writeReq) []error {
 		}
 		if err := run(w, r.fn); err != nil {
 			errs[i] = err
+			s.eps.invalidate() // it may hold rows the rollback undoes
 			// ROLLBACK TO undoes the request and keeps the savepoint open;
 			// RELEASE below closes it. If the rollback fails, SQLite has
 			// rolled back the whole transaction (it does so on some I/O and
@@ -185,6 +198,7 @@ func (s *Store) commit(batch []*writeReq) []error {
 		}
 	}
 	if ok == 0 {
+		s.eps.invalidate()
 		if err := tx.Rollback(); err != nil {
 			return failAll(fmt.Errorf("rollback: %w", err))
 		}
@@ -210,18 +224,23 @@ func run(w *wtx, fn func(*wtx) error) (err error) {
 }
 
 // prepared holds the statements prepared on the writer connection when the
-// store opens: the savepoint statements and everything Ingest runs.
+// store opens: the savepoint statements, everything Ingest runs, and the
+// outbox's hot path (claim, record, release).
 type prepared struct {
 	savepoint, rollbackTo, release *sql.Stmt
 
 	findDuplicate, insertMessage, loadVerification, insertVerification, updateVerification,
 	insertObservation, insertEvent *sql.Stmt
+
+	dataVersion, enabledEndpoints, insertDelivery *sql.Stmt
+
+	claimDue, claimDueOrdered, setLease, claimEvent, claimEndpoint, recordDelivery, insertAttempt,
+	endpointSucceeded, endpointFailed, releaseDelivery, deliveryExists *sql.Stmt
+
+	list []*sql.Stmt // all of the above, for Close
 }
 
-func (q *prepared) all() []*sql.Stmt {
-	return []*sql.Stmt{q.savepoint, q.rollbackTo, q.release, q.findDuplicate, q.insertMessage, q.loadVerification,
-		q.insertVerification, q.updateVerification, q.insertObservation, q.insertEvent}
-}
+func (q *prepared) all() []*sql.Stmt { return q.list }
 
 func prepare(ctx context.Context, db *sql.DB) (*prepared, error) {
 	q := &prepared{}
@@ -253,12 +272,42 @@ func prepare(ctx context.Context, db *sql.DB) (*prepared, error) {
 		{&q.insertEvent, `INSERT INTO events
 			(id, type, created_at, source, provider, data, message_id, verification_id)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
+
+		{&q.dataVersion, `PRAGMA data_version`},
+		{&q.enabledEndpoints, `SELECT id, event_types, sources, ordered FROM endpoints WHERE enabled = 1 ORDER BY id`},
+		{&q.insertDelivery, `INSERT INTO deliveries
+			(id, endpoint_id, event_id, event_type, source, verification_id, status, attempts, next_attempt_at,
+			 created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`},
+
+		{&q.claimDue, claimDueSQL},
+		{&q.claimDueOrdered, claimDueOrderedSQL},
+		{&q.setLease, `UPDATE deliveries SET lease = ?, lease_until = ? WHERE seq = ?`},
+		{&q.claimEvent, `SELECT ` + eventCols + ` FROM events WHERE id = ?`},
+		{&q.claimEndpoint, `SELECT ` + endpointCols + ` FROM endpoints WHERE id = ?`},
+		// Only the holder of the lease may record: a worker whose lease ran
+		// out and went to another worker matches no row.
+		{&q.recordDelivery, `UPDATE deliveries SET attempts = attempts + 1, last_status_code = ?, last_error = ?,
+				status = ?, next_attempt_at = ?, lease = NULL, lease_until = NULL, updated_at = ?
+			WHERE id = ? AND lease = ?
+			RETURNING endpoint_id`},
+		{&q.insertAttempt, `INSERT INTO attempts (id, delivery_id, at, status_code, latency_ms, response, error)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`},
+		{&q.endpointSucceeded, `UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL`},
+		{&q.endpointFailed, `UPDATE endpoints SET failing_since = ? WHERE id = ? AND failing_since IS NULL`},
+		{&q.releaseDelivery, `UPDATE deliveries SET lease = NULL, lease_until = NULL, next_attempt_at = ?, updated_at = ?
+			WHERE id = ? AND lease = ? AND status = 'pending'`},
+		{&q.deliveryExists, `SELECT count(*) FROM deliveries WHERE id = ?`},
 	} {
 		st, err := db.PrepareContext(ctx, p.query)
 		if err != nil {
+			for _, st := range q.list {
+				st.Close()
+			}
 			return nil, fmt.Errorf("prepare %q: %w", p.query, err)
 		}
 		*p.stmt = st
+		q.list = append(q.list, st)
 	}
 	return q, nil
 }

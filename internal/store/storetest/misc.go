@@ -154,4 +154,13 @@ func testClosed(t *testing.T, s hub.Store) {
 	wantCode(t, "UpsertSource after Close", s.UpsertSource(c, hub.Source{ID: "x", Provider: hub.ProviderIdenfy}), hub.EUNAVAILABLE)
 	_, err = s.PurgeBodies(c, at(10))
 	wantCode(t, "PurgeBodies after Close", err, hub.EUNAVAILABLE)
+	wantCode(t, "CreateEndpoint after Close", s.CreateEndpoint(c, newEndpoint("ep", at(0))), hub.EUNAVAILABLE)
+	_, err = s.Endpoints(c)
+	wantCode(t, "Endpoints after Close", err, hub.EUNAVAILABLE)
+	_, err = s.ClaimDeliveries(c, at(10), 10, time.Minute)
+	wantCode(t, "ClaimDeliveries after Close", err, hub.EUNAVAILABLE)
+	_, _, err = s.Deliveries(c, hub.DeliveryFilter{})
+	wantCode(t, "Deliveries after Close", err, hub.EUNAVAILABLE)
+	_, err = s.QueueStats(c, at(10))
+	wantCode(t, "QueueStats after Close", err, hub.EUNAVAILABLE)
 }

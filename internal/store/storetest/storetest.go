@@ -21,7 +21,8 @@
 //   - a verification's Reasons are never nil (the API shows [] not null);
 //   - a message or event id that is stored already, and a token hash that is
 //     stored already, are ECONFLICT; a failed Ingest leaves nothing behind;
-//   - after Close, methods return EUNAVAILABLE.
+//   - after Close, methods return EUNAVAILABLE;
+//   - the outbox's own choices, listed at the top of delivery.go.
 package storetest
 
 import (
@@ -70,6 +71,18 @@ func Run(t *testing.T, open func(t *testing.T) hub.Store) {
 		{"DedupRace", testDedupRace},
 		{"OrderingRace", testOrderingRace},
 		{"ConcurrentIngest", testConcurrentIngest},
+		{"Endpoints", testEndpoints},
+		{"IngestCreatesDeliveries", testIngestCreatesDeliveries},
+		{"ClaimLease", testClaimLease},
+		{"RecordAttempt", testRecordAttempt},
+		{"OrderedDelivery", testOrderedDelivery},
+		{"Release", testRelease},
+		{"DeliveryFilters", testDeliveryFilters},
+		{"RetryDelivery", testRetryDelivery},
+		{"Replay", testReplay},
+		{"QueueStats", testQueueStats},
+		{"DeleteEndpointCascades", testDeleteEndpointCascades},
+		{"ClaimRace", testClaimRace},
 		{"Closed", testClosed},
 	}
 	for _, tc := range tests {

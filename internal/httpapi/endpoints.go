@@ -1,0 +1,299 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/verihook/verihook/internal/hub"
+)
+
+// RotationGrace is how long a rotated-out endpoint secret keeps signing.
+const RotationGrace = 24 * time.Hour
+
+// endpointView is an endpoint as the API shows it; the secret only when it
+// was just created or rotated.
+type endpointView struct {
+	hub.Endpoint
+	Secret string `json:"secret,omitempty"`
+}
+
+// endpointInput is the body of POST and PATCH /api/v1/endpoints; absent
+// fields keep their value on PATCH.
+type endpointInput struct {
+	ID         *string   `json:"id"`
+	URL        *string   `json:"url"`
+	Secret     *string   `json:"secret"`
+	EventTypes *[]string `json:"event_types"`
+	Sources    *[]string `json:"sources"`
+	Enabled    *bool     `json:"enabled"`
+	Ordered    *bool     `json:"ordered"`
+	RateLimit  *float64  `json:"rate_limit"`
+}
+
+var endpointIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+
+// decode reads a JSON body of at most 64 KiB, refusing unknown fields.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return hub.Errorf(hub.EINVALID, "invalid JSON body: %v", err)
+	}
+	return nil
+}
+
+// apply validates in and copies it onto e.
+func (s *Server) apply(r *http.Request, e *hub.Endpoint, in endpointInput) error {
+	if in.URL != nil {
+		if err := s.CheckURL(r.Context(), *in.URL); err != nil {
+			return err
+		}
+		e.URL = *in.URL
+	}
+	if in.Secret != nil {
+		if !hub.ValidEndpointSecret(*in.Secret) {
+			return hub.Errorf(hub.EINVALID, "secret must be whsec_ followed by base64 of 24 to 64 bytes (or leave it out to have one generated)")
+		}
+		e.Secret = *in.Secret
+	}
+	if in.EventTypes != nil {
+		for _, t := range *in.EventTypes {
+			if !hub.ValidEventTypeFilter(t) {
+				return hub.Errorf(hub.EINVALID, "event_types: %q is not an event type or a prefix like verification.* (types: %v)", t, hub.EventTypes)
+			}
+		}
+		e.EventTypes = slices.Clone(*in.EventTypes)
+	}
+	if in.Sources != nil {
+		e.Sources = slices.Clone(*in.Sources)
+	}
+	if in.Enabled != nil {
+		if *in.Enabled && !e.Enabled {
+			e.DisabledReason, e.FailingSince = "", time.Time{}
+		}
+		e.Enabled = *in.Enabled
+	}
+	if in.Ordered != nil {
+		e.Ordered = *in.Ordered
+	}
+	if in.RateLimit != nil {
+		if *in.RateLimit < 0 {
+			return hub.Errorf(hub.EINVALID, "rate_limit must be 0 (no limit) or more requests per second")
+		}
+		e.RateLimit = *in.RateLimit
+	}
+	return nil
+}
+
+func (s *Server) handleCreateEndpoint(w http.ResponseWriter, r *http.Request) {
+	var in endpointInput
+	if err := decode(r, &in); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	now := time.Now().UTC()
+	e := hub.Endpoint{ID: hub.NewID("ep", now), Enabled: true, EventTypes: []string{}, Sources: []string{}, CreatedAt: now, UpdatedAt: now}
+	if in.ID != nil {
+		if !endpointIDPattern.MatchString(*in.ID) {
+			s.error(w, r, hub.Errorf(hub.EINVALID, "id must be 1-64 letters, digits, - or _"))
+			return
+		}
+		e.ID = *in.ID
+	}
+	if in.URL == nil {
+		s.error(w, r, hub.Errorf(hub.EINVALID, "url is required"))
+		return
+	}
+	if err := s.apply(r, &e, in); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if e.Secret == "" {
+		e.Secret = hub.NewEndpointSecret()
+	}
+	if err := s.Store.CreateEndpoint(r.Context(), e); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, endpointView{Endpoint: e, Secret: e.Secret})
+}
+
+func (s *Server) handleEndpoints(w http.ResponseWriter, r *http.Request) {
+	es, err := s.Store.Endpoints(r.Context())
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeList(w, es, "")
+}
+
+func (s *Server) handleEndpoint(w http.ResponseWriter, r *http.Request) {
+	e, err := s.Store.Endpoint(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, e)
+}
+
+func (s *Server) handleUpdateEndpoint(w http.ResponseWriter, r *http.Request) {
+	var in endpointInput
+	if err := decode(r, &in); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if in.ID != nil || in.Secret != nil {
+		s.error(w, r, hub.Errorf(hub.EINVALID, "id cannot change; rotate the secret with POST /api/v1/endpoints/{id}/rotate-secret"))
+		return
+	}
+	e, err := s.Store.Endpoint(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if err := s.apply(r, &e, in); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	e.UpdatedAt = time.Now().UTC()
+	if err := s.Store.UpdateEndpoint(r.Context(), e); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	s.wake()
+	writeJSON(w, http.StatusOK, e)
+}
+
+func (s *Server) handleDeleteEndpoint(w http.ResponseWriter, r *http.Request) {
+	if err := s.Store.DeleteEndpoint(r.Context(), r.PathValue("id")); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleRotateSecret replaces the secret; the old one keeps signing, beside
+// the new, for RotationGrace so that receivers can switch without a gap.
+func (s *Server) handleRotateSecret(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Secret string `json:"secret"`
+	}
+	if err := decode(r, &in); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if in.Secret != "" && !hub.ValidEndpointSecret(in.Secret) {
+		s.error(w, r, hub.Errorf(hub.EINVALID, "secret must be whsec_ followed by base64 of 24 to 64 bytes"))
+		return
+	}
+	e, err := s.Store.Endpoint(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	now := time.Now().UTC()
+	e.PreviousSecret, e.PreviousSecretExpiresAt = e.Secret, now.Add(RotationGrace)
+	e.Secret, e.UpdatedAt = in.Secret, now
+	if e.Secret == "" {
+		e.Secret = hub.NewEndpointSecret()
+	}
+	if err := s.Store.UpdateEndpoint(r.Context(), e); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, endpointView{Endpoint: e, Secret: e.Secret})
+}
+
+// handleEndpointSecret shows the current secret to an admin.
+func (s *Server) handleEndpointSecret(w http.ResponseWriter, r *http.Request) {
+	e, err := s.Store.Endpoint(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"secret": e.Secret})
+}
+
+func (s *Server) handleReplay(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Since  time.Time          `json:"since"`
+		Until  time.Time          `json:"until"`
+		Status hub.DeliveryStatus `json:"status"`
+	}
+	if err := decode(r, &in); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if in.Since.IsZero() {
+		s.error(w, r, hub.Errorf(hub.EINVALID, `since is required, e.g. {"since": "2026-11-24T00:00:00Z"}`))
+		return
+	}
+	if in.Status != "" && !slices.Contains([]hub.DeliveryStatus{hub.DeliveryPending, hub.DeliverySucceeded, hub.DeliveryFailed}, in.Status) {
+		s.error(w, r, hub.Errorf(hub.EINVALID, "status must be pending, succeeded or failed"))
+		return
+	}
+	n, err := s.Store.Replay(r.Context(), hub.Replay{EndpointID: r.PathValue("id"), Since: in.Since, Until: in.Until, Status: in.Status, Now: time.Now().UTC()})
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	s.wake()
+	writeJSON(w, http.StatusAccepted, map[string]int{"deliveries": n})
+}
+
+// deliveryView is a delivery with a redacted preview of what it sends.
+type deliveryView struct {
+	hub.Delivery
+	Preview json.RawMessage `json:"preview,omitempty"`
+}
+
+func (s *Server) handleDeliveries(w http.ResponseWriter, r *http.Request) {
+	p, err := page(r)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	f := hub.DeliveryFilter{EndpointID: q.Get("endpoint"), EventID: q.Get("event"), Status: hub.DeliveryStatus(q.Get("status")), Page: p}
+	ds, next, err := s.Store.Deliveries(r.Context(), f)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeList(w, ds, next)
+}
+
+func (s *Server) handleDelivery(w http.ResponseWriter, r *http.Request) {
+	d, err := s.Store.Delivery(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	v := deliveryView{Delivery: d}
+	if e, err := s.Store.Event(r.Context(), d.EventID); err == nil {
+		body, _ := json.Marshal(e)
+		v.Preview = hub.Preview(body)
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) handleRetry(w http.ResponseWriter, r *http.Request) {
+	d, err := s.Store.RetryDelivery(r.Context(), r.PathValue("id"), time.Now().UTC())
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	s.wake()
+	writeJSON(w, http.StatusAccepted, d)
+}
+
+func (s *Server) wake() {
+	if s.Wake != nil {
+		s.Wake()
+	}
+}

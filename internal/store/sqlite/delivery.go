@@ -1,0 +1,593 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/verihook/verihook/internal/hub"
+)
+
+// enqueue creates, inside Ingest's transaction, a pending delivery due at at
+// for every event and every enabled endpoint that Matches it, and returns
+// how many it created.
+func (s *Store) enqueue(tx *wtx, events []hub.Event, at time.Time) (int, error) {
+	if len(events) == 0 {
+		return 0, nil
+	}
+	eps, err := s.enabledEndpoints(tx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, ev := range events {
+		for i := range eps {
+			if !eps[i].Matches(ev) {
+				continue
+			}
+			if err := s.insertDelivery(tx, eps[i].ID, ev, at); err != nil {
+				return 0, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
+// insertDelivery creates a pending delivery of ev to endpointID, created and
+// due at at.
+func (s *Store) insertDelivery(tx *wtx, endpointID string, ev hub.Event, at time.Time) error {
+	_, err := tx.execStmt(s.q.insertDelivery,
+		hub.NewID("dlv", at), endpointID, ev.ID, ev.Type, ev.Source, nullString(ev.VerificationID),
+		toNanos(at), toNanos(at), toNanos(at))
+	if err != nil {
+		return fmt.Errorf("insert delivery of %s to %s: %w", ev.ID, endpointID, err)
+	}
+	return nil
+}
+
+func validDeliveryStatus(st hub.DeliveryStatus) bool {
+	return st == hub.DeliveryPending || st == hub.DeliverySucceeded || st == hub.DeliveryFailed
+}
+
+const deliveryCols = `id, endpoint_id, event_id, event_type, source, verification_id, status, attempts,
+	next_attempt_at, last_status_code, last_error, created_at, updated_at`
+
+// scanDelivery reads a row of deliveryCols, after the columns of extra.
+func scanDelivery(r scanner, extra ...any) (hub.Delivery, error) {
+	var (
+		d                    hub.Delivery
+		verifID              sql.NullString
+		status               string
+		next                 sql.NullInt64
+		createdAt, updatedAt int64
+	)
+	dest := append(extra, &d.ID, &d.EndpointID, &d.EventID, &d.EventType, &d.Source, &verifID, &status, &d.Attempts,
+		&next, &d.LastStatusCode, &d.LastError, &createdAt, &updatedAt)
+	if err := r.Scan(dest...); err != nil {
+		return hub.Delivery{}, err
+	}
+	d.VerificationID, d.Status = verifID.String, hub.DeliveryStatus(status)
+	d.NextAttemptAt = fromNullNanos(next)
+	d.CreatedAt, d.UpdatedAt = fromNanos(createdAt), fromNanos(updatedAt)
+	return d, nil
+}
+
+// claimDueSQL selects the due deliveries of one endpoint that nobody holds,
+// oldest due first (the arguments: endpoint id, now, now, limit). An ended
+// lease (lease_until <= now) holds nothing.
+const claimDueSQL = `SELECT seq, ` + deliveryCols + ` FROM deliveries
+	WHERE endpoint_id = ? AND status = 'pending' AND next_attempt_at <= ?
+		AND (lease_until IS NULL OR lease_until <= ?)
+	ORDER BY next_attempt_at, seq LIMIT ?`
+
+// claimDueOrderedSQL is claimDueSQL for an ordered endpoint. A delivery of a
+// verification is claimable only while no EARLIER-CREATED (lower seq)
+// delivery of the same verification to the same endpoint is pending,
+// whether that one is due, waiting for its next attempt, or held by a worker
+// right now. So the deliveries of one verification go one at a time, in
+// creation order, at most one of them in flight, and the next becomes
+// claimable once the one before has succeeded or failed for good. The
+// deliveries of events without a verification are not held back.
+// deliveries_ordered answers the NOT EXISTS with one index probe.
+const claimDueOrderedSQL = `SELECT seq, ` + deliveryCols + ` FROM deliveries AS d
+	WHERE endpoint_id = ? AND status = 'pending' AND next_attempt_at <= ?
+		AND (lease_until IS NULL OR lease_until <= ?)
+		AND (verification_id IS NULL OR NOT EXISTS (
+			SELECT 1 FROM deliveries AS earlier
+			WHERE earlier.endpoint_id = d.endpoint_id AND earlier.verification_id = d.verification_id
+				AND earlier.status = 'pending' AND earlier.seq < d.seq))
+	ORDER BY next_attempt_at, seq LIMIT ?`
+
+// sealedClaim is a claim as the writer returns it: the event's data and the
+// endpoint's secrets are decrypted afterwards, in the caller's goroutine.
+type sealedClaim struct {
+	delivery  hub.Delivery
+	seq       int64
+	event     hub.Event
+	eventData []byte
+	endpoint  *sealedEndpoint
+	lease     string
+}
+
+// ClaimDeliveries leases up to limit due deliveries of enabled endpoints,
+// oldest due first, each under a new random lease token valid until
+// now+lease (see hub.Store). A zero now is the store's clock; a limit below 1
+// or a lease of 0 or less is EINVALID.
+//
+// The claim is a write: it runs in the writer's transaction, so two claims
+// never see the same delivery as free. If ctx ends after the writer has run
+// the claim, the caller gets ctx's error and the claimed deliveries stay
+// leased until their lease ends.
+func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]hub.Claim, error) {
+	switch {
+	case limit < 1:
+		return nil, hub.Errorf(hub.EINVALID, "claim deliveries: the limit must be 1 or more")
+	case lease <= 0:
+		return nil, hub.Errorf(hub.EINVALID, "claim deliveries: the lease must be positive")
+	}
+	if now.IsZero() {
+		now = s.now()
+	}
+	now = utc(now)
+	until := now.Add(lease)
+	if err := checkTime(now, "now"); err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	if err := checkTime(until, "lease end"); err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	var sealed []sealedClaim
+	err := s.write(ctx, "claim deliveries", func(tx *wtx) error {
+		var err error
+		sealed, err = s.claimTx(tx, now, until, limit)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	claims := make([]hub.Claim, 0, len(sealed))
+	opened := map[*sealedEndpoint]hub.Endpoint{}
+	for _, c := range sealed {
+		ev, err := s.openEvent(c.event, c.eventData)
+		if err != nil {
+			return nil, fmt.Errorf("claim deliveries: %w", err)
+		}
+		ep, ok := opened[c.endpoint]
+		if !ok {
+			if ep, err = s.openEndpoint(*c.endpoint); err != nil {
+				return nil, fmt.Errorf("claim deliveries: %w", err)
+			}
+			opened[c.endpoint] = ep
+		}
+		ep.EventTypes, ep.Sources = slices.Clone(ep.EventTypes), slices.Clone(ep.Sources)
+		claims = append(claims, hub.Claim{Delivery: c.delivery, Event: ev, Endpoint: ep, Lease: c.lease})
+	}
+	return claims, nil
+}
+
+// claimTx is ClaimDeliveries' work inside the writer's transaction.
+//
+// It asks each enabled endpoint for its own oldest due deliveries (up to
+// limit each, through deliveries_due) and keeps the limit oldest of them
+// all, by due time and then creation order: the same result as one query
+// over every pending delivery joined with the enabled endpoints, without
+// walking past the backlog of a disabled endpoint, which never drains.
+func (s *Store) claimTx(tx *wtx, now, until time.Time, limit int) ([]sealedClaim, error) {
+	eps, err := s.enabledEndpoints(tx)
+	if err != nil {
+		return nil, err
+	}
+	var cands []sealedClaim
+	for i := range eps {
+		st := s.q.claimDue
+		if eps[i].Ordered {
+			st = s.q.claimDueOrdered
+		}
+		rows, err := tx.queryStmt(st, eps[i].ID, toNanos(now), toNanos(now), limit)
+		if err != nil {
+			return nil, fmt.Errorf("find due deliveries: %w", err)
+		}
+		for rows.Next() {
+			var c sealedClaim
+			if c.delivery, err = scanDelivery(rows, &c.seq); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("find due deliveries: %w", err)
+			}
+			cands = append(cands, c)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("find due deliveries: %w", err)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("find due deliveries: %w", err)
+		}
+	}
+	slices.SortFunc(cands, func(a, b sealedClaim) int {
+		return cmp.Or(a.delivery.NextAttemptAt.Compare(b.delivery.NextAttemptAt), cmp.Compare(a.seq, b.seq))
+	})
+	cands = cands[:min(limit, len(cands))]
+
+	endpoints := map[string]*sealedEndpoint{}
+	for i := range cands {
+		c := &cands[i]
+		// A fresh random token per claim: whoever held the delivery before
+		// (a worker whose lease ran out) holds a different token, so its
+		// RecordAttempt or Release finds no row and gets ECONFLICT.
+		c.lease = hub.NewID("lease", now)
+		if _, err := tx.execStmt(s.q.setLease, c.lease, toNanos(until), c.seq); err != nil {
+			return nil, fmt.Errorf("lease delivery %s: %w", c.delivery.ID, err)
+		}
+		if c.event, c.eventData, err = scanSealedEvent(tx.queryRowStmt(s.q.claimEvent, c.delivery.EventID)); err != nil {
+			return nil, fmt.Errorf("load event %s: %w", c.delivery.EventID, err)
+		}
+		if c.endpoint = endpoints[c.delivery.EndpointID]; c.endpoint == nil {
+			se, err := scanEndpoint(tx.queryRowStmt(s.q.claimEndpoint, c.delivery.EndpointID))
+			if err != nil {
+				return nil, fmt.Errorf("load endpoint %s: %w", c.delivery.EndpointID, err)
+			}
+			c.endpoint = &se
+			endpoints[se.ID] = c.endpoint
+		}
+	}
+	return cands, nil
+}
+
+// leaseConflict explains why a lease-checked update matched no row:
+// ENOTFOUND when the delivery does not exist, ECONFLICT when its lease is not
+// lease (it ended and went to another worker, or the delivery was retried,
+// replayed or finished meanwhile).
+func (s *Store) leaseConflict(tx *wtx, id string) error {
+	var n int
+	if err := tx.queryRowStmt(s.q.deliveryExists, id).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return hub.Errorf(hub.ENOTFOUND, "delivery %q not found", id)
+	}
+	return hub.Errorf(hub.ECONFLICT, "delivery %q is no longer leased with this token", id)
+}
+
+// RecordAttempt logs an attempt of a claimed delivery and applies its
+// verdict (see hub.Store). A zero Attempt.At is the store's clock and an
+// empty Attempt.ID a new "att" id; the delivery's updated_at becomes
+// Attempt.At. The response excerpt is stored as given. An unknown status, a
+// pending status without NextAttemptAt, an invalid attempt id, and an
+// Attempt.DeliveryID other than r.DeliveryID are EINVALID; an unknown
+// delivery is ENOTFOUND and a lease that is not the delivery's ECONFLICT.
+func (s *Store) RecordAttempt(ctx context.Context, r hub.AttemptRecord) error {
+	a := r.Attempt
+	if a.At.IsZero() {
+		a.At = s.now()
+	}
+	if a.ID == "" {
+		a.ID = hub.NewID("att", a.At)
+	}
+	switch {
+	case !validDeliveryStatus(r.Status):
+		return hub.Errorf(hub.EINVALID, "record attempt: unknown delivery status %q", r.Status)
+	case r.Status == hub.DeliveryPending && r.NextAttemptAt.IsZero():
+		return hub.Errorf(hub.EINVALID, "record attempt: a pending delivery needs its next attempt time")
+	case !validID(a.ID):
+		return hub.Errorf(hub.EINVALID, "record attempt: invalid attempt id %q", a.ID)
+	case a.DeliveryID != "" && a.DeliveryID != r.DeliveryID:
+		return hub.Errorf(hub.EINVALID, "record attempt: the attempt is of delivery %q, not %q", a.DeliveryID, r.DeliveryID)
+	}
+	if err := checkTime(a.At, "attempt time"); err != nil {
+		return fmt.Errorf("record attempt: %w", err)
+	}
+	var next sql.NullInt64
+	if r.Status == hub.DeliveryPending {
+		if err := checkTime(r.NextAttemptAt, "next attempt time"); err != nil {
+			return fmt.Errorf("record attempt: %w", err)
+		}
+		next = toNullNanos(r.NextAttemptAt)
+	}
+	at := toNanos(a.At)
+	return s.write(ctx, "record attempt", func(tx *wtx) error {
+		var endpointID string
+		err := tx.queryRowStmt(s.q.recordDelivery, a.StatusCode, a.Error, string(r.Status), next, at,
+			r.DeliveryID, r.Lease).Scan(&endpointID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return s.leaseConflict(tx, r.DeliveryID)
+		}
+		if err != nil {
+			return fmt.Errorf("update delivery: %w", err)
+		}
+		if _, err := tx.execStmt(s.q.insertAttempt, a.ID, r.DeliveryID, at, a.StatusCode, a.LatencyMS, a.Response,
+			a.Error); err != nil {
+			return fmt.Errorf("insert attempt: %w", err)
+		}
+		if r.Status == hub.DeliverySucceeded {
+			_, err = tx.execStmt(s.q.endpointSucceeded, endpointID)
+		} else {
+			_, err = tx.execStmt(s.q.endpointFailed, at, endpointID)
+		}
+		if err != nil {
+			return fmt.Errorf("update endpoint: %w", err)
+		}
+		if r.DisableEndpoint != "" {
+			s.eps.invalidate()
+			if _, err := tx.exec(`UPDATE endpoints SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?`,
+				r.DisableEndpoint, at, endpointID); err != nil {
+				return fmt.Errorf("disable endpoint: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// Release gives a claimed delivery back without an attempt, due at at (a
+// zero at is the store's clock), and clears its lease. ENOTFOUND for an
+// unknown delivery, ECONFLICT when lease is not its lease.
+func (s *Store) Release(ctx context.Context, deliveryID, lease string, at time.Time) error {
+	now := s.now()
+	if at.IsZero() {
+		at = now
+	}
+	if err := checkTime(at, "release time"); err != nil {
+		return fmt.Errorf("release delivery: %w", err)
+	}
+	return s.write(ctx, "release delivery", func(tx *wtx) error {
+		res, err := tx.execStmt(s.q.releaseDelivery, toNanos(at), toNanos(now), deliveryID, lease)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n > 0 {
+			return err
+		}
+		return s.leaseConflict(tx, deliveryID)
+	})
+}
+
+// Deliveries lists deliveries newest first, without attempts. An unknown
+// status is EINVALID; see page for limits and cursors.
+func (s *Store) Deliveries(ctx context.Context, f hub.DeliveryFilter) ([]hub.Delivery, string, error) {
+	limit, cursor, err := page(f.Page)
+	if err != nil {
+		return nil, "", fmt.Errorf("list deliveries: %w", err)
+	}
+	var q query
+	if f.EndpointID != "" {
+		q.add("endpoint_id = ?", f.EndpointID)
+	}
+	if f.EventID != "" {
+		q.add("event_id = ?", f.EventID)
+	}
+	if f.Status != "" {
+		if !validDeliveryStatus(f.Status) {
+			return nil, "", hub.Errorf(hub.EINVALID, "unknown delivery status %q", f.Status)
+		}
+		q.add("status = ?", string(f.Status))
+	}
+	stmt, args := q.sql(`SELECT `+deliveryCols+` FROM deliveries`, cursor, limit)
+	return list(ctx, s, "list deliveries", stmt, args, limit, func(r scanner) (hub.Delivery, string, error) {
+		d, err := scanDelivery(r)
+		return d, d.ID, err
+	})
+}
+
+// Delivery returns one delivery with its attempts, newest (last recorded)
+// first; AttemptLog is empty, not nil, when there is none.
+func (s *Store) Delivery(ctx context.Context, id string) (hub.Delivery, error) {
+	tx, err := s.rdb.BeginTx(ctx, nil)
+	if err != nil {
+		return hub.Delivery{}, fail("get delivery", err)
+	}
+	defer tx.Rollback()
+	d, err := scanDelivery(tx.QueryRowContext(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE id = ?`, id))
+	if err != nil {
+		return hub.Delivery{}, notFound("get delivery", err, fmt.Sprintf("delivery %q not found", id))
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, delivery_id, at, status_code, latency_ms, response, error
+		FROM attempts WHERE delivery_id = ? ORDER BY seq DESC`, id)
+	if err != nil {
+		return hub.Delivery{}, fail("get attempts", err)
+	}
+	defer rows.Close()
+	d.AttemptLog = []hub.Attempt{}
+	for rows.Next() {
+		var (
+			a  hub.Attempt
+			at int64
+		)
+		if err := rows.Scan(&a.ID, &a.DeliveryID, &at, &a.StatusCode, &a.LatencyMS, &a.Response, &a.Error); err != nil {
+			return hub.Delivery{}, fail("get attempts", err)
+		}
+		a.At = fromNanos(at)
+		d.AttemptLog = append(d.AttemptLog, a)
+	}
+	if err := rows.Err(); err != nil {
+		return hub.Delivery{}, fail("get attempts", err)
+	}
+	return d, nil
+}
+
+// RetryDelivery makes a delivery pending again, attempts 0, due at now (zero:
+// the store's clock), whatever its status, and clears its lease: a worker
+// holding it gets ECONFLICT when it records. The last status code and error
+// stay until the next attempt. An unknown delivery is ENOTFOUND.
+func (s *Store) RetryDelivery(ctx context.Context, id string, now time.Time) (hub.Delivery, error) {
+	if now.IsZero() {
+		now = s.now()
+	}
+	if err := checkTime(now, "now"); err != nil {
+		return hub.Delivery{}, fmt.Errorf("retry delivery: %w", err)
+	}
+	var d hub.Delivery
+	err := s.write(ctx, "retry delivery", func(tx *wtx) error {
+		var err error
+		d, err = scanDelivery(tx.tx.QueryRowContext(tx.ctx, `UPDATE deliveries SET status = 'pending', attempts = 0,
+				next_attempt_at = ?, lease = NULL, lease_until = NULL, updated_at = ?
+			WHERE id = ?
+			RETURNING `+deliveryCols, toNanos(now), toNanos(now), id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return hub.Errorf(hub.ENOTFOUND, "delivery %q not found", id)
+		}
+		return err
+	})
+	if err != nil {
+		return hub.Delivery{}, err
+	}
+	return d, nil
+}
+
+// replayChunk is how many events Replay looks at per transaction (unless a
+// test sets Store.replayChunk), so that a replay of months of events never
+// holds the writer for long.
+const replayChunk = 1000
+
+// Replay makes the endpoint's deliveries of the events created in [Since,
+// Until) pending again (see hub.Store). It walks those events in creation
+// order, replayChunk of them per transaction, and for each resets the endpoint's
+// delivery if its status passes the filter or, with no status filter,
+// creates the delivery the endpoint never had if its filters (not Enabled)
+// admit the event. Created deliveries get Now as their creation time and
+// come after every existing delivery in the ordered rule's creation order.
+//
+// The chunks commit one by one: if Replay fails part way, what it did so
+// far stays done, and it returns how many deliveries it made due with the
+// error. An unknown endpoint is ENOTFOUND, an unknown status EINVALID; a
+// zero Now is the store's clock and a zero Since the beginning of time.
+func (s *Store) Replay(ctx context.Context, r hub.Replay) (int, error) {
+	if r.Status != "" && !validDeliveryStatus(r.Status) {
+		return 0, hub.Errorf(hub.EINVALID, "replay: unknown delivery status %q", r.Status)
+	}
+	if r.Now.IsZero() {
+		r.Now = s.now()
+	}
+	for _, c := range []struct {
+		t    time.Time
+		what string
+	}{{r.Since, "since"}, {r.Until, "until"}, {r.Now, "now"}} {
+		if err := checkTime(c.t, c.what); err != nil {
+			return 0, fmt.Errorf("replay: %w", err)
+		}
+	}
+	now := utc(r.Now)
+	since, until := int64(math.MinInt64), int64(math.MaxInt64)
+	if !r.Since.IsZero() {
+		since = toNanos(r.Since)
+	}
+	if !r.Until.IsZero() {
+		until = toNanos(r.Until)
+	}
+	// The keyset of the next chunk: events after (afterAt, afterRow) in
+	// (created_at, rowid) order. rowid is never below 1.
+	afterAt, afterRow := since, int64(0)
+	chunk := cmp.Or(s.replayChunk, replayChunk)
+	total := 0
+	for {
+		var n, seen int
+		err := s.write(ctx, "replay", func(tx *wtx) error {
+			n, seen = 0, 0
+			se, err := scanEndpoint(tx.queryRowStmt(s.q.claimEndpoint, r.EndpointID))
+			if errors.Is(err, sql.ErrNoRows) {
+				return hub.Errorf(hub.ENOTFOUND, "endpoint %q not found", r.EndpointID)
+			}
+			if err != nil {
+				return fmt.Errorf("load endpoint: %w", err)
+			}
+			ep := se.Endpoint
+			ep.Enabled = true // Replay ignores Enabled: the operator asked for these events
+			type event struct {
+				hub.Event
+				rowid int64
+			}
+			var events []event
+			// created_at >= afterAt (not since) starts the index range at the
+			// chunk, so that each chunk costs its own rows only.
+			rows, err := tx.tx.QueryContext(tx.ctx, `SELECT rowid, id, type, source, verification_id, created_at
+				FROM events
+				WHERE created_at >= ? AND created_at < ? AND (created_at, rowid) > (?, ?)
+				ORDER BY created_at, rowid LIMIT ?`, afterAt, until, afterAt, afterRow, chunk)
+			if err != nil {
+				return fmt.Errorf("find events: %w", err)
+			}
+			for rows.Next() {
+				var (
+					e         event
+					verifID   sql.NullString
+					createdAt int64
+				)
+				if err := rows.Scan(&e.rowid, &e.ID, &e.Type, &e.Source, &verifID, &createdAt); err != nil {
+					rows.Close()
+					return fmt.Errorf("find events: %w", err)
+				}
+				e.VerificationID, e.CreatedAt = verifID.String, fromNanos(createdAt)
+				events = append(events, e)
+			}
+			if err := rows.Close(); err != nil {
+				return fmt.Errorf("find events: %w", err)
+			}
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("find events: %w", err)
+			}
+			for _, e := range events {
+				res, err := tx.exec(`UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?,
+						lease = NULL, lease_until = NULL, updated_at = ?
+					WHERE endpoint_id = ? AND event_id = ? AND (? = '' OR status = ?)`,
+					toNanos(now), toNanos(now), ep.ID, e.ID, string(r.Status), string(r.Status))
+				if err != nil {
+					return fmt.Errorf("reset delivery of %s: %w", e.ID, err)
+				}
+				k, err := res.RowsAffected()
+				if err != nil {
+					return err
+				}
+				// Without a status filter every existing delivery was reset,
+				// so none affected means none exists.
+				if k == 0 && r.Status == "" && ep.Matches(e.Event) {
+					if err := s.insertDelivery(tx, ep.ID, e.Event, now); err != nil {
+						return err
+					}
+					k = 1
+				}
+				n += int(k)
+			}
+			seen = len(events)
+			if seen > 0 {
+				afterAt, afterRow = toNanos(events[seen-1].CreatedAt), events[seen-1].rowid
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if seen < chunk {
+			return total, nil
+		}
+	}
+}
+
+// QueueStats counts the pending deliveries, those due by now (zero: the
+// store's clock) among them, and finds the earliest due time. Deliveries of
+// disabled endpoints count too: they are pending.
+func (s *Store) QueueStats(ctx context.Context, now time.Time) (hub.QueueStats, error) {
+	if now.IsZero() {
+		now = s.now()
+	}
+	if err := checkTime(now, "now"); err != nil {
+		return hub.QueueStats{}, fmt.Errorf("queue stats: %w", err)
+	}
+	var (
+		st     hub.QueueStats
+		oldest sql.NullInt64
+	)
+	err := s.rdb.QueryRowContext(ctx, `SELECT count(*), count(CASE WHEN next_attempt_at <= ? THEN 1 END),
+			min(next_attempt_at)
+		FROM deliveries INDEXED BY deliveries_due WHERE status = 'pending'`, toNanos(now)).Scan(&st.Pending, &st.Due, &oldest)
+	if err != nil {
+		return hub.QueueStats{}, fail("queue stats", err)
+	}
+	if oldest.Valid && oldest.Int64 <= toNanos(now) {
+		st.OldestDue = fromNanos(oldest.Int64)
+	}
+	return st, nil
+}
