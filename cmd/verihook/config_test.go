@@ -96,3 +96,29 @@ func TestHelpSaysWhatToDoNext(t *testing.T) {
 		t.Errorf("unknown command: exit %d, want 2", code)
 	}
 }
+
+// TestWrongKeyRefusesToStart: a data dir written with one key does not open
+// with another.
+func TestWrongKeyRefusesToStart(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	m := &Main{Config: cfg}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	other := &Main{Config: cfg, Getenv: func(k string) string {
+		if k == "VERIHOOK_ENCRYPTION_KEY" {
+			return "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // 32 bytes, not the key file's
+		}
+		return ""
+	}}
+	err := other.Run(context.Background())
+	if err == nil {
+		other.Close()
+		t.Fatal("serve started with another encryption key than the data was written with")
+	}
+	if !strings.Contains(err.Error(), "does not match") {
+		t.Errorf("error %q does not say the key does not match", err)
+	}
+}

@@ -35,6 +35,81 @@ var buildBinary = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
+// binary returns the built verihook command, or skips the test under -short.
+func binary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binary; skipped with -short")
+	}
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// sourcesYAML declares the four test sources, one per provider.
+func sourcesYAML() string {
+	return fmt.Sprintf(`sources:
+  - {id: identomat-main, provider: identomat, secrets: {callback_api_key: %s}}
+  - {id: idenfy-main, provider: idenfy, secrets: {signing_key: %s}}
+  - {id: kycaid-main, provider: kycaid, secrets: {api_token: %s}}
+  - {id: fractal-main, provider: fractal, secrets: {webhook_secret: %s}}
+`, testSecrets["identomat"], testSecrets["idenfy"], testSecrets["kycaid"], testSecrets["fractal"])
+}
+
+// writeConfig writes a config file into dir and returns its path.
+func writeConfig(t *testing.T, dir, name, yaml string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// binToken creates a viewer token with the command, as an operator would.
+func binToken(t *testing.T, bin, config string, env ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, "token", "create", "--role", "viewer", "--config", config)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("token create: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1]
+}
+
+// allEventIDs pages through every stored event.
+func allEventIDs(t *testing.T, base, tok string) map[string]bool {
+	t.Helper()
+	ids := map[string]bool{}
+	for cursor := ""; ; {
+		var l struct {
+			Data       []hub.Event `json:"data"`
+			NextCursor string      `json:"next_cursor"`
+		}
+		getJSON(t, base+"/api/v1/events?limit=500&cursor="+cursor, tok, &l)
+		for _, e := range l.Data {
+			ids[e.ID] = true
+		}
+		if cursor = l.NextCursor; cursor == "" {
+			return ids
+		}
+	}
+}
+
+// waitNoPending waits until no delivery is pending: nothing is stuck.
+func waitNoPending(t *testing.T, base, tok string) {
+	t.Helper()
+	waitFor(t, "no delivery left pending", 30*time.Second, func() bool {
+		var pending struct{ Data []hub.Delivery }
+		getJSON(t, base+"/api/v1/deliveries?status=pending", tok, &pending)
+		return len(pending.Data) == 0
+	})
+}
+
 // process is a verihook serve child process.
 type process struct {
 	cmd  *exec.Cmd
@@ -45,10 +120,10 @@ var addrLine = regexp.MustCompile(`msg="verihook serving" addr=(\S+)`)
 
 // startProcess runs `verihook serve` with the config file and waits until it
 // listens.
-func startProcess(t *testing.T, bin, config string) *process {
+func startProcess(t *testing.T, bin, config string, env ...string) *process {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--config", config)
-	cmd.Env = append(os.Environ(), "VERIHOOK_LOG_LEVEL=info")
+	cmd.Env = append(append(os.Environ(), "VERIHOOK_LOG_LEVEL=info"), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -117,27 +192,10 @@ func crashCases(n int) []crashCase {
 // it on the same data, and checks that every acknowledged message is there
 // with the right verification status.
 func TestCrashLosesNothing(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary; skipped with -short")
-	}
 	t.Parallel()
-	bin, err := buildBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := binary(t)
 	dir := t.TempDir()
-	config := filepath.Join(dir, "verihook.yaml")
-	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
-data_dir: %s
-sources:
-  - {id: identomat-main, provider: identomat, secrets: {callback_api_key: %s}}
-  - {id: idenfy-main, provider: idenfy, secrets: {signing_key: %s}}
-  - {id: kycaid-main, provider: kycaid, secrets: {api_token: %s}}
-  - {id: fractal-main, provider: fractal, secrets: {webhook_secret: %s}}
-`, filepath.Join(dir, "data"), testSecrets["identomat"], testSecrets["idenfy"], testSecrets["kycaid"], testSecrets["fractal"])
-	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	config := writeConfig(t, dir, "verihook.yaml", "listen: 127.0.0.1:0\ndata_dir: "+filepath.Join(dir, "data")+"\n"+sourcesYAML())
 
 	proc := startProcess(t, bin, config)
 	cases := crashCases(600)
@@ -202,12 +260,7 @@ sources:
 	}
 
 	proc = startProcess(t, bin, config)
-	out, err := exec.Command(bin, "token", "create", "--role", "viewer", "--config", config).Output()
-	if err != nil {
-		t.Fatalf("token create: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	tok := lines[len(lines)-1]
+	tok := binToken(t, bin, config)
 	base := "http://" + proc.addr
 	for _, a := range acked {
 		var msg hub.Message
@@ -231,21 +284,10 @@ sources:
 // TestSIGTERMShutsDownCleanly: serve stops on SIGTERM with exit code 0, and
 // what it acknowledged is there on the next start.
 func TestSIGTERMShutsDownCleanly(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary; skipped with -short")
-	}
 	t.Parallel()
-	bin, err := buildBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := binary(t)
 	dir := t.TempDir()
-	config := filepath.Join(dir, "verihook.yaml")
-	yaml := fmt.Sprintf("listen: 127.0.0.1:0\ndata_dir: %s\nsources: [{id: kycaid-main, provider: kycaid, secrets: {api_token: %s}}]\n",
-		filepath.Join(dir, "data"), testSecrets["kycaid"])
-	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	config := writeConfig(t, dir, "verihook.yaml", "listen: 127.0.0.1:0\ndata_dir: "+filepath.Join(dir, "data")+"\n"+sourcesYAML())
 	proc := startProcess(t, bin, config)
 	body, h := signed(t, "kycaid", "VERIFICATION_COMPLETED", provider.Fields{Ref: "kv-term"})
 	var a ingestAnswer
@@ -266,11 +308,7 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 		t.Fatal("serve did not stop within 15 s of SIGTERM")
 	}
 	proc = startProcess(t, bin, config)
-	out, err := exec.Command(bin, "token", "create", "--role", "viewer", "--config", config).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := strings.TrimSpace(string(out))
+	tok := binToken(t, bin, config)
 	if v := verificationOf(t, "http://"+proc.addr, tok, "kycaid-main", "kv-term", ""); v.Status != hub.StatusApproved {
 		t.Errorf("after a clean restart: %+v", v)
 	}
@@ -283,14 +321,8 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 // number of events stored, and every acknowledged message's events are among
 // them.
 func TestDeliveryCrashDeliversEverything(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary; skipped with -short")
-	}
 	t.Parallel()
-	bin, err := buildBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := binary(t)
 	secret := hub.NewEndpointSecret()
 	rc := newReceiver(t, secret, 5*time.Millisecond)
 	rnd := rand.New(rand.NewPCG(7, 7))
@@ -299,24 +331,15 @@ func TestDeliveryCrashDeliversEverything(t *testing.T) {
 	rc.mu.Unlock()
 
 	dir := t.TempDir()
-	config := filepath.Join(dir, "verihook.yaml")
-	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
+	config := writeConfig(t, dir, "verihook.yaml", fmt.Sprintf(`listen: 127.0.0.1:0
 data_dir: %s
 allow_private_endpoints: true
 delivery_timeout: 2s
 delivery_lease: 4s
 retry_schedule: [0s, 50ms, 100ms, 200ms, 300ms, 500ms, 500ms, 500ms, 500ms, 500ms, 1s, 1s]
-sources:
-  - {id: identomat-main, provider: identomat, secrets: {callback_api_key: %s}}
-  - {id: idenfy-main, provider: idenfy, secrets: {signing_key: %s}}
-  - {id: kycaid-main, provider: kycaid, secrets: {api_token: %s}}
-  - {id: fractal-main, provider: fractal, secrets: {webhook_secret: %s}}
 endpoints:
   - {id: receiver, url: %s, secret: %s}
-`, filepath.Join(dir, "data"), testSecrets["identomat"], testSecrets["idenfy"], testSecrets["kycaid"], testSecrets["fractal"], rc.srv.URL, secret)
-	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`, filepath.Join(dir, "data"), rc.srv.URL, secret)+sourcesYAML())
 
 	cases := crashCases(2000)
 	type built struct {
@@ -373,26 +396,9 @@ endpoints:
 	}
 
 	proc = startProcess(t, bin, config)
-	out, err := exec.Command(bin, "token", "create", "--role", "viewer", "--config", config).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := strings.TrimSpace(string(out))
+	tok := binToken(t, bin, config)
 	base := "http://" + proc.addr
-	stored := map[string]bool{}
-	for cursor := ""; ; {
-		var l struct {
-			Data       []hub.Event `json:"data"`
-			NextCursor string      `json:"next_cursor"`
-		}
-		getJSON(t, base+"/api/v1/events?limit=500&cursor="+cursor, tok, &l)
-		for _, e := range l.Data {
-			stored[e.ID] = true
-		}
-		if cursor = l.NextCursor; cursor == "" {
-			break
-		}
-	}
+	stored := allEventIDs(t, base, tok)
 	waitFor(t, "every stored event at the receiver", 60*time.Second, func() bool { return rc.distinct() >= len(stored) })
 	rc.mu.Lock()
 	for id := range rc.ids {
@@ -421,10 +427,6 @@ endpoints:
 	}
 	// Deliveries sent before the kill but not yet recorded are sent again
 	// when their lease ends; after that nothing may stay pending.
-	waitFor(t, "no delivery left pending", 30*time.Second, func() bool {
-		var pending struct{ Data []hub.Delivery }
-		getJSON(t, base+"/api/v1/deliveries?status=pending", tok, &pending)
-		return len(pending.Data) == 0
-	})
+	waitNoPending(t, base, tok)
 	t.Logf("stored %d events, the receiver saw %d distinct", len(stored), received)
 }

@@ -79,7 +79,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 
-	m.Store, err = openStore(ctx, m.Config, m.Getenv)
+	m.Store, err = openStore(ctx, m.Config, m.Getenv, m.Logger)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -134,6 +134,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
+	// With PostgreSQL, a delivery created on any instance wakes every
+	// instance's worker through LISTEN/NOTIFY.
+	if l, ok := m.Store.(interface {
+		ListenDeliveries(context.Context, func()) error
+	}); ok {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			l.ListenDeliveries(bg, m.Worker.Wake)
+		}()
+	}
 	m.wg.Add(3)
 	go func() {
 		defer m.wg.Done()

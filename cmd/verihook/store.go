@@ -8,24 +8,32 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/verihook/verihook/internal/hub"
+	"github.com/verihook/verihook/internal/store/postgres"
 	"github.com/verihook/verihook/internal/store/sqlite"
 )
 
 // openStore opens the configured database: embedded SQLite in the data dir,
-// or PostgreSQL.
-func openStore(ctx context.Context, cfg Config, getenv func(string) string) (hub.Store, error) {
+// or PostgreSQL, which every instance shares.
+func openStore(ctx context.Context, cfg Config, getenv func(string) string, log *slog.Logger) (hub.Store, error) {
 	if cfg.Database != "" {
-		return nil, errors.New("database: PostgreSQL is not available in this build yet; leave database empty for the embedded SQLite store")
+		// Every instance must encrypt with the same key, so none may invent
+		// one: it comes from the environment or a key file put there.
+		c, err := loadCipher(cfg.DataDir, getenv, false)
+		if err != nil {
+			return nil, err
+		}
+		return postgres.Open(ctx, cfg.Database, c, postgres.WithLogger(log))
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	c, err := loadCipher(cfg.DataDir, getenv)
+	c, err := loadCipher(cfg.DataDir, getenv, true)
 	if err != nil {
 		return nil, err
 	}
@@ -37,8 +45,8 @@ const keyFile = "verihook.key"
 
 // loadCipher returns the cipher for data at rest: the key from
 // VERIHOOK_ENCRYPTION_KEY (32 bytes, base64 or hex) or from the key file in
-// the data dir, created with mode 0600 on first start.
-func loadCipher(dataDir string, getenv func(string) string) (*hub.Cipher, error) {
+// the data dir, created with mode 0600 on first start when create is set.
+func loadCipher(dataDir string, getenv func(string) string, create bool) (*hub.Cipher, error) {
 	if v := strings.TrimSpace(getenv("VERIHOOK_ENCRYPTION_KEY")); v != "" {
 		key, err := decodeKey(v)
 		if err != nil {
@@ -48,6 +56,9 @@ func loadCipher(dataDir string, getenv func(string) string) (*hub.Cipher, error)
 	}
 	path := filepath.Join(dataDir, keyFile)
 	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && !create {
+		return nil, fmt.Errorf("VERIHOOK_ENCRYPTION_KEY is required with PostgreSQL (every instance must share one key; make one with: openssl rand -base64 32), or put the key file at %s", path)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		key := make([]byte, hub.KeySize)
 		rand.Read(key)
@@ -55,7 +66,7 @@ func loadCipher(dataDir string, getenv func(string) string) (*hub.Cipher, error)
 		// O_EXCL: two processes starting at once must not both create a key.
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if errors.Is(err, fs.ErrExist) {
-			return loadCipher(dataDir, getenv)
+			return loadCipher(dataDir, getenv, create)
 		} else if err != nil {
 			return nil, fmt.Errorf("create key file: %w", err)
 		}

@@ -29,7 +29,7 @@ func runToken(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, cfg, e.getenv)
+	store, err := openStore(ctx, cfg, e.getenv, newLogger(e.stderr, cfg.LogLevel))
 	if err != nil {
 		return err
 	}
@@ -55,7 +55,7 @@ func runMigrate(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, cfg, e.getenv) // opening applies the migrations
+	store, err := openStore(ctx, cfg, e.getenv, newLogger(e.stderr, cfg.LogLevel)) // opening applies the migrations
 	if err != nil {
 		return err
 	}

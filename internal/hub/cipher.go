@@ -49,6 +49,25 @@ func (c *Cipher) Seal(plaintext []byte) []byte {
 // ErrDecrypt is returned by Open for data that was not sealed with this key.
 var ErrDecrypt = errors.New("decrypt: wrong key or corrupted data")
 
+// ErrKeyMismatch is returned by a store opened with another key than the
+// one its data was written with.
+var ErrKeyMismatch = errors.New("the encryption key does not match the one this database was written with (VERIHOOK_ENCRYPTION_KEY or the key file)")
+
+// keyCheckText is what stores seal once, to recognise their key later.
+const keyCheckText = "verihook key check"
+
+// KeyCheck returns a sealed value for a store to keep, so that CheckKey can
+// later tell whether it is opened with the same key.
+func (c *Cipher) KeyCheck() []byte { return c.Seal([]byte(keyCheckText)) }
+
+// CheckKey returns ErrKeyMismatch unless sealed came from KeyCheck with this key.
+func (c *Cipher) CheckKey(sealed []byte) error {
+	if plain, err := c.Open(sealed); err != nil || string(plain) != keyCheckText {
+		return ErrKeyMismatch
+	}
+	return nil
+}
+
 // Open decrypts what Seal produced; nil stays nil.
 func (c *Cipher) Open(sealed []byte) ([]byte, error) {
 	if sealed == nil {

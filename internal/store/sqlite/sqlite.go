@@ -132,6 +132,10 @@ func Open(ctx context.Context, path string, c *hub.Cipher) (*Store, error) {
 		wdb.Close()
 		return nil, fail("migrate "+path, err)
 	}
+	if err := checkKey(ctx, wdb, c); err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
 	q, err := prepare(ctx, wdb)
 	if err != nil {
 		wdb.Close()
@@ -314,4 +318,20 @@ func notFound(op string, err error, msg string) error {
 		return hub.Errorf(hub.ENOTFOUND, "%s", msg)
 	}
 	return fail(op, err)
+}
+
+// checkKey makes sure the store is opened with the key its data was written
+// with: the first Open keeps a value sealed with the key, later ones must be
+// able to open it. Without this a wrong key would only show when a body is
+// first read.
+func checkKey(ctx context.Context, db *sql.DB, c *hub.Cipher) error {
+	var sealed []byte
+	err := db.QueryRowContext(ctx, `SELECT sealed FROM key_check WHERE id = 1`).Scan(&sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		_, err = db.ExecContext(ctx, `INSERT INTO key_check (id, sealed) VALUES (1, ?)`, c.KeyCheck())
+		return err
+	} else if err != nil {
+		return err
+	}
+	return c.CheckKey(sealed)
 }

@@ -248,8 +248,22 @@ func TestWrongKey(t *testing.T) {
 	}
 	s.Close()
 
+	wrong, _ := hub.NewCipher(newKey(t))
+	if _, err := Open(ctx, path, wrong); !errors.Is(err, hub.ErrKeyMismatch) {
+		t.Fatalf("Open with the wrong key = %v, want hub.ErrKeyMismatch", err)
+	}
+	// A database written before the key check existed has no check value:
+	// every sealed column must still refuse the wrong key on its own.
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`DELETE FROM key_check`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
 	other := openStore(t, path, newKey(t))
-	_, err := other.Message(ctx, in.Message.ID)
+	_, err = other.Message(ctx, in.Message.ID)
 	if !errors.Is(err, hub.ErrDecrypt) || !strings.Contains(err.Error(), "wrong key") {
 		t.Errorf("Message with the wrong key = %v, want an error wrapping hub.ErrDecrypt", err)
 	}

@@ -1088,7 +1088,12 @@ func testDeleteEndpointCascades(t *testing.T, s hub.Store) {
 
 // testClaimRace: workers claiming at once never get the same delivery
 // twice while the leases hold, and together get every claimable one.
-func testClaimRace(t *testing.T, s hub.Store) {
+func testClaimRace(t *testing.T, s hub.Store) { claimRace(t, []hub.Store{s}) }
+
+// claimRace is testClaimRace with the workers spread over stores that share
+// one database (see RunShared); it sets up through the first.
+func claimRace(t *testing.T, stores []hub.Store) {
+	s := stores[0]
 	e1, e2, ord := newEndpoint("ep-1", at(-10)), newEndpoint("ep-2", at(-10)), newEndpoint("ep-ord", at(-10))
 	ord.Ordered = true
 	createEndpoints(t, s, e1, e2, ord)
@@ -1113,7 +1118,8 @@ func testClaimRace(t *testing.T, s hub.Store) {
 		got   []hub.Claim
 		start = make(chan struct{})
 	)
-	for range workers {
+	for w := range workers {
+		s := stores[w%len(stores)]
 		wg.Go(func() {
 			<-start
 			for {

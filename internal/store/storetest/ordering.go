@@ -148,7 +148,12 @@ func testOrdering(t *testing.T, s hub.Store) {
 
 // testDedupRace: the same message delivered 32 times at once is stored once,
 // and every delivery is told the stored message's id.
-func testDedupRace(t *testing.T, s hub.Store) {
+func testDedupRace(t *testing.T, s hub.Store) { dedupRace(t, []hub.Store{s}) }
+
+// dedupRace is testDedupRace with the deliveries spread over stores that
+// share one database (see RunShared); it reads back through the first.
+func dedupRace(t *testing.T, stores []hub.Store) {
+	s := stores[0]
 	const n = 32
 	var (
 		wg      sync.WaitGroup
@@ -162,6 +167,7 @@ func testDedupRace(t *testing.T, s hub.Store) {
 		ids = append(ids, m.ID)
 		in := hub.Ingest{Message: m, Observations: []hub.Observation{observe(m, "scan-race", "", hub.StatusApproved, true)},
 			Events: []hub.Event{otpEvent(m)}}
+		s := stores[i%len(stores)]
 		wg.Go(func() {
 			<-start
 			res, err := s.Ingest(ctx(t), in)
@@ -215,7 +221,12 @@ func testDedupRace(t *testing.T, s hub.Store) {
 // testOrderingRace: many different observations of one verification ingested
 // at once end in the state that replaying the recorded timeline serially
 // through hub.Apply gives, with one version and one event per change.
-func testOrderingRace(t *testing.T, s hub.Store) {
+func testOrderingRace(t *testing.T, s hub.Store) { orderingRace(t, []hub.Store{s}) }
+
+// orderingRace is testOrderingRace with the observations spread over stores
+// that share one database (see RunShared); it reads back through the first.
+func orderingRace(t *testing.T, stores []hub.Store) {
+	s := stores[0]
 	const n = 48
 	rng := rand.New(rand.NewPCG(1, 2))
 	statuses := []hub.Status{hub.StatusPending, hub.StatusReview, hub.StatusActionRequired, hub.StatusApproved,
@@ -240,7 +251,8 @@ func testOrderingRace(t *testing.T, s hub.Store) {
 	}
 	var wg sync.WaitGroup
 	start := make(chan struct{})
-	for _, in := range ins {
+	for i, in := range ins {
+		s := stores[i%len(stores)]
 		wg.Go(func() {
 			<-start
 			if _, err := s.Ingest(ctx(t), in); err != nil {
@@ -273,13 +285,20 @@ func testOrderingRace(t *testing.T, s hub.Store) {
 }
 
 // testConcurrentIngest: many distinct messages at once are all stored.
-func testConcurrentIngest(t *testing.T, s hub.Store) {
+func testConcurrentIngest(t *testing.T, s hub.Store) { concurrentIngest(t, []hub.Store{s}) }
+
+// concurrentIngest is testConcurrentIngest with the messages spread over
+// stores that share one database (see RunShared); it reads back through the
+// first.
+func concurrentIngest(t *testing.T, stores []hub.Store) {
+	s := stores[0]
 	const n = 500
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for i := range n {
 		m := msg(fmt.Sprintf("source-%d", i%5), fmt.Sprintf("key-%d", i), at(i))
 		in := hub.Ingest{Message: m, Observations: []hub.Observation{observe(m, fmt.Sprintf("ref-%d", i), "", hub.StatusApproved, true)}}
+		s := stores[i%len(stores)]
 		wg.Go(func() {
 			<-start
 			res, err := s.Ingest(ctx(t), in)

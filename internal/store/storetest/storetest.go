@@ -6,6 +6,10 @@
 //		storetest.Run(t, func(t *testing.T) hub.Store { ... })
 //	}
 //
+// A store that several processes may share (PostgreSQL) also calls
+// RunShared, which runs the race tests with their work spread over several
+// stores on one database.
+//
 // The suite holds a store to the contract documented on hub.Store and on the
 // hub types, plus the choices both stores share:
 //

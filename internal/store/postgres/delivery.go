@@ -1,0 +1,626 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/verihook/verihook/internal/hub"
+)
+
+// newDeliveries collects the pending deliveries that one transaction
+// creates, all created and due at one time, for insertDeliveriesSQL: one
+// statement for them all, however many events and endpoints.
+type newDeliveries struct {
+	ids, endpoints, events, types, sources []string
+	verifications                          []*string
+}
+
+// add adds a delivery of ev to endpointID, created and due at at.
+func (d *newDeliveries) add(endpointID string, ev hub.Event, at time.Time) {
+	d.ids = append(d.ids, hub.NewID("dlv", at))
+	d.endpoints = append(d.endpoints, endpointID)
+	d.events = append(d.events, ev.ID)
+	d.types = append(d.types, ev.Type)
+	d.sources = append(d.sources, ev.Source)
+	d.verifications = append(d.verifications, nullString(ev.VerificationID))
+}
+
+func (d *newDeliveries) len() int { return len(d.ids) }
+
+// args returns insertDeliveriesSQL's arguments, for deliveries created and
+// due at at.
+func (d *newDeliveries) args(at time.Time) []any {
+	return []any{d.ids, d.endpoints, d.events, d.types, d.sources, d.verifications, ts(at)}
+}
+
+// insertDeliveriesSQL creates pending deliveries, created and due at $7, in
+// the order given: seq, which the ordered rule follows, is their creation
+// order.
+const insertDeliveriesSQL = `INSERT INTO deliveries
+	(id, endpoint_id, event_id, event_type, source, verification_id, status, attempts, next_attempt_at,
+	 created_at, updated_at)
+	SELECT d.id, d.endpoint_id, d.event_id, d.event_type, d.source, d.verification_id, 'pending', 0, $7, $7, $7
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY
+		AS d (id, endpoint_id, event_id, event_type, source, verification_id, n)
+	ORDER BY d.n`
+
+func validDeliveryStatus(st hub.DeliveryStatus) bool {
+	return st == hub.DeliveryPending || st == hub.DeliverySucceeded || st == hub.DeliveryFailed
+}
+
+const deliveryCols = `id, endpoint_id, event_id, event_type, source, verification_id, status, attempts,
+	next_attempt_at, last_status_code, last_error, created_at, updated_at`
+
+// deliveryScan holds the destinations of a row of deliveryCols.
+type deliveryScan struct {
+	d       hub.Delivery
+	verifID *string
+	status  string
+	next    *time.Time
+}
+
+func (x *deliveryScan) dest() []any {
+	d := &x.d
+	return []any{&d.ID, &d.EndpointID, &d.EventID, &d.EventType, &d.Source, &x.verifID, &x.status, &d.Attempts,
+		&x.next, &d.LastStatusCode, &d.LastError, &d.CreatedAt, &d.UpdatedAt}
+}
+
+func (x *deliveryScan) value() hub.Delivery {
+	d := x.d
+	d.VerificationID, d.Status = fromNullString(x.verifID), hub.DeliveryStatus(x.status)
+	d.NextAttemptAt = fromNullTime(x.next)
+	d.CreatedAt, d.UpdatedAt = d.CreatedAt.UTC(), d.UpdatedAt.UTC()
+	return d
+}
+
+// scanDelivery reads a row of deliveryCols.
+func scanDelivery(r pgx.Row) (hub.Delivery, error) {
+	var x deliveryScan
+	if err := r.Scan(x.dest()...); err != nil {
+		return hub.Delivery{}, err
+	}
+	return x.value(), nil
+}
+
+// claimSQL leases up to $3 due deliveries at $1 until $2, oldest due first,
+// and returns each with its event and endpoint, in one statement (and so
+// one transaction, committed when it returns).
+//
+// picked finds, for each enabled endpoint, its own oldest due deliveries
+// that nobody holds (up to $3 each, through deliveries_due, so that the
+// backlog of a disabled endpoint is never walked), and keeps the $3 oldest
+// of them all, by due time and then creation order.
+//
+// FOR UPDATE SKIP LOCKED is what lets any number of instances claim at
+// once: a row that another claimer is leasing right now is locked by its
+// statement, and rather than wait for it (and then find it leased), this
+// claim skips it and takes the next. A row whose lease a claimer committed
+// after this statement began is not locked any more; PostgreSQL locks it,
+// re-checks the conditions on its committed version (lease_until is now in
+// the future) and drops it. So two claims never lease the same delivery
+// while its lease holds.
+//
+// The ordered rule: for an ordered endpoint, a delivery of a verification
+// is claimable only while no EARLIER-CREATED (lower seq) delivery of the
+// same verification to the same endpoint is pending, whether that one is
+// due, waiting for its next attempt, or leased. It holds across concurrent
+// claimers because a lease does not change status: the NOT EXISTS sees the
+// earlier delivery as pending whether or not another claimer has locked or
+// leased it (SKIP LOCKED skips rows to lock, not rows the subquery reads).
+// The earlier delivery is visible to it, too: deliveries of one
+// verification are created by Ingest transactions that hold the
+// verification's row lock (and by Replay, which takes it FOR SHARE for an
+// ordered endpoint), so a later-created one cannot commit before an
+// earlier-created one. The deliveries of events without a verification are
+// not held back. deliveries_ordered answers the NOT EXISTS with one index
+// probe.
+//
+// Rows that the per-endpoint subqueries lock but the final LIMIT drops are
+// unlocked when the statement commits, a moment later.
+var claimSQL = `WITH picked AS (
+	SELECT c.seq FROM endpoints e CROSS JOIN LATERAL (
+		SELECT d.seq, d.next_attempt_at FROM deliveries d
+		WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.next_attempt_at <= $1
+			AND (d.lease_until IS NULL OR d.lease_until <= $1)
+			AND (NOT e.ordered OR d.verification_id IS NULL OR NOT EXISTS (
+				SELECT 1 FROM deliveries AS earlier
+				WHERE earlier.endpoint_id = d.endpoint_id AND earlier.verification_id = d.verification_id
+					AND earlier.status = 'pending' AND earlier.seq < d.seq))
+		ORDER BY d.next_attempt_at, d.seq
+		LIMIT $3
+		FOR UPDATE OF d SKIP LOCKED
+	) c
+	WHERE e.enabled
+	ORDER BY c.next_attempt_at, c.seq
+	LIMIT $3
+), claimed AS (
+	-- A fresh random token per claim: whoever held the delivery before (a
+	-- worker whose lease ran out) holds a different token, so its
+	-- RecordAttempt or Release matches no row and gets ECONFLICT.
+	UPDATE deliveries d SET lease = 'lease_' || gen_random_uuid(), lease_until = $2
+	FROM picked WHERE d.seq = picked.seq
+	RETURNING d.seq, d.lease, ` + deliveryColsOf("d") + `
+)
+SELECT c.seq, c.lease, ` + deliveryColsOf("c") + `,
+	ev.id, ev.type, ev.created_at, ev.source, ev.provider, ev.data, ev.message_id, ev.verification_id,
+	` + endpointColsOf("ep") + `
+FROM claimed c
+JOIN events ev ON ev.id = c.event_id
+JOIN endpoints ep ON ep.id = c.endpoint_id
+ORDER BY c.next_attempt_at, c.seq`
+
+// deliveryColsOf is deliveryCols qualified with a table alias.
+func deliveryColsOf(alias string) string { return qualify(alias, deliveryCols) }
+
+// endpointColsOf is endpointCols qualified with a table alias.
+func endpointColsOf(alias string) string { return qualify(alias, endpointCols) }
+
+// qualify prefixes each of a comma-separated list of columns with alias.
+func qualify(alias, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, p := range parts {
+		parts[i] = alias + "." + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// ClaimDeliveries leases up to limit due deliveries of enabled endpoints,
+// oldest due first, each under a new random lease token valid until
+// now+lease (see hub.Store and claimSQL). A zero now is the store's clock; a
+// limit below 1 or a lease of 0 or less is EINVALID.
+func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]hub.Claim, error) {
+	switch {
+	case limit < 1:
+		return nil, hub.Errorf(hub.EINVALID, "claim deliveries: the limit must be 1 or more")
+	case lease <= 0:
+		return nil, hub.Errorf(hub.EINVALID, "claim deliveries: the lease must be positive")
+	}
+	if now.IsZero() {
+		now = s.now()
+	}
+	now = ts(now)
+	until := ts(now.Add(lease))
+	if err := checkTime(now, "now"); err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	if err := checkTime(until, "lease end"); err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	type sealedClaim struct {
+		delivery  hub.Delivery
+		lease     string
+		event     hub.Event
+		eventData []byte
+		endpoint  sealedEndpoint
+	}
+	// One statement, committed on its own: it waits for no lock (SKIP
+	// LOCKED), so it cannot deadlock.
+	rows, err := s.query(ctx, claimSQL, now, until, limit)
+	if err != nil {
+		return nil, fail("claim deliveries", err)
+	}
+	sealed, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sealedClaim, error) {
+		var (
+			seq int64
+			c   sealedClaim
+			dx  deliveryScan
+			ex  eventScan
+			px  endpointScan
+		)
+		if err := row.Scan(slices.Concat([]any{&seq, &c.lease}, dx.dest(), ex.dest(), px.dest())...); err != nil {
+			return sealedClaim{}, err
+		}
+		c.delivery = dx.value()
+		c.event, c.eventData = ex.value()
+		c.endpoint = px.value()
+		return c, nil
+	})
+	if err != nil {
+		return nil, fail("claim deliveries", err)
+	}
+	claims := make([]hub.Claim, 0, len(sealed))
+	opened := map[string]hub.Endpoint{}
+	for _, c := range sealed {
+		ev, err := s.openEvent(c.event, c.eventData)
+		if err != nil {
+			return nil, fmt.Errorf("claim deliveries: %w", err)
+		}
+		ep, ok := opened[c.endpoint.ID]
+		if !ok {
+			if ep, err = s.openEndpoint(c.endpoint); err != nil {
+				return nil, fmt.Errorf("claim deliveries: %w", err)
+			}
+			opened[ep.ID] = ep
+		}
+		ep.EventTypes, ep.Sources = slices.Clone(ep.EventTypes), slices.Clone(ep.Sources)
+		claims = append(claims, hub.Claim{Delivery: c.delivery, Event: ev, Endpoint: ep, Lease: c.lease})
+	}
+	return claims, nil
+}
+
+// leaseConflict explains why a lease-checked update matched no row:
+// ENOTFOUND when the delivery does not exist, ECONFLICT when its lease is not
+// lease (it ended and went to another worker, or the delivery was retried,
+// replayed or finished meanwhile).
+func (s *Store) leaseConflict(ctx context.Context, op, id string) error {
+	var exists bool
+	if err := s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries WHERE id = $1)`, id).Scan(&exists); err != nil {
+		return fail(op, err)
+	}
+	if !exists {
+		return hub.Errorf(hub.ENOTFOUND, "delivery %q not found", id)
+	}
+	return hub.Errorf(hub.ECONFLICT, "delivery %q is no longer leased with this token", id)
+}
+
+// recordAttemptSQL applies an attempt's verdict in one statement (one round
+// trip, one transaction): the delivery, if $7 is still its lease; its
+// attempt log; and its endpoint. The endpoint's row is written only when
+// FailingSince changes or $11 disables it, not at every attempt; when two
+// failures of one endpoint are recorded at once, the second's UPDATE waits
+// for the first, re-reads the row and finds FailingSince set.
+const recordAttemptSQL = `WITH d AS (
+	UPDATE deliveries SET attempts = attempts + 1, last_status_code = $1, last_error = $2, status = $3,
+		next_attempt_at = $4, lease = NULL, lease_until = NULL, updated_at = $5
+	WHERE id = $6 AND lease = $7
+	RETURNING endpoint_id
+), a AS (
+	INSERT INTO attempts (id, delivery_id, at, status_code, latency_ms, response, error)
+	SELECT $8, $6, $5, $1, $9, $10, $2 FROM d
+), e AS (
+	UPDATE endpoints SET
+		failing_since = CASE WHEN $3 = 'succeeded' THEN NULL ELSE coalesce(failing_since, $5) END,
+		enabled = enabled AND $11 = '',
+		disabled_reason = CASE WHEN $11 = '' THEN disabled_reason ELSE $11 END,
+		updated_at = CASE WHEN $11 = '' THEN updated_at ELSE $5 END
+	WHERE id = (SELECT endpoint_id FROM d)
+		AND ($11 <> '' OR ($3 = 'succeeded') = (failing_since IS NOT NULL))
+)
+SELECT endpoint_id FROM d`
+
+// RecordAttempt logs an attempt of a claimed delivery and applies its
+// verdict (see hub.Store and recordAttemptSQL). A zero Attempt.At is the
+// store's clock and an empty Attempt.ID a new "att" id; the delivery's
+// updated_at becomes Attempt.At. The response excerpt and error are stored
+// as given (bytes PostgreSQL cannot store in text become U+FFFD). An unknown
+// status, a pending status without NextAttemptAt, an invalid attempt id, and
+// an Attempt.DeliveryID other than r.DeliveryID are EINVALID; an unknown
+// delivery is ENOTFOUND and a lease that is not the delivery's ECONFLICT.
+func (s *Store) RecordAttempt(ctx context.Context, r hub.AttemptRecord) error {
+	a := r.Attempt
+	if a.At.IsZero() {
+		a.At = s.now()
+	}
+	if a.ID == "" {
+		a.ID = hub.NewID("att", a.At)
+	}
+	switch {
+	case !validDeliveryStatus(r.Status):
+		return hub.Errorf(hub.EINVALID, "record attempt: unknown delivery status %q", r.Status)
+	case r.Status == hub.DeliveryPending && r.NextAttemptAt.IsZero():
+		return hub.Errorf(hub.EINVALID, "record attempt: a pending delivery needs its next attempt time")
+	case !validID(a.ID):
+		return hub.Errorf(hub.EINVALID, "record attempt: invalid attempt id %q", a.ID)
+	case a.DeliveryID != "" && a.DeliveryID != r.DeliveryID:
+		return hub.Errorf(hub.EINVALID, "record attempt: the attempt is of delivery %q, not %q", a.DeliveryID, r.DeliveryID)
+	}
+	if err := checkTime(a.At, "attempt time"); err != nil {
+		return fmt.Errorf("record attempt: %w", err)
+	}
+	var next *time.Time
+	if r.Status == hub.DeliveryPending {
+		if err := checkTime(r.NextAttemptAt, "next attempt time"); err != nil {
+			return fmt.Errorf("record attempt: %w", err)
+		}
+		next = nullTime(r.NextAttemptAt)
+	}
+	deliveryID := clean(r.DeliveryID)
+	var endpointID string
+	// It may deadlock with a DeleteEndpoint of the delivery's endpoint (which
+	// takes the endpoint first, then its deliveries): then it runs again.
+	err := retry(ctx, func() error {
+		return s.queryRow(ctx, recordAttemptSQL,
+			a.StatusCode, clean(a.Error), string(r.Status), next, ts(a.At), deliveryID, clean(r.Lease),
+			a.ID, a.LatencyMS, clean(a.Response), clean(r.DisableEndpoint)).Scan(&endpointID)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Only the holder of the lease may record: a worker whose lease ran
+		// out and went to another worker matches no row.
+		return s.leaseConflict(ctx, "record attempt", deliveryID)
+	}
+	return fail("record attempt", err)
+}
+
+// Release gives a claimed delivery back without an attempt, due at at (a
+// zero at is the store's clock), and clears its lease. ENOTFOUND for an
+// unknown delivery, ECONFLICT when lease is not its lease.
+func (s *Store) Release(ctx context.Context, deliveryID, lease string, at time.Time) error {
+	now := s.now()
+	if at.IsZero() {
+		at = now
+	}
+	if err := checkTime(at, "release time"); err != nil {
+		return fmt.Errorf("release delivery: %w", err)
+	}
+	deliveryID = clean(deliveryID)
+	tag, err := s.exec(ctx, `UPDATE deliveries SET lease = NULL, lease_until = NULL, next_attempt_at = $1,
+			updated_at = $2
+		WHERE id = $3 AND lease = $4 AND status = 'pending'`, ts(at), now, deliveryID, clean(lease))
+	if err != nil {
+		return fail("release delivery", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return s.leaseConflict(ctx, "release delivery", deliveryID)
+	}
+	return nil
+}
+
+// Deliveries lists deliveries newest first, without attempts. An unknown
+// status is EINVALID; see page for limits and cursors.
+func (s *Store) Deliveries(ctx context.Context, f hub.DeliveryFilter) ([]hub.Delivery, string, error) {
+	limit, cursor, err := page(f.Page)
+	if err != nil {
+		return nil, "", fmt.Errorf("list deliveries: %w", err)
+	}
+	var q listQuery
+	if f.EndpointID != "" {
+		q.add("endpoint_id = ?", clean(f.EndpointID))
+	}
+	if f.EventID != "" {
+		q.add("event_id = ?", clean(f.EventID))
+	}
+	if f.Status != "" {
+		if !validDeliveryStatus(f.Status) {
+			return nil, "", hub.Errorf(hub.EINVALID, "unknown delivery status %q", f.Status)
+		}
+		q.add("status = ?", string(f.Status))
+	}
+	stmt, args := q.sql(`SELECT `+deliveryCols+` FROM deliveries`, cursor, limit)
+	return list(ctx, s, "list deliveries", stmt, args, limit, func(r pgx.Row) (hub.Delivery, string, error) {
+		d, err := scanDelivery(r)
+		return d, d.ID, err
+	})
+}
+
+// Delivery returns one delivery with its attempts, newest (last recorded)
+// first, both read from one snapshot; AttemptLog is empty, not nil, when
+// there is none.
+func (s *Store) Delivery(ctx context.Context, id string) (hub.Delivery, error) {
+	var d hub.Delivery
+	err := s.snapshot(ctx, "get delivery", func(tx pgx.Tx) error {
+		var err error
+		if d, err = scanDelivery(tx.QueryRow(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE id = $1`, clean(id))); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT id, delivery_id, at, status_code, latency_ms, response, error
+			FROM attempts WHERE delivery_id = $1 ORDER BY seq DESC`, d.ID)
+		if err != nil {
+			return fmt.Errorf("get attempts: %w", err)
+		}
+		defer rows.Close()
+		d.AttemptLog = []hub.Attempt{}
+		for rows.Next() {
+			var a hub.Attempt
+			if err := rows.Scan(&a.ID, &a.DeliveryID, &a.At, &a.StatusCode, &a.LatencyMS, &a.Response, &a.Error); err != nil {
+				return fmt.Errorf("get attempts: %w", err)
+			}
+			a.At = a.At.UTC()
+			d.AttemptLog = append(d.AttemptLog, a)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return hub.Delivery{}, notFound("get delivery", err, fmt.Sprintf("delivery %q not found", id))
+	}
+	return d, nil
+}
+
+// RetryDelivery makes a delivery pending again, attempts 0, due at now (zero:
+// the store's clock), whatever its status, and clears its lease: a worker
+// holding it gets ECONFLICT when it records. The last status code and error
+// stay until the next attempt. An unknown delivery is ENOTFOUND.
+func (s *Store) RetryDelivery(ctx context.Context, id string, now time.Time) (hub.Delivery, error) {
+	if now.IsZero() {
+		now = s.now()
+	}
+	if err := checkTime(now, "now"); err != nil {
+		return hub.Delivery{}, fmt.Errorf("retry delivery: %w", err)
+	}
+	now = ts(now)
+	d, err := scanDelivery(s.queryRow(ctx, `UPDATE deliveries SET status = 'pending', attempts = 0,
+			next_attempt_at = $1, lease = NULL, lease_until = NULL, updated_at = $1
+		WHERE id = $2
+		RETURNING `+deliveryCols, now, clean(id)))
+	if err != nil {
+		return hub.Delivery{}, notFound("retry delivery", err, fmt.Sprintf("delivery %q not found", id))
+	}
+	return d, nil
+}
+
+// replayChunk is how many events Replay looks at per transaction (unless a
+// test sets Store.replayChunk), so that a replay of months of events never
+// holds one transaction open for long.
+const replayChunk = 1000
+
+// Replay makes the endpoint's deliveries of the events created in [Since,
+// Until) pending again (see hub.Store). It walks those events in (created_at,
+// id) order, replayChunk of them per transaction, and for each resets the
+// endpoint's delivery if its status passes the filter or, with no status
+// filter, creates the delivery the endpoint never had if its filters (not
+// Enabled) admit the event. Created deliveries get Now as their creation
+// time and come after every existing delivery in the ordered rule's
+// creation order.
+//
+// The chunks commit one by one: if Replay fails part way, what it did so
+// far stays done, and it returns how many deliveries it made due with the
+// error. An unknown endpoint is ENOTFOUND, an unknown status EINVALID; a
+// zero Now is the store's clock and a zero Since the beginning of time.
+func (s *Store) Replay(ctx context.Context, r hub.Replay) (int, error) {
+	if r.Status != "" && !validDeliveryStatus(r.Status) {
+		return 0, hub.Errorf(hub.EINVALID, "replay: unknown delivery status %q", r.Status)
+	}
+	if r.Now.IsZero() {
+		r.Now = s.now()
+	}
+	for _, c := range []struct {
+		t    time.Time
+		what string
+	}{{r.Since, "since"}, {r.Until, "until"}, {r.Now, "now"}} {
+		if err := checkTime(c.t, c.what); err != nil {
+			return 0, fmt.Errorf("replay: %w", err)
+		}
+	}
+	now := ts(r.Now)
+	since, until := minTime, maxTime
+	if !r.Since.IsZero() {
+		since = tsCeil(r.Since)
+	}
+	if !r.Until.IsZero() {
+		until = tsCeil(r.Until)
+	}
+	// The keyset of the next chunk: events after (afterAt, afterID) in
+	// (created_at, id) order; "" is below every id.
+	afterAt, afterID := since, ""
+	chunk := cmp.Or(s.replayChunk, replayChunk)
+	endpointID := clean(r.EndpointID)
+	total := 0
+	for {
+		var n, seen int
+		var last hub.Event
+		err := s.inTx(ctx, "replay", func(tx pgx.Tx) error {
+			n, seen = 0, 0
+			se, err := scanEndpoint(tx.QueryRow(ctx, `SELECT `+endpointCols+` FROM endpoints WHERE id = $1`, endpointID))
+			if errors.Is(err, pgx.ErrNoRows) {
+				return hub.Errorf(hub.ENOTFOUND, "endpoint %q not found", r.EndpointID)
+			}
+			if err != nil {
+				return fmt.Errorf("load endpoint: %w", err)
+			}
+			ep := se.Endpoint
+			ep.Enabled = true // Replay ignores Enabled: the operator asked for these events
+			// created_at >= afterAt (not since) starts the index range at
+			// the chunk, so that each chunk costs its own rows only.
+			rows, err := tx.Query(ctx, `SELECT id, type, source, verification_id, created_at FROM events
+				WHERE created_at >= $1 AND created_at < $2 AND (created_at, id) > ($1, $3)
+				ORDER BY created_at, id LIMIT $4`, afterAt, until, afterID, chunk)
+			if err != nil {
+				return fmt.Errorf("find events: %w", err)
+			}
+			events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (hub.Event, error) {
+				var (
+					e       hub.Event
+					verifID *string
+				)
+				err := row.Scan(&e.ID, &e.Type, &e.Source, &verifID, &e.CreatedAt)
+				e.VerificationID = fromNullString(verifID)
+				return e, err
+			})
+			if err != nil {
+				return fmt.Errorf("find events: %w", err)
+			}
+			seen = len(events)
+			if seen == 0 {
+				return nil
+			}
+			last = events[seen-1]
+			ids := make([]string, seen)
+			for i, e := range events {
+				ids[i] = e.ID
+			}
+			rows, err = tx.Query(ctx, `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1,
+					lease = NULL, lease_until = NULL, updated_at = $1
+				WHERE endpoint_id = $2 AND event_id = ANY($3) AND ($4 = '' OR status = $4)
+				RETURNING event_id`, now, ep.ID, ids, string(r.Status))
+			if err != nil {
+				return fmt.Errorf("reset deliveries: %w", err)
+			}
+			reset, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return fmt.Errorf("reset deliveries: %w", err)
+			}
+			n = len(reset)
+			if r.Status != "" {
+				return nil
+			}
+			// Without a status filter every existing delivery was reset, so
+			// an event whose delivery was not has none.
+			had := make(map[string]bool, len(reset))
+			for _, id := range reset {
+				had[id] = true
+			}
+			var missing []hub.Event
+			var verifs []string
+			for _, e := range events {
+				if !had[e.ID] && ep.Matches(e) {
+					missing = append(missing, e)
+					if e.VerificationID != "" {
+						verifs = append(verifs, e.VerificationID)
+					}
+				}
+			}
+			if len(missing) == 0 {
+				return nil
+			}
+			if ep.Ordered && len(verifs) > 0 {
+				// For the ordered rule, a delivery must not commit after a
+				// later-created one of the same verification (see claimSQL):
+				// wait for any Ingest of these verifications in flight, and
+				// hold new ones off until this commits.
+				if _, err := tx.Exec(ctx, `SELECT 1 FROM verifications WHERE id = ANY($1) ORDER BY id FOR SHARE`,
+					verifs); err != nil {
+					return fmt.Errorf("lock verifications: %w", err)
+				}
+			}
+			var ds newDeliveries
+			for _, e := range missing {
+				ds.add(ep.ID, e, now)
+			}
+			if _, err := tx.Exec(ctx, insertDeliveriesSQL, ds.args(now)...); err != nil {
+				return fmt.Errorf("insert deliveries: %w", err)
+			}
+			n += len(missing)
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if seen < chunk {
+			return total, nil
+		}
+		afterAt, afterID = ts(last.CreatedAt), last.ID
+	}
+}
+
+// QueueStats counts the pending deliveries, those due by now (zero: the
+// store's clock) among them, and finds the earliest due time. Deliveries of
+// disabled endpoints count too: they are pending.
+func (s *Store) QueueStats(ctx context.Context, now time.Time) (hub.QueueStats, error) {
+	if now.IsZero() {
+		now = s.now()
+	}
+	if err := checkTime(now, "now"); err != nil {
+		return hub.QueueStats{}, fmt.Errorf("queue stats: %w", err)
+	}
+	now = ts(now)
+	var (
+		st     hub.QueueStats
+		oldest *time.Time
+	)
+	err := s.queryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE next_attempt_at <= $1), min(next_attempt_at)
+		FROM deliveries WHERE status = 'pending'`, now).Scan(&st.Pending, &st.Due, &oldest)
+	if err != nil {
+		return hub.QueueStats{}, fail("queue stats", err)
+	}
+	if oldest != nil && !oldest.After(now) {
+		st.OldestDue = oldest.UTC()
+	}
+	return st, nil
+}

@@ -1,0 +1,500 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/verihook/verihook/internal/hub"
+)
+
+// ingestReq is an Ingest checked and made ready for the transaction:
+// defaults filled, times normalized, text cleaned, the body sealed.
+type ingestReq struct {
+	m       hub.Message
+	body    []byte // sealed
+	preview []byte // nil when none
+	obs     []hub.Observation
+	events  []hub.Event
+}
+
+// Ingest stores an authenticated message with its observations and events,
+// and a pending delivery due at the message's ReceivedAt for every event and
+// every enabled endpoint that Matches it, in one transaction, committed
+// (with synchronous_commit on: flushed to the server's disk) when it returns
+// nil (see hub.Store and the package documentation for how concurrent
+// instances are kept apart).
+//
+// Defaults: an empty message status is accepted; a zero ReceivedAt is the
+// store's clock; an observation's empty Source, Provider and MessageID and
+// zero ReceivedAt are the message's, as are an event's empty Source,
+// Provider, MessageID and zero CreatedAt. An observation or event that names
+// another source or message, an id that is not 1 to 128 of [A-Za-z0-9_.-], an
+// unknown status, kind or event type, and JSON that does not parse are
+// EINVALID. A message without a dedup key is never a duplicate. A message id
+// or event id stored already is ECONFLICT.
+func (s *Store) Ingest(ctx context.Context, in hub.Ingest) (hub.IngestResult, error) {
+	r, err := s.prepareIngest(in)
+	if err != nil {
+		return hub.IngestResult{}, fmt.Errorf("ingest: %w", err)
+	}
+	var res hub.IngestResult
+	err = s.inTx(ctx, "ingest", func(tx pgx.Tx) error {
+		var err error
+		res, err = s.ingestTx(ctx, tx, r)
+		return err
+	})
+	if err != nil && !errors.Is(err, errDuplicate) {
+		return hub.IngestResult{}, err
+	}
+	return res, nil
+}
+
+func (s *Store) prepareIngest(in hub.Ingest) (*ingestReq, error) {
+	m := in.Message
+	switch {
+	case !validID(m.ID):
+		return nil, hub.Errorf(hub.EINVALID, "invalid message id %q", m.ID)
+	case !validID(m.SourceID):
+		return nil, hub.Errorf(hub.EINVALID, "invalid source id %q", m.SourceID)
+	case m.Status == "":
+		m.Status = hub.MessageAccepted
+	case m.Status != hub.MessageAccepted && m.Status != hub.MessageQuarantined:
+		return nil, hub.Errorf(hub.EINVALID, "an ingested message must be accepted or quarantined, not %q", m.Status)
+	}
+	if m.ReceivedAt.IsZero() {
+		m.ReceivedAt = s.now()
+	}
+	if err := checkTime(m.ReceivedAt, "received_at"); err != nil {
+		return nil, err
+	}
+	m.ReceivedAt = ts(m.ReceivedAt)
+	if len(m.Preview) > 0 && !json.Valid(m.Preview) {
+		return nil, hub.Errorf(hub.EINVALID, "message preview is not JSON")
+	}
+	m.Provider, m.RemoteAddr, m.Reason = clean(m.Provider), clean(m.RemoteAddr), clean(m.Reason)
+	m.EventName, m.DedupKey = clean(m.EventName), clean(m.DedupKey)
+	r := &ingestReq{m: m, body: s.cipher.Seal(m.Body)}
+	if len(m.Preview) > 0 {
+		// Valid JSON stays valid: invalid UTF-8 can only be inside strings.
+		r.preview = []byte(clean(string(m.Preview)))
+	}
+
+	for i, o := range in.Observations {
+		if o.Source == "" {
+			o.Source = m.SourceID
+		}
+		if o.Provider == "" {
+			o.Provider = m.Provider
+		}
+		if o.MessageID == "" {
+			o.MessageID = m.ID
+		}
+		if o.ReceivedAt.IsZero() {
+			o.ReceivedAt = m.ReceivedAt
+		}
+		switch {
+		case o.Source != m.SourceID:
+			return nil, hub.Errorf(hub.EINVALID, "observation %d is of source %q, not the message's", i, o.Source)
+		case o.MessageID != m.ID:
+			return nil, hub.Errorf(hub.EINVALID, "observation %d names message %q, not this one", i, o.MessageID)
+		case o.ID != "" && !validID(o.ID):
+			return nil, hub.Errorf(hub.EINVALID, "observation %d: invalid id %q", i, o.ID)
+		case o.ProviderRef == "":
+			return nil, hub.Errorf(hub.EINVALID, "observation %d has no provider reference", i)
+		case !slices.Contains(hub.Statuses, o.Status):
+			return nil, hub.Errorf(hub.EINVALID, "observation %d: unknown status %q", i, o.Status)
+		case o.Kind != "" && o.Kind != hub.KindKYC && o.Kind != hub.KindKYB:
+			return nil, hub.Errorf(hub.EINVALID, "observation %d: unknown kind %q", i, o.Kind)
+		case o.AttemptsLeft != nil && (*o.AttemptsLeft < math.MinInt32 || *o.AttemptsLeft > math.MaxInt32):
+			return nil, hub.Errorf(hub.EINVALID, "observation %d: attempts left %d is out of range", i, *o.AttemptsLeft)
+		}
+		if err := checkTime(o.ReceivedAt, "observation received_at"); err != nil {
+			return nil, err
+		}
+		if err := checkTime(o.ProviderTime, "observation provider_time"); err != nil {
+			return nil, err
+		}
+		o.ReceivedAt, o.ProviderTime = ts(o.ReceivedAt), ts(o.ProviderTime)
+		o.Provider, o.ProviderRef, o.Level = clean(o.Provider), clean(o.ProviderRef), clean(o.Level)
+		o.ApplicantRef, o.ProviderEvent = clean(o.ApplicantRef), clean(o.ProviderEvent)
+		o.Reasons = cleanAll(o.Reasons)
+		if o.AttemptsLeft != nil {
+			n := *o.AttemptsLeft
+			o.AttemptsLeft = &n
+		}
+		o.Outcome, o.Version = "", 0
+		r.obs = append(r.obs, o)
+	}
+
+	for i, e := range in.Events {
+		if e.Source == "" {
+			e.Source = m.SourceID
+		}
+		if e.Provider == "" {
+			e.Provider = m.Provider
+		}
+		if e.MessageID == "" {
+			e.MessageID = m.ID
+		}
+		if e.CreatedAt.IsZero() {
+			e.CreatedAt = m.ReceivedAt
+		}
+		switch {
+		case !validID(e.ID):
+			return nil, hub.Errorf(hub.EINVALID, "event %d: invalid id %q", i, e.ID)
+		case !slices.Contains(hub.EventTypes, e.Type):
+			return nil, hub.Errorf(hub.EINVALID, "event %d: unknown type %q", i, e.Type)
+		case !json.Valid(e.Data):
+			return nil, hub.Errorf(hub.EINVALID, "event %d: data is not JSON", i)
+		case e.MessageID != m.ID:
+			return nil, hub.Errorf(hub.EINVALID, "event %d names message %q, not this one", i, e.MessageID)
+		case e.VerificationID != "" && !validID(e.VerificationID):
+			return nil, hub.Errorf(hub.EINVALID, "event %d: invalid verification id %q", i, e.VerificationID)
+		}
+		if err := checkTime(e.CreatedAt, "event created_at"); err != nil {
+			return nil, err
+		}
+		e.CreatedAt = ts(e.CreatedAt)
+		e.Source, e.Provider = clean(e.Source), clean(e.Provider)
+		e.Data = slices.Clone(e.Data)
+		r.events = append(r.events, e)
+	}
+	return r, nil
+}
+
+// verificationState is what Ingest knows of one verification that its
+// message observes, while it holds the verification's row lock.
+type verificationState struct {
+	v hub.Verification
+	// createdBy is the index of the observation whose Apply created the
+	// verification in this transaction, or -1.
+	createdBy int
+	// dirty is set when an applied observation changed v after it was read
+	// or created: the row is updated before commit.
+	dirty bool
+}
+
+// errDuplicate makes inTx roll back the transaction of a duplicate, which
+// must change nothing; Ingest then reports the duplicate.
+var errDuplicate = errors.New("duplicate")
+
+// ingestTx is Ingest's work inside its transaction, in two pipelined
+// batches (one round trip each):
+//
+//  1. Dedup: INSERT the message ... ON CONFLICT (source_id, dedup_key) DO
+//     NOTHING RETURNING id. If a concurrent transaction (on any instance)
+//     inserted the same key and has not committed, PostgreSQL makes this
+//     INSERT wait for it: if it commits, ours does nothing and the message
+//     is a duplicate of the committed one (the transaction is rolled back,
+//     undoing the rest of the batch); if it rolls back, ours goes in. Two
+//     deliveries of one webhook are therefore stored once, whichever
+//     instances they reach.
+//
+//     Then lock every verification the message observes, in key order (so
+//     that two messages observing the same verifications cannot deadlock):
+//     INSERT ... ON CONFLICT (source, provider_ref, level) DO NOTHING
+//     creates it from its first observation if it does not exist (a
+//     concurrent creator makes it wait, as above), and SELECT ... FOR UPDATE
+//     locks and reads the row, ours or the winner's. In READ COMMITTED a row
+//     that another transaction has locked is waited for and then read as
+//     that transaction committed it. From here to commit no other
+//     transaction can apply an observation to these verifications, so
+//     hub.Apply always sees the latest committed state, and each
+//     verification's observations are applied (and numbered, by
+//     observations.seq) one transaction at a time.
+//
+//     Last, read the enabled endpoints (see enabledEndpoints).
+//
+//  2. Apply each observation in order, in memory; then write the changed
+//     verifications, the timeline rows, the events, a delivery for each
+//     event and each enabled endpoint that Matches it, and a NOTIFY, which
+//     PostgreSQL delivers at commit.
+func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.IngestResult, error) {
+	m := r.m
+	now := s.now()
+
+	// The verifications, in lock order, each with the state its first
+	// observation would create.
+	first := map[hub.VerificationKey]int{}
+	var keys []hub.VerificationKey
+	for i, o := range r.obs {
+		if _, ok := first[o.VerificationKey]; !ok {
+			first[o.VerificationKey] = i
+			keys = append(keys, o.VerificationKey)
+		}
+	}
+	slices.SortFunc(keys, func(a, b hub.VerificationKey) int {
+		return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.ProviderRef, b.ProviderRef), cmp.Compare(a.Level, b.Level))
+	})
+	created := make([]hub.Verification, len(keys))
+
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO messages
+			(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name, dedup_key, body, preview)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+			ON CONFLICT (source_id, dedup_key) DO NOTHING
+			RETURNING id`,
+		m.ID, m.SourceID, m.Provider, m.ReceivedAt, m.RemoteAddr, string(m.Status), m.HTTPStatus, m.Reason,
+		m.EventName, nullString(m.DedupKey), r.body, r.preview)
+	for i, k := range keys {
+		v, _, _ := hub.Apply(hub.Verification{}, false, r.obs[first[k]])
+		v.ID = hub.NewID("ver", now)
+		created[i] = v
+		b.Queue(`INSERT INTO verifications
+				(id, source, provider, provider_ref, level, applicant_ref, kind, status, final, version,
+				 reasons, attempts_left, provider_time, created_at, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+				ON CONFLICT (source, provider_ref, level) DO NOTHING
+				RETURNING id`,
+			v.ID, v.Source, v.Provider, v.ProviderRef, v.Level, v.ApplicantRef, string(v.Kind), string(v.Status),
+			v.Final, v.Version, nonNil(v.Reasons), v.AttemptsLeft, nullTime(v.ProviderTime), v.CreatedAt, v.UpdatedAt)
+		b.Queue(`SELECT `+verificationCols+` FROM verifications
+			WHERE source = $1 AND provider_ref = $2 AND level = $3
+			FOR UPDATE`, k.Source, k.ProviderRef, k.Level)
+	}
+	// Nearly every message has events (a verification.updated at least).
+	wantEndpoints := len(r.obs) > 0 || len(r.events) > 0
+	if wantEndpoints {
+		b.Queue(enabledEndpointsSQL)
+	}
+
+	states := make(map[hub.VerificationKey]*verificationState, len(keys))
+	var eps []hub.Endpoint
+	duplicate := false
+	err := func() error {
+		br := tx.SendBatch(ctx, b)
+		defer br.Close()
+		var id string
+		err := br.QueryRow().Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			duplicate = true
+			return nil // the rest is rolled back
+		} else if err != nil {
+			return fmt.Errorf("insert message: %w", err)
+		}
+		for i, k := range keys {
+			err := br.QueryRow().Scan(&id)
+			isNew := err == nil
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("insert verification: %w", err)
+			}
+			v, err := scanVerification(br.QueryRow())
+			if err != nil {
+				return fmt.Errorf("lock verification: %w", err)
+			}
+			if isNew {
+				states[k] = &verificationState{v: created[i], createdBy: first[k]}
+			} else {
+				states[k] = &verificationState{v: v, createdBy: -1}
+			}
+		}
+		if wantEndpoints {
+			rows, err := br.Query()
+			if err != nil {
+				return fmt.Errorf("load endpoints: %w", err)
+			}
+			if eps, err = scanEnabledEndpoints(rows); err != nil {
+				return fmt.Errorf("load endpoints: %w", err)
+			}
+		}
+		return br.Close()
+	}()
+	if err != nil {
+		return hub.IngestResult{}, err
+	}
+	if duplicate {
+		// The conflicting row has committed (or ON CONFLICT would have
+		// waited), so this statement, with its new snapshot, sees it.
+		var id string
+		err = tx.QueryRow(ctx, `SELECT id FROM messages WHERE source_id = $1 AND dedup_key = $2`,
+			m.SourceID, m.DedupKey).Scan(&id)
+		if err != nil {
+			return hub.IngestResult{}, fmt.Errorf("find duplicate: %w", err)
+		}
+		return hub.IngestResult{MessageID: id, Duplicate: true}, errDuplicate
+	}
+
+	b = &pgx.Batch{}
+	var labels []string
+	queue := func(label, sql string, args ...any) {
+		b.Queue(sql, args...)
+		labels = append(labels, label)
+	}
+	var events []hub.Event
+	for i, o := range r.obs {
+		st := states[o.VerificationKey]
+		var (
+			next    hub.Verification
+			outcome hub.Outcome
+			changed bool
+			prev    hub.Status
+		)
+		if st.createdBy == i {
+			next, outcome, changed = st.v, hub.OutcomeApplied, true
+		} else {
+			prev = st.v.Status
+			next, outcome, changed = hub.Apply(st.v, true, o)
+			if outcome == hub.OutcomeApplied {
+				// Even without a change of state an applied observation may
+				// bring a newer provider timestamp.
+				st.v, st.dirty = next, true
+			}
+		}
+		obsID := o.ID
+		if obsID == "" {
+			obsID = hub.NewID("obs", now)
+		}
+		queue("insert observation", `INSERT INTO observations
+				(id, verification_id, message_id, source, provider, provider_ref, level, kind, applicant_ref,
+				 status, final, reasons, attempts_left, provider_time, provider_event, received_at, outcome, version)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+			obsID, next.ID, o.MessageID, o.Source, o.Provider, o.ProviderRef, o.Level, string(o.Kind), o.ApplicantRef,
+			string(o.Status), o.Final, o.Reasons, o.AttemptsLeft, nullTime(o.ProviderTime), o.ProviderEvent,
+			o.ReceivedAt, string(outcome), next.Version)
+		if changed {
+			events = append(events, hub.UpdatedEvent(hub.NewID("evt", now), next, prev, o))
+		}
+	}
+	for _, k := range keys {
+		if st := states[k]; st.dirty {
+			v := st.v
+			queue("update verification", `UPDATE verifications SET
+					applicant_ref = $1, kind = $2, status = $3, final = $4, version = $5, reasons = $6,
+					attempts_left = $7, provider_time = $8, updated_at = $9
+				WHERE id = $10`,
+				v.ApplicantRef, string(v.Kind), string(v.Status), v.Final, v.Version, nonNil(v.Reasons),
+				v.AttemptsLeft, nullTime(v.ProviderTime), v.UpdatedAt, v.ID)
+		}
+	}
+	events = append(events, r.events...)
+	for _, e := range events {
+		queue("insert event "+e.ID, `INSERT INTO events
+				(id, type, created_at, source, provider, data, message_id, verification_id)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			e.ID, e.Type, e.CreatedAt, e.Source, e.Provider, s.cipher.Seal(e.Data),
+			nullString(e.MessageID), nullString(e.VerificationID))
+	}
+	// The deliveries commit with the events, so that an acknowledged message
+	// can never miss its deliveries.
+	var ds newDeliveries
+	for _, e := range events {
+		for i := range eps {
+			if eps[i].Matches(e) {
+				ds.add(eps[i].ID, e, m.ReceivedAt)
+			}
+		}
+	}
+	n := ds.len()
+	if n > 0 {
+		queue("insert deliveries", insertDeliveriesSQL, ds.args(m.ReceivedAt)...)
+		// Every instance's ListenDeliveries hears it once this commits.
+		queue("notify", `SELECT pg_notify($1, current_schema())`, notifyChannel)
+	}
+	if err := runBatch(ctx, tx, b, labels); err != nil {
+		return hub.IngestResult{}, err
+	}
+	return hub.IngestResult{MessageID: m.ID, Events: events, Deliveries: n}, nil
+}
+
+// runBatch sends the queued statements in one round trip and reports the
+// first that failed, with its label.
+func runBatch(ctx context.Context, tx pgx.Tx, b *pgx.Batch, labels []string) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	br := tx.SendBatch(ctx, b)
+	for _, label := range labels {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return fmt.Errorf("%s: %w", label, err)
+		}
+	}
+	return br.Close()
+}
+
+// RecordRejection stores an audit row for a refused request: status
+// rejected, no body, no preview and no dedup key (rejections never
+// deduplicate). An empty m.ID gets a new "msg" id and a zero ReceivedAt the
+// store's clock.
+func (s *Store) RecordRejection(ctx context.Context, m hub.Message) error {
+	if m.ID == "" {
+		m.ID = hub.NewID("msg", s.now())
+	}
+	if !validID(m.ID) {
+		return hub.Errorf(hub.EINVALID, "record rejection: invalid message id %q", m.ID)
+	}
+	if m.ReceivedAt.IsZero() {
+		m.ReceivedAt = s.now()
+	}
+	if err := checkTime(m.ReceivedAt, "received_at"); err != nil {
+		return fmt.Errorf("record rejection: %w", err)
+	}
+	_, err := s.exec(ctx, `INSERT INTO messages
+		(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name)
+		VALUES ($1, $2, $3, $4, $5, 'rejected', $6, $7, $8)`,
+		m.ID, clean(m.SourceID), clean(m.Provider), ts(m.ReceivedAt), clean(m.RemoteAddr), m.HTTPStatus,
+		clean(m.Reason), clean(m.EventName))
+	return fail("record rejection", err)
+}
+
+// purgeChunk is how many bodies PurgeBodies clears per transaction, so that a
+// purge of millions of rows never holds a transaction (and vacuum's horizon)
+// open for long.
+const purgeChunk = 1000
+
+// PurgeBodies deletes the bodies of messages received before t, in chunks of
+// purgeChunk (each its own transaction), and returns how many it deleted,
+// also when it fails part way.
+//
+// Only one instance purges at a time: each chunk's transaction first takes
+// the purge advisory lock with pg_try_advisory_xact_lock, which never waits.
+// When another instance holds it, PurgeBodies returns at once with what it
+// has done so far (0 if it had not started) and a nil error: the other
+// instance is doing the same work, and the next periodic run will find what
+// is left.
+func (s *Store) PurgeBodies(ctx context.Context, before time.Time) (int, error) {
+	if err := checkTime(before, "before"); err != nil {
+		return 0, fmt.Errorf("purge bodies: %w", err)
+	}
+	if s.closed.Load() {
+		return 0, fmt.Errorf("purge bodies: %w", errClosed)
+	}
+	if before.IsZero() {
+		return 0, nil // nothing was received before the zero time
+	}
+	chunk := cmp.Or(s.purgeChunk, purgeChunk)
+	total := 0
+	for {
+		var (
+			n      int64
+			locked bool
+		)
+		err := s.inTx(ctx, "purge bodies", func(tx pgx.Tx) error {
+			n = 0
+			if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema()))`,
+				lockPurge).Scan(&locked); err != nil || !locked {
+				return err
+			}
+			tag, err := tx.Exec(ctx, `UPDATE messages SET body = NULL WHERE id IN (
+				SELECT id FROM messages WHERE body IS NOT NULL AND received_at < $1 LIMIT $2)`,
+				tsCeil(before), chunk)
+			n = tag.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		total += int(n)
+		if !locked || n < int64(chunk) {
+			return total, nil
+		}
+	}
+}

@@ -1,0 +1,899 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/verihook/verihook/internal/hub"
+	"github.com/verihook/verihook/internal/store/storetest"
+)
+
+// The tests need a PostgreSQL server: VERIHOOK_TEST_DATABASE_URL names a
+// database in which they may create and drop schemas. Each store a test
+// opens gets a fresh schema of its own (several stores of one test may share
+// one, as instances share a database), dropped when the test ends.
+const enable = "VERIHOOK_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// baseURL returns the test database's URL. Without one the test is skipped,
+// except under CI, where that is a failure: CI must never skip these tests
+// silently.
+func baseURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("VERIHOOK_TEST_DATABASE_URL")
+	if u == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("VERIHOOK_TEST_DATABASE_URL is not set, and CI is: the PostgreSQL tests must run in CI (e.g. " + enable + ")")
+		}
+		t.Skip("PostgreSQL tests skipped: set " + enable + " to run them")
+	}
+	return u
+}
+
+// conns limits the connections the package's tests hold at once, well
+// below the server's max_connections (other packages' tests may use the
+// same server at the same time). A test reserves what it will use for its
+// whole run, so that tests never hold part of what they need.
+var conns = budget{free: 40}
+
+type budget struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	free int
+}
+
+// reserve waits until n connections are free and takes them until the test
+// ends.
+func (b *budget) reserve(t testing.TB, n int) {
+	b.mu.Lock()
+	if b.cond == nil {
+		b.cond = sync.NewCond(&b.mu)
+	}
+	for b.free < n {
+		b.cond.Wait()
+	}
+	b.free -= n
+	b.mu.Unlock()
+	t.Cleanup(func() {
+		b.mu.Lock()
+		b.free += n
+		b.cond.Broadcast()
+		b.mu.Unlock()
+	})
+}
+
+// poolSize is the connection pool of each store the tests open.
+const poolSize = 4
+
+// admin runs fn on a connection of its own to the test database.
+func admin(t testing.TB, fn func(ctx context.Context, c *pgx.Conn) error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := pgx.Connect(ctx, baseURL(t))
+	if err != nil {
+		t.Fatalf("connect to the test database: %v", err)
+	}
+	defer c.Close(ctx)
+	if err := fn(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newSchema creates a fresh schema, drops it when the test ends, and
+// returns its name and a URL whose connections work in it (their
+// application_name is the schema's name, for tests that look for them in
+// pg_stat_activity).
+func newSchema(t testing.TB) (schema, dbURL string) {
+	t.Helper()
+	base := baseURL(t)
+	var b [8]byte
+	rand.Read(b[:])
+	schema = "vh_test_" + hex.EncodeToString(b[:])
+	admin(t, func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, "CREATE SCHEMA "+schema)
+		return err
+	})
+	t.Cleanup(func() {
+		admin(t, func(ctx context.Context, c *pgx.Conn) error {
+			_, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
+			return err
+		})
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("VERIHOOK_TEST_DATABASE_URL: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	q.Set("application_name", schema)
+	u.RawQuery = q.Encode()
+	return schema, u.String()
+}
+
+func newKey(t testing.TB) []byte {
+	t.Helper()
+	key := make([]byte, hub.KeySize)
+	rand.Read(key)
+	return key
+}
+
+func newCipher(t testing.TB, key []byte) *hub.Cipher {
+	t.Helper()
+	c, err := hub.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// quiet is a logger for stores whose tests provoke what the store logs.
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// openStore opens a store on dbURL with key (a pool of poolSize unless opts
+// say otherwise) and closes it when the test ends. The caller reserves its
+// connections.
+func openStore(t testing.TB, dbURL string, key []byte, opts ...Option) *Store {
+	t.Helper()
+	opts = append([]Option{WithMaxConns(poolSize), WithLogger(quiet)}, opts...)
+	s, err := Open(context.Background(), dbURL, newCipher(t, key), opts...)
+	if err != nil {
+		t.Fatalf("Open = %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// openShared opens n stores, each with its own pool as separate instances
+// have, on one fresh schema with one key.
+func openShared(t testing.TB, n int) []*Store {
+	t.Helper()
+	conns.reserve(t, n*poolSize)
+	_, dbURL := newSchema(t)
+	key := newKey(t)
+	stores := make([]*Store, n)
+	for i := range stores {
+		stores[i] = openStore(t, dbURL, key)
+	}
+	return stores
+}
+
+// TestStore runs the conformance suite on a fresh schema per subtest.
+func TestStore(t *testing.T) {
+	baseURL(t)
+	storetest.Run(t, func(t *testing.T) hub.Store {
+		conns.reserve(t, poolSize)
+		_, dbURL := newSchema(t)
+		return openStore(t, dbURL, newKey(t))
+	})
+}
+
+// TestStoreShared runs the suite's race tests with three stores, as three
+// instances, on one schema.
+func TestStoreShared(t *testing.T) {
+	baseURL(t)
+	storetest.RunShared(t, func(t *testing.T) []hub.Store {
+		var stores []hub.Store
+		for _, s := range openShared(t, 3) {
+			stores = append(stores, s)
+		}
+		return stores
+	})
+}
+
+func ctxFor(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+var t0 = time.Date(2026, 11, 24, 12, 0, 0, 123456000, time.UTC)
+
+// testIngest returns an ingest of one message with one observation of ref
+// and one otp.requested event.
+func testIngest(source, dedup, ref string, body []byte) hub.Ingest {
+	m := hub.Message{
+		ID: hub.NewID("msg", t0), SourceID: source, Provider: hub.ProviderIdenfy, ReceivedAt: t0,
+		RemoteAddr: "203.0.113.7:1", Status: hub.MessageAccepted, HTTPStatus: 200, EventName: "AUTO_FINISHED",
+		DedupKey: dedup, Body: body, Preview: json.RawMessage(`{"scanRef":"` + ref + `"}`),
+	}
+	data, _ := json.Marshal(hub.OTPRequested{Channel: "sms", Recipient: "+1555", Text: "code 1", SessionRef: ref})
+	return hub.Ingest{
+		Message: m,
+		Observations: []hub.Observation{{
+			VerificationKey: hub.VerificationKey{Source: source, ProviderRef: ref},
+			Provider:        hub.ProviderIdenfy, Kind: hub.KindKYC, Status: hub.StatusApproved, Final: true,
+			ProviderEvent: "AUTO_FINISHED", ReceivedAt: t0, MessageID: m.ID,
+		}},
+		Events: []hub.Event{{ID: hub.NewID("evt", t0), Type: hub.EventOTPRequested, Source: source,
+			Provider: hub.ProviderIdenfy, Data: data, MessageID: m.ID}},
+	}
+}
+
+// testEndpoint returns an enabled endpoint that wants every event.
+func testEndpoint(id string) hub.Endpoint {
+	return hub.Endpoint{ID: id, URL: "https://crm.example.com/" + id, Secret: hub.NewEndpointSecret(), Enabled: true}
+}
+
+// countRows returns the number of rows of table in schema.
+func countRows(t *testing.T, schema, table string) int {
+	t.Helper()
+	var n int
+	admin(t, func(ctx context.Context, c *pgx.Conn) error {
+		return c.QueryRow(ctx, "SELECT count(*) FROM "+schema+"."+table).Scan(&n)
+	})
+	return n
+}
+
+// TestMigrations: instances starting together on a fresh database all open
+// it, the migrations are applied once, and opening again applies nothing.
+func TestMigrations(t *testing.T) {
+	t.Parallel()
+	const n = 4
+	conns.reserve(t, (n+1)*poolSize)
+	schema, dbURL := newSchema(t)
+	key := newKey(t)
+	names, err := migrationNames()
+	if err != nil || len(names) == 0 {
+		t.Fatalf("embedded migrations: %v, %v", names, err)
+	}
+
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	stores := make([]*Store, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			stores[i], errs[i] = Open(ctxFor(t), dbURL, newCipher(t, key), WithMaxConns(poolSize))
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Open #%d of %d racing on a fresh schema = %v", i, n, err)
+			continue
+		}
+		t.Cleanup(func() { stores[i].Close() })
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	if got := countRows(t, schema, "schema_migrations"); got != len(names) {
+		t.Errorf("schema_migrations has %d rows, want %d (one per migration)", got, len(names))
+	}
+	if got := countRows(t, schema, "key_check"); got != 1 {
+		t.Errorf("key_check has %d rows, want 1", got)
+	}
+
+	// Again, on an up-to-date schema with data in it: nothing changes.
+	if _, err := stores[0].Ingest(ctxFor(t), testIngest("src", "k1", "ref-1", []byte(`{}`))); err != nil {
+		t.Fatal(err)
+	}
+	appliedAt := func() []time.Time {
+		var at []time.Time
+		admin(t, func(ctx context.Context, c *pgx.Conn) error {
+			rows, err := c.Query(ctx, "SELECT applied_at FROM "+schema+".schema_migrations ORDER BY version")
+			if err != nil {
+				return err
+			}
+			at, err = pgx.CollectRows(rows, pgx.RowTo[time.Time])
+			return err
+		})
+		return at
+	}
+	applied := appliedAt()
+	if err := stores[1].migrate(ctxFor(t)); err != nil {
+		t.Fatalf("migrate again = %v", err)
+	}
+	again := openStore(t, dbURL, key)
+	if after := appliedAt(); !slices.EqualFunc(applied, after, time.Time.Equal) {
+		t.Errorf("schema_migrations changed on a second migration: %v, then %v", applied, after)
+	}
+	if ms, _, err := again.Messages(ctxFor(t), hub.MessageFilter{}); err != nil || len(ms) != 1 {
+		t.Errorf("after reopening: Messages = %d messages, %v; want the 1 stored", len(ms), err)
+	}
+}
+
+// TestOpenNoSchema: a search_path without an existing schema is a clear
+// error, not a half-made database.
+func TestOpenNoSchema(t *testing.T) {
+	t.Parallel()
+	conns.reserve(t, 1)
+	u, err := url.Parse(baseURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", "vh_test_does_not_exist")
+	u.RawQuery = q.Encode()
+	_, err = Open(ctxFor(t), u.String(), newCipher(t, newKey(t)), WithMaxConns(1))
+	if err == nil || !strings.Contains(err.Error(), "no schema") {
+		t.Errorf("Open(search_path naming no schema) = %v, want an error about the schema", err)
+	}
+}
+
+// TestOpenUnreachable: a server that does not answer is EUNAVAILABLE. It
+// needs no database, and runs without one.
+func TestOpenUnreachable(t *testing.T) {
+	t.Parallel()
+	_, err := Open(ctxFor(t), "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=5",
+		newCipher(t, newKey(t)))
+	if hub.ErrorCode(err) != hub.EUNAVAILABLE {
+		t.Errorf("Open(nothing listening) = %v (code %q), want %q", err, hub.ErrorCode(err), hub.EUNAVAILABLE)
+	}
+}
+
+// TestKeyCheck: a database written with one key refuses to open with
+// another, and instances racing to open a fresh database with different
+// keys cannot both succeed.
+func TestKeyCheck(t *testing.T) {
+	t.Parallel()
+	conns.reserve(t, 2*poolSize)
+	_, dbURL := newSchema(t)
+	key := newKey(t)
+	s := openStore(t, dbURL, key)
+	in := testIngest("src", "k1", "ref-1", []byte(`{"secret":"JANE"}`))
+	if _, err := s.Ingest(ctxFor(t), in); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	_, err := Open(ctxFor(t), dbURL, newCipher(t, newKey(t)), WithMaxConns(poolSize))
+	if !errors.Is(err, hub.ErrKeyMismatch) ||
+		!strings.Contains(err.Error(), "the encryption key does not match the one this database was written with") {
+		t.Fatalf("Open with another key = %v, want hub.ErrKeyMismatch", err)
+	}
+	// The right key still opens it, and reads what was written.
+	s = openStore(t, dbURL, key)
+	if m, err := s.Message(ctxFor(t), in.Message.ID); err != nil || string(m.Body) != string(in.Message.Body) {
+		t.Errorf("Message after reopening = %q, %v; want the body", m.Body, err)
+	}
+	s.Close()
+
+	// Two first Opens with two keys: the first stores its key, the other
+	// fails.
+	_, fresh := newSchema(t)
+	var (
+		wg   sync.WaitGroup
+		errs [2]error
+	)
+	start := make(chan struct{})
+	for i := range 2 {
+		wg.Go(func() {
+			<-start
+			s, err := Open(ctxFor(t), fresh, newCipher(t, newKey(t)), WithMaxConns(poolSize))
+			if err == nil {
+				s.Close()
+			}
+			errs[i] = err
+		})
+	}
+	close(start)
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, hub.ErrKeyMismatch):
+			t.Errorf("racing Open = %v, want nil or hub.ErrKeyMismatch", err)
+		}
+	}
+	if ok != 1 {
+		t.Errorf("%d of 2 Opens of a fresh database with different keys succeeded, want exactly 1 (errors %v)", ok, errs)
+	}
+}
+
+// TestEncryptionAtRest: no table holds a body, event data (an OTP text), or
+// a source or endpoint secret in plaintext, read raw from the database.
+func TestEncryptionAtRest(t *testing.T) {
+	t.Parallel()
+	conns.reserve(t, poolSize)
+	schema, dbURL := newSchema(t)
+	s := openStore(t, dbURL, newKey(t))
+	ctx := ctxFor(t)
+
+	const (
+		bodyMark   = "DOCNUMBER-X9Y8Z7"
+		otpMark    = "OTP-CODE-424242"
+		sourceMark = "SOURCE-SIGNING-KEY-0451"
+	)
+	ep := testEndpoint("ep")
+	ep.PreviousSecret = hub.NewEndpointSecret()
+	if err := s.CreateEndpoint(ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpsertSource(ctx, hub.Source{ID: "src", Provider: hub.ProviderIdenfy,
+		Secrets: map[string]string{"signing_key": sourceMark}}); err != nil {
+		t.Fatal(err)
+	}
+	in := testIngest("src", "k1", "ref-1", []byte(`{"docNumber":"`+bodyMark+`"}`))
+	in.Events[0].Data, _ = json.Marshal(hub.OTPRequested{Channel: "sms", Recipient: "+1555", Text: otpMark})
+	res, err := s.Ingest(ctx, in)
+	if err != nil || res.Deliveries != 2 {
+		t.Fatalf("Ingest = %d deliveries, %v", res.Deliveries, err)
+	}
+	// The store itself reads everything back.
+	if m, err := s.Message(ctx, in.Message.ID); err != nil || !strings.Contains(string(m.Body), bodyMark) {
+		t.Fatalf("Message = %q, %v", m.Body, err)
+	}
+	if e, err := s.Event(ctx, in.Events[0].ID); err != nil || !strings.Contains(string(e.Data), otpMark) {
+		t.Fatalf("Event = %s, %v", e.Data, err)
+	}
+
+	marks := map[string]string{"body": bodyMark, "otp text": otpMark, "source secret": sourceMark}
+	for _, secret := range []string{ep.Secret, ep.PreviousSecret} {
+		key := strings.TrimPrefix(secret, hub.SecretPrefix)
+		marks["endpoint secret "+key[:8]] = key
+	}
+	// Each table's rows as PostgreSQL renders them (bytea as hex), and the
+	// raw bytes of every bytea column.
+	var text string
+	var raw [][]byte
+	admin(t, func(ctx context.Context, c *pgx.Conn) error {
+		for _, table := range []string{"messages", "events", "sources", "endpoints", "verifications",
+			"observations", "deliveries"} {
+			var rows *string
+			if err := c.QueryRow(ctx, "SELECT string_agg(t::text, E'\\n') FROM "+schema+"."+table+" t").Scan(&rows); err != nil {
+				return err
+			}
+			if rows == nil {
+				return fmt.Errorf("table %s is empty", table)
+			}
+			text += *rows + "\n"
+		}
+		rows, err := c.Query(ctx, `SELECT body FROM `+schema+`.messages
+			UNION ALL SELECT data FROM `+schema+`.events
+			UNION ALL SELECT secrets FROM `+schema+`.sources
+			UNION ALL SELECT secret FROM `+schema+`.endpoints
+			UNION ALL SELECT previous_secret FROM `+schema+`.endpoints`)
+		if err != nil {
+			return err
+		}
+		raw, err = pgx.CollectRows(rows, pgx.RowTo[[]byte])
+		return err
+	})
+	if len(raw) != 6 { // a body, two events' data, a source's secrets, two endpoint secrets
+		t.Fatalf("%d sealed values, want 6", len(raw))
+	}
+	for what, mark := range marks {
+		if strings.Contains(text, mark) || strings.Contains(text, hex.EncodeToString([]byte(mark))) {
+			t.Errorf("the %s is stored in plaintext", what)
+		}
+		for _, b := range raw {
+			if bytes.Contains(b, []byte(mark)) {
+				t.Errorf("the %s is stored in plaintext in a bytea column", what)
+			}
+		}
+	}
+}
+
+// TestMultiStoreClaimAndRecord: three instances' workers claim and record
+// concurrently until the outbox is empty. Every delivery is claimed and
+// recorded exactly once, and an ordered endpoint never has two deliveries
+// of one verification in flight, even for a moment: each claim is checked
+// against the claims not yet recorded, and the attempts of each
+// verification are logged in creation order.
+func TestMultiStoreClaimAndRecord(t *testing.T) {
+	t.Parallel()
+	stores := openShared(t, 3)
+	ctx := ctxFor(t)
+	s := stores[0]
+	ord := testEndpoint("ep-ordered")
+	ord.Ordered = true
+	for _, ep := range []hub.Endpoint{ord, testEndpoint("ep-a"), testEndpoint("ep-b")} {
+		if err := s.CreateEndpoint(ctx, ep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const refs, perRef = 8, 6
+	statuses := []hub.Status{hub.StatusPending, hub.StatusReview}
+	for i := range refs * perRef {
+		in := testIngest("src", fmt.Sprint("k", i), fmt.Sprint("ref-", i%refs), nil)
+		in.Observations[0].Status, in.Observations[0].Final = statuses[(i/refs)%2], false
+		in.Events = nil
+		if _, err := stores[i%len(stores)].Ingest(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := 3 * refs * perRef
+
+	var (
+		mu       sync.Mutex
+		inFlight = map[string]string{} // verification -> the ordered delivery held
+		claimed  = map[string]int{}
+		wg       sync.WaitGroup
+		start    = make(chan struct{})
+		clock    atomic.Int64
+	)
+	for w := range 9 {
+		s := stores[w%len(stores)]
+		wg.Go(func() {
+			<-start
+			for {
+				now := t0.Add(time.Hour + time.Duration(clock.Add(1))*time.Millisecond)
+				cs, err := s.ClaimDeliveries(ctx, now, 4, time.Hour)
+				if err != nil {
+					t.Errorf("ClaimDeliveries = %v", err)
+					return
+				}
+				if len(cs) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, c := range cs {
+					claimed[c.Delivery.ID]++
+					if c.Delivery.EndpointID != ord.ID {
+						continue
+					}
+					if held, ok := inFlight[c.Delivery.VerificationID]; ok {
+						t.Errorf("ordered endpoint: %s claimed while %s of the same verification is in flight", c.Delivery.ID, held)
+					}
+					inFlight[c.Delivery.VerificationID] = c.Delivery.ID
+				}
+				mu.Unlock()
+				for _, c := range cs {
+					// Marked done before it is: never a false alarm.
+					mu.Lock()
+					if c.Delivery.EndpointID == ord.ID {
+						delete(inFlight, c.Delivery.VerificationID)
+					}
+					mu.Unlock()
+					err := s.RecordAttempt(ctx, hub.AttemptRecord{DeliveryID: c.Delivery.ID, Lease: c.Lease,
+						Status: hub.DeliverySucceeded, Attempt: hub.Attempt{At: now, StatusCode: 204}})
+					if err != nil {
+						t.Errorf("RecordAttempt = %v", err)
+					}
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	if len(claimed) != want {
+		t.Errorf("%d deliveries claimed, want %d", len(claimed), want)
+	}
+	for id, n := range claimed {
+		if n != 1 {
+			t.Errorf("delivery %s claimed %d times", id, n)
+		}
+	}
+	if st, err := s.QueueStats(ctx, t0.Add(24*time.Hour)); err != nil || st.Pending != 0 {
+		t.Errorf("QueueStats = %+v, %v; want nothing pending", st, err)
+	}
+	// The ordered endpoint's attempts, in the order they were logged, follow
+	// each verification's deliveries in the order they were created.
+	rows, err := s.pool.Query(ctx, `SELECT d.verification_id, d.seq FROM attempts a
+		JOIN deliveries d ON d.id = a.delivery_id
+		WHERE d.endpoint_id = $1 ORDER BY a.seq`, ord.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	last := map[string]int64{}
+	n := 0
+	for rows.Next() {
+		var (
+			verif string
+			seq   int64
+		)
+		if err := rows.Scan(&verif, &seq); err != nil {
+			t.Fatal(err)
+		}
+		if seq <= last[verif] {
+			t.Errorf("ordered endpoint: delivery #%d of %s attempted after #%d", seq, verif, last[verif])
+		}
+		last[verif] = seq
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n != refs*perRef {
+		t.Errorf("%d attempts to the ordered endpoint, want %d", n, refs*perRef)
+	}
+}
+
+// TestListenDeliveries: an instance listening hears, within moments, that
+// another instance created deliveries; after its connection is killed it
+// connects again, wakes once more, and keeps hearing.
+func TestListenDeliveries(t *testing.T) {
+	t.Parallel()
+	conns.reserve(t, 2*poolSize+1)
+	schema, dbURL := newSchema(t)
+	key := newKey(t)
+	listener, ingester := openStore(t, dbURL, key), openStore(t, dbURL, key)
+	ctx := ctxFor(t)
+	if err := ingester.CreateEndpoint(ctx, testEndpoint("ep")); err != nil {
+		t.Fatal(err)
+	}
+
+	wakes := make(chan struct{}, 100)
+	lctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- listener.ListenDeliveries(lctx, func() { wakes <- struct{}{} })
+	}()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("ListenDeliveries = %v, want nil once its context ends", err)
+		}
+	})
+	await := func(what string) {
+		t.Helper()
+		select {
+		case <-wakes:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no wake-up %s within 30s", what)
+		}
+	}
+	drain := func() {
+		for {
+			select {
+			case <-wakes:
+			default:
+				return
+			}
+		}
+	}
+	await("when it starts listening")
+
+	// Another instance ingests a message that creates no delivery, then one
+	// that does.
+	quarantined := testIngest("src", "q", "ref-q", nil)
+	quarantined.Message.Status, quarantined.Observations, quarantined.Events = hub.MessageQuarantined, nil, nil
+	if res, err := ingester.Ingest(ctx, quarantined); err != nil || res.Deliveries != 0 {
+		t.Fatalf("Ingest(quarantined) = %+v, %v", res, err)
+	}
+	drain()
+	if res, err := ingester.Ingest(ctx, testIngest("src", "k1", "ref-1", nil)); err != nil || res.Deliveries != 2 {
+		t.Fatalf("Ingest = %+v, %v", res, err)
+	}
+	await("after another instance created deliveries")
+
+	// Kill the listening connection: it comes back.
+	admin(t, func(ctx context.Context, c *pgx.Conn) error {
+		var n int
+		err := c.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE application_name = $1 AND query LIKE 'LISTEN %'`, schema).Scan(&n)
+		if err == nil && n != 1 {
+			err = fmt.Errorf("terminated %d listening connections, want 1", n)
+		}
+		return err
+	})
+	await("after reconnecting")
+	drain()
+	if res, err := ingester.Ingest(ctx, testIngest("src", "k2", "ref-2", nil)); err != nil || res.Deliveries != 2 {
+		t.Fatalf("Ingest = %+v, %v", res, err)
+	}
+	await("after reconnecting and another ingest")
+
+	// Closing the store ends it.
+	listener.Close()
+	select {
+	case err := <-done:
+		done <- err
+	case <-time.After(30 * time.Second):
+		t.Fatal("ListenDeliveries still runs after Close")
+	}
+}
+
+// TestPurgeExclusive: while one instance purges (holds the purge lock), the
+// others' PurgeBodies return at once having done nothing; afterwards one
+// purges everything, chunk by chunk.
+func TestPurgeExclusive(t *testing.T) {
+	t.Parallel()
+	conns.reserve(t, poolSize+1)
+	schema, dbURL := newSchema(t)
+	s := openStore(t, dbURL, newKey(t))
+	s.purgeChunk = 2
+	ctx := ctxFor(t)
+	for i := range 5 {
+		if _, err := s.Ingest(ctx, testIngest("src", fmt.Sprint("k", i), fmt.Sprint("ref-", i), []byte(`{"x":1}`))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := t0.Add(time.Hour)
+
+	// Another instance holds the lock, as it would while it purges.
+	holder, err := pgx.Connect(ctx, baseURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, lockPurge, schema); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.PurgeBodies(ctx, before)
+	if err != nil || n != 0 {
+		t.Errorf("PurgeBodies while another instance purges = %d, %v; want 0, nil", n, err)
+	}
+	if got := countBodies(t, schema); got != 5 {
+		t.Errorf("%d bodies left, want 5: nothing purged", got)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PurgeBodies(ctx, before); err != nil || n != 5 {
+		t.Errorf("PurgeBodies once the lock is free = %d, %v; want 5, nil", n, err)
+	}
+	if got := countBodies(t, schema); got != 0 {
+		t.Errorf("%d bodies left, want 0", got)
+	}
+}
+
+func countBodies(t *testing.T, schema string) int {
+	t.Helper()
+	var n int
+	admin(t, func(ctx context.Context, c *pgx.Conn) error {
+		return c.QueryRow(ctx, "SELECT count(body) FROM "+schema+".messages").Scan(&n)
+	})
+	return n
+}
+
+// TestReplayChunks: Replay walks its range chunk by chunk (here 3 events a
+// chunk), events created at the same instant included, and misses none.
+func TestReplayChunks(t *testing.T) {
+	t.Parallel()
+	conns.reserve(t, poolSize)
+	_, dbURL := newSchema(t)
+	s := openStore(t, dbURL, newKey(t))
+	s.replayChunk = 3
+	ctx := ctxFor(t)
+	if err := s.CreateEndpoint(ctx, testEndpoint("ep")); err != nil {
+		t.Fatal(err)
+	}
+	const messages = 7 // two events each, all created at t0
+	for i := range messages {
+		if _, err := s.Ingest(ctx, testIngest("src", fmt.Sprint("k", i), fmt.Sprint("ref-", i), nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.Replay(ctx, hub.Replay{EndpointID: "ep", Now: t0.Add(time.Hour)}); err != nil || n != 2*messages {
+		t.Errorf("Replay(everything) = %d, %v; want %d", n, err, 2*messages)
+	}
+	late := testEndpoint("ep-late")
+	if err := s.CreateEndpoint(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Replay(ctx, hub.Replay{EndpointID: late.ID, Since: t0, Now: t0.Add(time.Hour)}); err != nil || n != 2*messages {
+		t.Errorf("Replay(a new endpoint) = %d, %v; want %d created", n, err, 2*messages)
+	}
+	ds, _, err := s.Deliveries(ctx, hub.DeliveryFilter{EndpointID: late.ID, Page: hub.Page{Limit: 100}})
+	if err != nil || len(ds) != 2*messages {
+		t.Errorf("Deliveries(new endpoint) = %d, %v; want %d", len(ds), err, 2*messages)
+	}
+	// Until is exclusive, to the nanosecond.
+	if n, err := s.Replay(ctx, hub.Replay{EndpointID: "ep", Until: t0, Now: t0.Add(time.Hour)}); err != nil || n != 0 {
+		t.Errorf("Replay(until the events' instant) = %d, %v; want 0", n, err)
+	}
+	if n, err := s.Replay(ctx, hub.Replay{EndpointID: "ep", Until: t0.Add(time.Nanosecond), Now: t0.Add(time.Hour)}); err != nil || n != 2*messages {
+		t.Errorf("Replay(until a nanosecond after) = %d, %v; want %d", n, err, 2*messages)
+	}
+}
+
+// TestOddText: text that PostgreSQL cannot store (NUL, invalid UTF-8), from
+// a provider, a rejected request or an endpoint's response, is stored with
+// U+FFFD instead of failing the write.
+func TestOddText(t *testing.T) {
+	t.Parallel()
+	conns.reserve(t, poolSize)
+	_, dbURL := newSchema(t)
+	s := openStore(t, dbURL, newKey(t))
+	ctx := ctxFor(t)
+	if err := s.CreateEndpoint(ctx, testEndpoint("ep")); err != nil {
+		t.Fatal(err)
+	}
+	rej := hub.Message{SourceID: "bad\x00source\xff", RemoteAddr: "1.2.3.4:5", HTTPStatus: 404, Reason: "unknown source"}
+	if err := s.RecordRejection(ctx, rej); err != nil {
+		t.Errorf("RecordRejection(odd source id) = %v", err)
+	}
+	in := testIngest("src", "key\x00", "ref\xff", nil)
+	in.Message.EventName = "EVENT\x00"
+	in.Message.Preview = json.RawMessage("{\"name\":\"\\u0000 and \xff\"}")
+	in.Observations[0].Reasons = []string{"TAG\x00"}
+	res, err := s.Ingest(ctx, in)
+	if err != nil {
+		t.Fatalf("Ingest(odd text) = %v", err)
+	}
+	m, err := s.Message(ctx, res.MessageID)
+	if err != nil || m.EventName != "EVENT\uFFFD" || !json.Valid(m.Preview) {
+		t.Errorf("Message = event name %q, preview %s, %v", m.EventName, m.Preview, err)
+	}
+	cs, err := s.ClaimDeliveries(ctx, t0, 10, time.Minute)
+	if err != nil || len(cs) != 2 {
+		t.Fatalf("ClaimDeliveries = %d, %v", len(cs), err)
+	}
+	err = s.RecordAttempt(ctx, hub.AttemptRecord{DeliveryID: cs[0].Delivery.ID, Lease: cs[0].Lease,
+		Status: hub.DeliveryFailed, Attempt: hub.Attempt{At: t0, StatusCode: 500, Response: "oops\x00\xfe", Error: "HTTP 500"}})
+	if err != nil {
+		t.Errorf("RecordAttempt(odd response) = %v", err)
+	}
+	if d, err := s.Delivery(ctx, cs[0].Delivery.ID); err != nil || len(d.AttemptLog) != 1 || d.AttemptLog[0].Response != "oops\uFFFD\uFFFD" {
+		t.Errorf("Delivery = %+v, %v", d.AttemptLog, err)
+	}
+}
+
+// TestSynchronousCommit: the store's sessions commit durably even where the
+// server or role turned synchronous_commit off.
+func TestSynchronousCommit(t *testing.T) {
+	t.Parallel()
+	conns.reserve(t, 1)
+	_, dbURL := newSchema(t)
+	u, _ := url.Parse(dbURL)
+	q := u.Query()
+	q.Set("synchronous_commit", "off") // as a server default would
+	u.RawQuery = q.Encode()
+	s := openStore(t, u.String(), newKey(t), WithMaxConns(1))
+	var got string
+	if err := s.pool.QueryRow(ctxFor(t), "SHOW synchronous_commit").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != "on" {
+		t.Errorf("synchronous_commit = %s, want on", got)
+	}
+}
+
+// BenchmarkIngestParallel measures many concurrent callers (32 per CPU, as
+// an HTTP server under load has) on one store: each Ingest a message with
+// one observation and an otp.requested event.
+func BenchmarkIngestParallel(b *testing.B) { benchIngestParallel(b, 0) }
+
+// BenchmarkIngestParallelEndpoints is BenchmarkIngestParallel with two
+// endpoints that want every event: each Ingest also creates four
+// deliveries.
+func BenchmarkIngestParallelEndpoints(b *testing.B) { benchIngestParallel(b, 2) }
+
+func benchIngestParallel(b *testing.B, endpoints int) {
+	_, dbURL := newSchema(b)
+	conns := int32(16)
+	if v := os.Getenv("BENCH_CONNS"); v != "" {
+		fmt.Sscan(v, &conns)
+	}
+	s := openStore(b, dbURL, newKey(b), WithMaxConns(conns))
+	ctx := context.Background()
+	for i := range endpoints {
+		if err := s.CreateEndpoint(ctx, testEndpoint(fmt.Sprint("ep-", i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	body := bytes.Repeat([]byte(`{"field":"some value of a KYC payload"},`), 40)
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1)
+			if _, err := s.Ingest(ctx, testIngest("src", fmt.Sprint("k", i), fmt.Sprint("scan-", i), body)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ingests/s")
+}

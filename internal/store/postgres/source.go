@@ -1,0 +1,140 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/verihook/verihook/internal/hub"
+)
+
+// UpsertSource creates the source or replaces its provider and secrets,
+// sealed as one JSON object. A new source's zero CreatedAt is the store's
+// clock; an existing source keeps its CreatedAt. A zero UpdatedAt is the
+// store's clock. An id that is not 1 to 128 of [A-Za-z0-9_.-], or no
+// provider, is EINVALID.
+func (s *Store) UpsertSource(ctx context.Context, src hub.Source) error {
+	switch {
+	case !validID(src.ID):
+		return hub.Errorf(hub.EINVALID, "invalid source id %q", src.ID)
+	case src.Provider == "":
+		return hub.Errorf(hub.EINVALID, "source %s has no provider", src.ID)
+	}
+	now := s.now()
+	if src.CreatedAt.IsZero() {
+		src.CreatedAt = now
+	}
+	if src.UpdatedAt.IsZero() {
+		src.UpdatedAt = now
+	}
+	if err := checkTime(src.CreatedAt, "created_at"); err != nil {
+		return fmt.Errorf("upsert source: %w", err)
+	}
+	if err := checkTime(src.UpdatedAt, "updated_at"); err != nil {
+		return fmt.Errorf("upsert source: %w", err)
+	}
+	secrets, err := json.Marshal(src.Secrets)
+	if err != nil {
+		return fmt.Errorf("upsert source: encode secrets: %w", err)
+	}
+	_, err = s.exec(ctx, `INSERT INTO sources (id, provider, secrets, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (id) DO UPDATE SET provider = excluded.provider, secrets = excluded.secrets,
+			updated_at = excluded.updated_at`,
+		src.ID, clean(src.Provider), s.cipher.Seal(secrets), ts(src.CreatedAt), ts(src.UpdatedAt))
+	return fail("upsert source", err)
+}
+
+const sourceCols = `id, provider, secrets, created_at, updated_at`
+
+func (s *Store) scanSource(r pgx.Row) (hub.Source, error) {
+	var (
+		src    hub.Source
+		sealed []byte
+	)
+	if err := r.Scan(&src.ID, &src.Provider, &sealed, &src.CreatedAt, &src.UpdatedAt); err != nil {
+		return hub.Source{}, err
+	}
+	plain, err := s.cipher.Open(sealed)
+	if err != nil {
+		return hub.Source{}, fmt.Errorf("source %s: secrets: %w", src.ID, err)
+	}
+	if err := json.Unmarshal(plain, &src.Secrets); err != nil {
+		return hub.Source{}, fmt.Errorf("source %s: decode secrets: %w", src.ID, err)
+	}
+	src.CreatedAt, src.UpdatedAt = src.CreatedAt.UTC(), src.UpdatedAt.UTC()
+	return src, nil
+}
+
+// Source returns one source with its decrypted secrets. Secrets that do not
+// decrypt with the store's key are an error wrapping hub.ErrDecrypt.
+func (s *Store) Source(ctx context.Context, id string) (hub.Source, error) {
+	src, err := s.scanSource(s.queryRow(ctx, `SELECT `+sourceCols+` FROM sources WHERE id = $1`, clean(id)))
+	if err != nil {
+		return hub.Source{}, notFound("get source", err, fmt.Sprintf("source %q not found", id))
+	}
+	return src, nil
+}
+
+// Sources returns every source with its secrets, ordered by id.
+func (s *Store) Sources(ctx context.Context) ([]hub.Source, error) {
+	rows, err := s.query(ctx, `SELECT `+sourceCols+` FROM sources ORDER BY id`)
+	if err != nil {
+		return nil, fail("list sources", err)
+	}
+	defer rows.Close()
+	out := []hub.Source{}
+	for rows.Next() {
+		src, err := s.scanSource(rows)
+		if err != nil {
+			return nil, fail("list sources", err)
+		}
+		out = append(out, src)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fail("list sources", err)
+	}
+	return out, nil
+}
+
+// CreateToken stores a token; only its hash is ever given to the store. An
+// id or hash stored already is ECONFLICT; an invalid id, an empty hash or an
+// unknown role is EINVALID. A zero CreatedAt is the store's clock.
+func (s *Store) CreateToken(ctx context.Context, t hub.Token) error {
+	switch {
+	case !validID(t.ID):
+		return hub.Errorf(hub.EINVALID, "invalid token id %q", t.ID)
+	case t.Hash == "":
+		return hub.Errorf(hub.EINVALID, "token %s has no hash", t.ID)
+	case t.Role != hub.RoleAdmin && t.Role != hub.RoleViewer:
+		return hub.Errorf(hub.EINVALID, "unknown role %q", t.Role)
+	}
+	if t.CreatedAt.IsZero() {
+		t.CreatedAt = s.now()
+	}
+	if err := checkTime(t.CreatedAt, "created_at"); err != nil {
+		return fmt.Errorf("create token: %w", err)
+	}
+	_, err := s.exec(ctx, `INSERT INTO tokens (id, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		t.ID, clean(t.Name), string(t.Role), clean(t.Hash), ts(t.CreatedAt))
+	return fail("create token", err)
+}
+
+// TokenByHash returns the token whose hash is hash.
+func (s *Store) TokenByHash(ctx context.Context, hash string) (hub.Token, error) {
+	var (
+		t         hub.Token
+		role      string
+		createdAt time.Time
+	)
+	err := s.queryRow(ctx, `SELECT id, name, role, hash, created_at FROM tokens WHERE hash = $1`, clean(hash)).
+		Scan(&t.ID, &t.Name, &role, &t.Hash, &createdAt)
+	if err != nil {
+		return hub.Token{}, notFound("get token", err, "token not found")
+	}
+	t.Role, t.CreatedAt = hub.Role(role), createdAt.UTC()
+	return t, nil
+}
