@@ -51,10 +51,6 @@ const insertDeliveriesSQL = `INSERT INTO deliveries
 		AS d (id, endpoint_id, event_id, event_type, source, verification_id, n)
 	ORDER BY d.n`
 
-func validDeliveryStatus(st hub.DeliveryStatus) bool {
-	return st == hub.DeliveryPending || st == hub.DeliverySucceeded || st == hub.DeliveryFailed
-}
-
 const deliveryCols = `id, endpoint_id, event_id, event_type, source, verification_id, status, attempts,
 	next_attempt_at, last_status_code, last_error, created_at, updated_at`
 
@@ -176,11 +172,8 @@ func qualify(alias, cols string) string {
 // now+lease (see hub.Store and claimSQL). A zero now is the store's clock; a
 // limit below 1 or a lease of 0 or less is EINVALID.
 func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]hub.Claim, error) {
-	switch {
-	case limit < 1:
-		return nil, hub.Errorf(hub.EINVALID, "claim deliveries: the limit must be 1 or more")
-	case lease <= 0:
-		return nil, hub.Errorf(hub.EINVALID, "claim deliveries: the lease must be positive")
+	if err := hub.CheckClaim(limit, lease); err != nil {
+		return nil, err
 	}
 	if now.IsZero() {
 		now = s.now()
@@ -294,23 +287,10 @@ SELECT endpoint_id FROM d`
 // an Attempt.DeliveryID other than r.DeliveryID are EINVALID; an unknown
 // delivery is ENOTFOUND and a lease that is not the delivery's ECONFLICT.
 func (s *Store) RecordAttempt(ctx context.Context, r hub.AttemptRecord) error {
+	if err := r.Prepare(s.now()); err != nil {
+		return err
+	}
 	a := r.Attempt
-	if a.At.IsZero() {
-		a.At = s.now()
-	}
-	if a.ID == "" {
-		a.ID = hub.NewID("att", a.At)
-	}
-	switch {
-	case !validDeliveryStatus(r.Status):
-		return hub.Errorf(hub.EINVALID, "record attempt: unknown delivery status %q", r.Status)
-	case r.Status == hub.DeliveryPending && r.NextAttemptAt.IsZero():
-		return hub.Errorf(hub.EINVALID, "record attempt: a pending delivery needs its next attempt time")
-	case !validID(a.ID):
-		return hub.Errorf(hub.EINVALID, "record attempt: invalid attempt id %q", a.ID)
-	case a.DeliveryID != "" && a.DeliveryID != r.DeliveryID:
-		return hub.Errorf(hub.EINVALID, "record attempt: the attempt is of delivery %q, not %q", a.DeliveryID, r.DeliveryID)
-	}
 	if err := checkTime(a.At, "attempt time"); err != nil {
 		return fmt.Errorf("record attempt: %w", err)
 	}
@@ -363,11 +343,14 @@ func (s *Store) Release(ctx context.Context, deliveryID, lease string, at time.T
 }
 
 // Deliveries lists deliveries newest first, without attempts. An unknown
-// status is EINVALID; see page for limits and cursors.
+// status is EINVALID; see hub.Page.Check for limits and cursors.
 func (s *Store) Deliveries(ctx context.Context, f hub.DeliveryFilter) ([]hub.Delivery, string, error) {
-	limit, cursor, err := page(f.Page)
+	limit, cursor, err := f.Page.Check()
 	if err != nil {
 		return nil, "", fmt.Errorf("list deliveries: %w", err)
+	}
+	if err := f.Validate(); err != nil {
+		return nil, "", err
 	}
 	var q listQuery
 	if f.EndpointID != "" {
@@ -377,9 +360,6 @@ func (s *Store) Deliveries(ctx context.Context, f hub.DeliveryFilter) ([]hub.Del
 		q.add("event_id = ?", clean(f.EventID))
 	}
 	if f.Status != "" {
-		if !validDeliveryStatus(f.Status) {
-			return nil, "", hub.Errorf(hub.EINVALID, "unknown delivery status %q", f.Status)
-		}
 		q.add("status = ?", string(f.Status))
 	}
 	stmt, args := q.sql(`SELECT `+deliveryCols+` FROM deliveries`, cursor, limit)
@@ -463,11 +443,8 @@ const replayChunk = 1000
 // error. An unknown endpoint is ENOTFOUND, an unknown status EINVALID; a
 // zero Now is the store's clock and a zero Since the beginning of time.
 func (s *Store) Replay(ctx context.Context, r hub.Replay) (int, error) {
-	if r.Status != "" && !validDeliveryStatus(r.Status) {
-		return 0, hub.Errorf(hub.EINVALID, "replay: unknown delivery status %q", r.Status)
-	}
-	if r.Now.IsZero() {
-		r.Now = s.now()
+	if err := r.Prepare(s.now()); err != nil {
+		return 0, err
 	}
 	for _, c := range []struct {
 		t    time.Time

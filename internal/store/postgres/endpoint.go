@@ -3,9 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"math"
-	"net/url"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,59 +11,15 @@ import (
 	"github.com/verihook/verihook/internal/hub"
 )
 
-// checkEndpoint validates e and normalizes it for storing: times in UTC to
-// the microsecond, slices copied. An id that is not 1 to 128 of
-// [A-Za-z0-9_.-], a URL that is not absolute http(s), a secret (or a
-// non-empty previous secret) that is not "whsec_" and base64 of 24 to 64
-// bytes, an event type filter that hub.ValidEventTypeFilter refuses, a
-// source that is not a valid id, and a negative or infinite rate limit are
-// EINVALID.
+// checkEndpoint validates e and normalizes it for storing (see
+// hub.Endpoint.Prepare): times in UTC to the microsecond, slices copied,
+// text cleaned.
 func checkEndpoint(e *hub.Endpoint) error {
-	switch {
-	case !validID(e.ID):
-		return hub.Errorf(hub.EINVALID, "invalid endpoint id %q", e.ID)
-	case !validEndpointURL(e.URL):
-		return hub.Errorf(hub.EINVALID, "endpoint %s: the url must be an absolute http or https URL", e.ID)
-	case !hub.ValidEndpointSecret(e.Secret):
-		return hub.Errorf(hub.EINVALID, "endpoint %s: the secret must be %q and base64 of 24 to 64 bytes", e.ID, hub.SecretPrefix)
-	case e.PreviousSecret != "" && !hub.ValidEndpointSecret(e.PreviousSecret):
-		return hub.Errorf(hub.EINVALID, "endpoint %s: the previous secret must be %q and base64 of 24 to 64 bytes", e.ID, hub.SecretPrefix)
-	case math.IsNaN(e.RateLimit) || math.IsInf(e.RateLimit, 0) || e.RateLimit < 0:
-		return hub.Errorf(hub.EINVALID, "endpoint %s: the rate limit must be 0 or more", e.ID)
-	}
-	for _, t := range e.EventTypes {
-		if !hub.ValidEventTypeFilter(t) {
-			return hub.Errorf(hub.EINVALID, "endpoint %s: unknown event type filter %q", e.ID, t)
-		}
-	}
-	for _, src := range e.Sources {
-		if !validID(src) {
-			return hub.Errorf(hub.EINVALID, "endpoint %s: invalid source id %q", e.ID, src)
-		}
-	}
-	for _, c := range []struct {
-		t    time.Time
-		what string
-	}{
-		{e.PreviousSecretExpiresAt, "previous_secret_expires_at"},
-		{e.FailingSince, "failing_since"},
-		{e.CreatedAt, "created_at"},
-		{e.UpdatedAt, "updated_at"},
-	} {
-		if err := checkTime(c.t, c.what); err != nil {
-			return err
-		}
+	if err := e.Prepare(storeTime); err != nil {
+		return err
 	}
 	e.URL, e.DisabledReason = clean(e.URL), clean(e.DisabledReason)
-	e.PreviousSecretExpiresAt, e.FailingSince = ts(e.PreviousSecretExpiresAt), ts(e.FailingSince)
-	e.CreatedAt, e.UpdatedAt = ts(e.CreatedAt), ts(e.UpdatedAt)
-	e.EventTypes, e.Sources = nonNil(slices.Clone(e.EventTypes)), nonNil(slices.Clone(e.Sources))
 	return nil
-}
-
-func validEndpointURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 // sealedEndpoint is an endpoint row whose secrets are still sealed.

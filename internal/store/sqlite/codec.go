@@ -17,13 +17,15 @@ var (
 	maxTime = time.Unix(0, math.MaxInt64).UTC()
 )
 
+// storeTime is how this store keeps a time (see hub.StoreTime): from minTime
+// to maxTime, as utc returns it.
+var storeTime = hub.StoreTimeWithin(minTime, maxTime, utc)
+
 // checkTime returns an EINVALID error for a time that cannot be stored. The
 // zero time, which means "none", can. what names the field.
 func checkTime(t time.Time, what string) error {
-	if !t.IsZero() && (t.Before(minTime) || t.After(maxTime)) {
-		return hub.Errorf(hub.EINVALID, "%s %s is out of range", what, t.Format(time.RFC3339))
-	}
-	return nil
+	_, err := storeTime(t, what)
+	return err
 }
 
 // utc normalizes a time as the store returns it: UTC, without a monotonic
@@ -98,41 +100,4 @@ func fromReasonsJSON(s string) ([]string, error) {
 		return nil, err
 	}
 	return r, nil
-}
-
-// maxIDLen bounds ids and cursors.
-const maxIDLen = 128
-
-// validID reports whether s can be an id: 1 to 128 letters, digits, '_',
-// '-' or '.'. Ids given by callers are held to it so that a cursor, which is
-// an id, can be told from garbage.
-func validID(s string) bool {
-	if s == "" || len(s) > maxIDLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-', c == '.':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// page validates a page request and returns the limit to use and the
-// cursor. A limit above hub.MaxPageLimit or below 0 is EINVALID rather than
-// clamped, so that a caller's mistake shows; 0 means hub.DefaultPageLimit. A
-// cursor is the id of the last item of the previous page.
-func page(p hub.Page) (int, string, error) {
-	switch {
-	case p.Limit < 0 || p.Limit > hub.MaxPageLimit:
-		return 0, "", hub.Errorf(hub.EINVALID, "limit must be between 1 and %d", hub.MaxPageLimit)
-	case p.Cursor != "" && !validID(p.Cursor):
-		return 0, "", hub.Errorf(hub.EINVALID, "invalid cursor")
-	case p.Limit == 0:
-		return hub.DefaultPageLimit, p.Cursor, nil
-	}
-	return p.Limit, p.Cursor, nil
 }

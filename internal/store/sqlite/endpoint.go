@@ -5,66 +5,11 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"math"
-	"net/url"
 	"slices"
 	"time"
 
 	"github.com/verihook/verihook/internal/hub"
 )
-
-// checkEndpoint validates e and normalizes it for storing: times in UTC,
-// slices copied. An id that is not 1 to 128 of [A-Za-z0-9_.-], a URL that is
-// not absolute http(s), a secret (or a non-empty previous secret) that is
-// not "whsec_" and base64 of 24 to 64 bytes, an event type filter that
-// hub.ValidEventTypeFilter refuses, a source that is not a valid id, and a
-// negative or infinite rate limit are EINVALID.
-func checkEndpoint(e *hub.Endpoint) error {
-	switch {
-	case !validID(e.ID):
-		return hub.Errorf(hub.EINVALID, "invalid endpoint id %q", e.ID)
-	case !validEndpointURL(e.URL):
-		return hub.Errorf(hub.EINVALID, "endpoint %s: the url must be an absolute http or https URL", e.ID)
-	case !hub.ValidEndpointSecret(e.Secret):
-		return hub.Errorf(hub.EINVALID, "endpoint %s: the secret must be %q and base64 of 24 to 64 bytes", e.ID, hub.SecretPrefix)
-	case e.PreviousSecret != "" && !hub.ValidEndpointSecret(e.PreviousSecret):
-		return hub.Errorf(hub.EINVALID, "endpoint %s: the previous secret must be %q and base64 of 24 to 64 bytes", e.ID, hub.SecretPrefix)
-	case math.IsNaN(e.RateLimit) || math.IsInf(e.RateLimit, 0) || e.RateLimit < 0:
-		return hub.Errorf(hub.EINVALID, "endpoint %s: the rate limit must be 0 or more", e.ID)
-	}
-	for _, t := range e.EventTypes {
-		if !hub.ValidEventTypeFilter(t) {
-			return hub.Errorf(hub.EINVALID, "endpoint %s: unknown event type filter %q", e.ID, t)
-		}
-	}
-	for _, src := range e.Sources {
-		if !validID(src) {
-			return hub.Errorf(hub.EINVALID, "endpoint %s: invalid source id %q", e.ID, src)
-		}
-	}
-	for _, c := range []struct {
-		t    time.Time
-		what string
-	}{
-		{e.PreviousSecretExpiresAt, "previous_secret_expires_at"},
-		{e.FailingSince, "failing_since"},
-		{e.CreatedAt, "created_at"},
-		{e.UpdatedAt, "updated_at"},
-	} {
-		if err := checkTime(c.t, c.what); err != nil {
-			return err
-		}
-	}
-	e.PreviousSecretExpiresAt, e.FailingSince = utc(e.PreviousSecretExpiresAt), utc(e.FailingSince)
-	e.CreatedAt, e.UpdatedAt = utc(e.CreatedAt), utc(e.UpdatedAt)
-	e.EventTypes, e.Sources = slices.Clone(e.EventTypes), slices.Clone(e.Sources)
-	return nil
-}
-
-func validEndpointURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
-}
 
 // stringsJSON stores a filter list as a JSON array, nil as [].
 func stringsJSON(s []string) string {
@@ -151,8 +96,8 @@ func (s *Store) openEndpoint(se sealedEndpoint) (hub.Endpoint, error) {
 }
 
 // CreateEndpoint stores a new endpoint with its secrets sealed. An id stored
-// already is ECONFLICT; see checkEndpoint for what is EINVALID. A zero
-// CreatedAt or UpdatedAt is the store's clock.
+// already is ECONFLICT; see hub.Endpoint.Validate for what is EINVALID. A
+// zero CreatedAt or UpdatedAt is the store's clock.
 func (s *Store) CreateEndpoint(ctx context.Context, e hub.Endpoint) error {
 	fn, err := s.createEndpoint(e)
 	if err != nil {
@@ -170,7 +115,7 @@ func (s *Store) createEndpoint(e hub.Endpoint) (func(*wtx) error, error) {
 	if e.UpdatedAt.IsZero() {
 		e.UpdatedAt = now
 	}
-	if err := checkEndpoint(&e); err != nil {
+	if err := e.Prepare(storeTime); err != nil {
 		return nil, err
 	}
 	args := s.endpointArgs(e)
@@ -187,14 +132,15 @@ func (s *Store) createEndpoint(e hub.Endpoint) (func(*wtx) error, error) {
 }
 
 // UpdateEndpoint replaces every field of an endpoint but CreatedAt,
-// FailingSince included. An unknown id is ENOTFOUND; see checkEndpoint for
-// what is EINVALID. A zero UpdatedAt is the store's clock.
+// FailingSince included. An unknown id is ENOTFOUND; see
+// hub.Endpoint.Validate for what is EINVALID. A zero UpdatedAt is the
+// store's clock.
 func (s *Store) UpdateEndpoint(ctx context.Context, e hub.Endpoint) error {
 	if e.UpdatedAt.IsZero() {
 		e.UpdatedAt = s.now()
 	}
 	e.CreatedAt = time.Time{}
-	if err := checkEndpoint(&e); err != nil {
+	if err := e.Prepare(storeTime); err != nil {
 		return fmt.Errorf("update endpoint: %w", err)
 	}
 	// endpointArgs are in endpointCols order: id, url … failing_since,

@@ -3,10 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/verihook/verihook/internal/hub"
@@ -30,14 +28,10 @@ type ingestReq struct {
 // every enabled endpoint that Matches it, in one transaction, durable on
 // disk when it returns nil (see hub.Store).
 //
-// Defaults: an empty message status is accepted; a zero ReceivedAt is the
-// store's clock; an observation's empty Source, Provider and MessageID and
-// zero ReceivedAt are the message's, as are an event's empty Source,
-// Provider, MessageID and zero CreatedAt. An observation or event that names
-// another source or message, an id that is not 1 to 128 of [A-Za-z0-9_.-], an
-// unknown status, kind or event type, and JSON that does not parse are
-// EINVALID. A message without a dedup key is never a duplicate. A message id
-// or event id stored already is ECONFLICT.
+// Defaults and what is EINVALID: see hub.Ingest.Prepare, which is given the
+// store's clock and its times' range and precision (storeTime). A message
+// without a dedup key is never a duplicate. A message id or event id stored
+// already is ECONFLICT.
 func (s *Store) Ingest(ctx context.Context, in hub.Ingest) (hub.IngestResult, error) {
 	r, err := s.prepareIngest(in)
 	if err != nil {
@@ -56,109 +50,20 @@ func (s *Store) Ingest(ctx context.Context, in hub.Ingest) (hub.IngestResult, er
 }
 
 func (s *Store) prepareIngest(in hub.Ingest) (*ingestReq, error) {
-	m := in.Message
-	switch {
-	case !validID(m.ID):
-		return nil, hub.Errorf(hub.EINVALID, "invalid message id %q", m.ID)
-	case !validID(m.SourceID):
-		return nil, hub.Errorf(hub.EINVALID, "invalid source id %q", m.SourceID)
-	case m.Status == "":
-		m.Status = hub.MessageAccepted
-	case m.Status != hub.MessageAccepted && m.Status != hub.MessageQuarantined:
-		return nil, hub.Errorf(hub.EINVALID, "an ingested message must be accepted or quarantined, not %q", m.Status)
-	}
-	if m.ReceivedAt.IsZero() {
-		m.ReceivedAt = s.now()
-	}
-	if err := checkTime(m.ReceivedAt, "received_at"); err != nil {
+	if err := in.Prepare(s.now(), storeTime); err != nil {
 		return nil, err
 	}
-	m.ReceivedAt = utc(m.ReceivedAt)
-	if len(m.Preview) > 0 && !json.Valid(m.Preview) {
-		return nil, hub.Errorf(hub.EINVALID, "message preview is not JSON")
-	}
+	m := in.Message
 	r := &ingestReq{
 		m:       m,
 		body:    s.cipher.Seal(m.Body),
 		dedup:   nullString(m.DedupKey),
 		preview: nullString(string(m.Preview)),
+		obs:     in.Observations,
+		events:  in.Events,
 	}
-
-	for i, o := range in.Observations {
-		if o.Source == "" {
-			o.Source = m.SourceID
-		}
-		if o.Provider == "" {
-			o.Provider = m.Provider
-		}
-		if o.MessageID == "" {
-			o.MessageID = m.ID
-		}
-		if o.ReceivedAt.IsZero() {
-			o.ReceivedAt = m.ReceivedAt
-		}
-		switch {
-		case o.Source != m.SourceID:
-			return nil, hub.Errorf(hub.EINVALID, "observation %d is of source %q, not the message's", i, o.Source)
-		case o.MessageID != m.ID:
-			return nil, hub.Errorf(hub.EINVALID, "observation %d names message %q, not this one", i, o.MessageID)
-		case o.ID != "" && !validID(o.ID):
-			return nil, hub.Errorf(hub.EINVALID, "observation %d: invalid id %q", i, o.ID)
-		case o.ProviderRef == "":
-			return nil, hub.Errorf(hub.EINVALID, "observation %d has no provider reference", i)
-		case !slices.Contains(hub.Statuses, o.Status):
-			return nil, hub.Errorf(hub.EINVALID, "observation %d: unknown status %q", i, o.Status)
-		case o.Kind != "" && o.Kind != hub.KindKYC && o.Kind != hub.KindKYB:
-			return nil, hub.Errorf(hub.EINVALID, "observation %d: unknown kind %q", i, o.Kind)
-		}
-		if err := checkTime(o.ReceivedAt, "observation received_at"); err != nil {
-			return nil, err
-		}
-		if err := checkTime(o.ProviderTime, "observation provider_time"); err != nil {
-			return nil, err
-		}
-		o.ReceivedAt, o.ProviderTime = utc(o.ReceivedAt), utc(o.ProviderTime)
-		o.Reasons = slices.Clone(o.Reasons)
-		if o.AttemptsLeft != nil {
-			n := *o.AttemptsLeft
-			o.AttemptsLeft = &n
-		}
-		o.Outcome, o.Version = "", 0
-		r.obs = append(r.obs, o)
+	for _, o := range r.obs {
 		r.reasons = append(r.reasons, reasonsJSON(o.Reasons))
-	}
-
-	for i, e := range in.Events {
-		if e.Source == "" {
-			e.Source = m.SourceID
-		}
-		if e.Provider == "" {
-			e.Provider = m.Provider
-		}
-		if e.MessageID == "" {
-			e.MessageID = m.ID
-		}
-		if e.CreatedAt.IsZero() {
-			e.CreatedAt = m.ReceivedAt
-		}
-		switch {
-		case !validID(e.ID):
-			return nil, hub.Errorf(hub.EINVALID, "event %d: invalid id %q", i, e.ID)
-		case !slices.Contains(hub.EventTypes, e.Type):
-			return nil, hub.Errorf(hub.EINVALID, "event %d: unknown type %q", i, e.Type)
-		case !json.Valid(e.Data):
-			return nil, hub.Errorf(hub.EINVALID, "event %d: data is not JSON", i)
-		case e.MessageID != m.ID:
-			return nil, hub.Errorf(hub.EINVALID, "event %d names message %q, not this one", i, e.MessageID)
-		case e.VerificationID != "" && !validID(e.VerificationID):
-			return nil, hub.Errorf(hub.EINVALID, "event %d: invalid verification id %q", i, e.VerificationID)
-		}
-		if err := checkTime(e.CreatedAt, "event created_at"); err != nil {
-			return nil, err
-		}
-		e.CreatedAt = utc(e.CreatedAt)
-		e.Data = slices.Clone(e.Data)
-		r.events = append(r.events, e)
 	}
 	return r, nil
 }
@@ -279,14 +184,8 @@ func (s *Store) insertEvent(tx *wtx, e hub.Event) error {
 // deduplicate). An empty m.ID gets a new "msg" id and a zero ReceivedAt the
 // store's clock.
 func (s *Store) RecordRejection(ctx context.Context, m hub.Message) error {
-	if m.ID == "" {
-		m.ID = hub.NewID("msg", s.now())
-	}
-	if !validID(m.ID) {
-		return hub.Errorf(hub.EINVALID, "record rejection: invalid message id %q", m.ID)
-	}
-	if m.ReceivedAt.IsZero() {
-		m.ReceivedAt = s.now()
+	if err := m.PrepareRejection(s.now()); err != nil {
+		return err
 	}
 	if err := checkTime(m.ReceivedAt, "received_at"); err != nil {
 		return fmt.Errorf("record rejection: %w", err)

@@ -14,18 +14,8 @@ import (
 // store's clock. An id that is not 1 to 128 of [A-Za-z0-9_.-], or no
 // provider, is EINVALID.
 func (s *Store) UpsertSource(ctx context.Context, src hub.Source) error {
-	switch {
-	case !validID(src.ID):
-		return hub.Errorf(hub.EINVALID, "invalid source id %q", src.ID)
-	case src.Provider == "":
-		return hub.Errorf(hub.EINVALID, "source %s has no provider", src.ID)
-	}
-	now := s.now()
-	if src.CreatedAt.IsZero() {
-		src.CreatedAt = now
-	}
-	if src.UpdatedAt.IsZero() {
-		src.UpdatedAt = now
+	if err := src.Prepare(s.now()); err != nil {
+		return err
 	}
 	if err := checkTime(src.CreatedAt, "created_at"); err != nil {
 		return fmt.Errorf("upsert source: %w", err)
@@ -105,16 +95,8 @@ func (s *Store) Sources(ctx context.Context) ([]hub.Source, error) {
 // id or hash stored already is ECONFLICT; an invalid id, an empty hash or an
 // unknown role is EINVALID. A zero CreatedAt is the store's clock.
 func (s *Store) CreateToken(ctx context.Context, t hub.Token) error {
-	switch {
-	case !validID(t.ID):
-		return hub.Errorf(hub.EINVALID, "invalid token id %q", t.ID)
-	case t.Hash == "":
-		return hub.Errorf(hub.EINVALID, "token %s has no hash", t.ID)
-	case t.Role != hub.RoleAdmin && t.Role != hub.RoleViewer:
-		return hub.Errorf(hub.EINVALID, "unknown role %q", t.Role)
-	}
-	if t.CreatedAt.IsZero() {
-		t.CreatedAt = s.now()
+	if err := t.Prepare(s.now()); err != nil {
+		return err
 	}
 	if err := checkTime(t.CreatedAt, "created_at"); err != nil {
 		return fmt.Errorf("create token: %w", err)
