@@ -28,7 +28,16 @@ func openStore(ctx context.Context, cfg Config, getenv func(string) string, log 
 		if err != nil {
 			return nil, err
 		}
-		return postgres.Open(ctx, cfg.Database, c, postgres.WithLogger(log))
+		opts := []postgres.Option{postgres.WithLogger(log)}
+		if !strings.Contains(cfg.Database, "pool_max_conns=") {
+			// pgxpool's default (4 on 2 cores) starves concurrent ingests:
+			// 16 doubled throughput in BENCHMARKS.md. The URL's
+			// pool_max_conns overrides it; mind max_connections when many
+			// instances share one server (each also holds one LISTEN
+			// connection).
+			opts = append(opts, postgres.WithMaxConns(defaultPoolSize))
+		}
+		return postgres.Open(ctx, cfg.Database, c, opts...)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -39,6 +48,9 @@ func openStore(ctx context.Context, cfg Config, getenv func(string) string, log 
 	}
 	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "verihook.db"), c)
 }
+
+// defaultPoolSize is the PostgreSQL pool size unless the URL sets one.
+const defaultPoolSize = 16
 
 // keyFile is the name of the encryption key file in the data dir.
 const keyFile = "verihook.key"

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/verihook/verihook/internal/delivery"
+	"github.com/verihook/verihook/internal/httpapi"
+	"github.com/verihook/verihook/internal/hub"
+	"github.com/verihook/verihook/internal/ingest"
+	"github.com/verihook/verihook/internal/metrics"
+	"github.com/verihook/verihook/internal/store/sqlite"
+)
+
+// startInProcess runs verihook's ingest path inside the harness, wired as
+// cmd/verihook's serve wires it (SQLite store, ingest service, HTTP API,
+// delivery worker, metrics), so that --cpuprofile sees the server's work. It
+// is for profiling: the figures of record come from the child process,
+// which does not share a runtime with the load generator.
+func startInProcess(ctx context.Context, o serverOpts) (*target, error) {
+	if o.database != "" {
+		return nil, errors.New("--inprocess supports the embedded SQLite store only")
+	}
+	key, err := ensureKey(o.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	c, err := cipherFor(key)
+	if err != nil {
+		return nil, err
+	}
+	begin := time.Now()
+	st, err := sqlite.Open(ctx, filepath.Join(o.dataDir, "verihook.db"), c)
+	if err != nil {
+		return nil, err
+	}
+	if err := provision(ctx, st, o); err != nil {
+		st.Close()
+		return nil, err
+	}
+	logger := slog.New(slog.DiscardHandler)
+	mets := metrics.New(st.QueueStats)
+	worker := &delivery.Worker{
+		Store: st, Client: delivery.NewClient(true, 15*time.Second), Concurrency: 16,
+		Lease: time.Minute, Logger: logger, OnAttempt: mets.ObserveAttempt,
+	}
+	svc := &ingest.Service{Store: st, Providers: registry(), Logger: logger, Wake: worker.Wake}
+	api := &httpapi.Server{
+		Store: st, Receiver: ingestAdapter{svc}, Logger: logger, MaxBody: httpapi.DefaultMaxBody,
+		CheckURL: func(context.Context, string) error { return nil }, Wake: worker.Wake,
+		ObserveIngest: mets.ObserveIngest, Metrics: mets.Handler(),
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	srv := &http.Server{
+		Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+	}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); worker.Run(bg) }()
+	go func() { defer wg.Done(); srv.Serve(ln) }()
+	t := &target{name: "verihook (in-process)", url: "http://" + ln.Addr().String(), ready: time.Since(begin)}
+	t.stop = func() error {
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		err := srv.Shutdown(sctx)
+		cancel()
+		wg.Wait()
+		return errors.Join(err, st.Close())
+	}
+	return t, nil
+}
+
+// provision creates the harness's sources and, when asked, its endpoint, as
+// serve does from the configuration file.
+func provision(ctx context.Context, st hub.Store, o serverOpts) error {
+	for _, s := range benchSources {
+		if err := st.UpsertSource(ctx, hub.Source{ID: s.ID, Provider: s.Provider.Name(), Secrets: s.Secrets}); err != nil {
+			return fmt.Errorf("source %s: %w", s.ID, err)
+		}
+	}
+	if o.endpointURL == "" {
+		return nil
+	}
+	now := time.Now().UTC()
+	e := hub.Endpoint{
+		ID: "bench-receiver", URL: o.endpointURL, Secret: o.endpointSecret, Enabled: true,
+		EventTypes: []string{}, Sources: []string{}, CreatedAt: now, UpdatedAt: now,
+	}
+	if err := st.CreateEndpoint(ctx, e); err != nil && hub.ErrorCode(err) != hub.ECONFLICT {
+		return fmt.Errorf("endpoint: %w", err)
+	} else if err != nil {
+		return st.UpdateEndpoint(ctx, e)
+	}
+	return nil
+}
+
+// ingestAdapter adapts ingest.Service to httpapi.Receiver, as cmd/verihook
+// does.
+type ingestAdapter struct{ svc *ingest.Service }
+
+func (a ingestAdapter) Receive(ctx context.Context, r httpapi.IngestRequest) (httpapi.IngestResponse, error) {
+	res, err := a.svc.Receive(ctx, ingest.Request(r))
+	return httpapi.IngestResponse{Status: res.Status, MessageID: res.MessageID, Duplicate: res.Duplicate}, err
+}
+
+func (a ingestAdapter) Reject(ctx context.Context, sourceID, remoteAddr string, status int, reason string) {
+	a.svc.Reject(ctx, sourceID, remoteAddr, status, reason)
+}

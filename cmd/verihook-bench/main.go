@@ -1,0 +1,372 @@
+// Command verihook-bench is verihook's load harness. It generates unique,
+// correctly signed webhooks for every provider with the provider packages'
+// own Build and Sign, drives a verihook (a child `verihook serve` it builds
+// and starts, or --target) flat out with N connections or at a fixed rate,
+// and reports throughput, acknowledgement latency percentiles, errors by
+// kind, the server's resident memory and, with --endpoint, end-to-end
+// latency from the provider's POST to the event's arrival at an endpoint. In
+// the same run it drives a bare net/http baseline with the same load and
+// payloads and reports verihook's throughput as a share of it.
+//
+//	go run ./cmd/verihook-bench run --conns 64 --duration 20s
+//	go run ./cmd/verihook-bench run --rate 1000 --duration 20s
+//	go run ./cmd/verihook-bench run --rate 500 --duration 20s --endpoint
+//	go run ./cmd/verihook-bench seed --data-dir ./benchdata/1m --count 1000000
+//	go run ./cmd/verihook-bench run --data-dir ./benchdata/1m --conns 64 --duration 20s
+//	go run ./cmd/verihook-bench startup --data-dir ./benchdata/1m
+//
+// Traffic goes to 127.0.0.1 only. See BENCHMARKS.md for the figures.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const usage = `verihook-bench: load harness for verihook (loopback only)
+
+Commands:
+  run             drive a verihook (started here, or --target) and the bare baseline; report
+  seed            fill a data dir with N stored messages, for the scale tests
+  startup         time from process start to /readyz on a data dir
+  config          print the YAML config a --target verihook needs (the harness's sources and secrets)
+  baseline-serve  the bare net/http baseline server (started by run)
+
+Run "verihook-bench COMMAND --help" for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	args := os.Args[2:]
+	switch os.Args[1] {
+	case "run":
+		err = cmdRun(ctx, args)
+	case "seed":
+		err = cmdSeed(ctx, args)
+	case "startup":
+		err = cmdStartup(ctx, args)
+	case "config":
+		err = cmdConfig(args)
+	case "baseline-serve":
+		err = runBaselineServer(args)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "verihook-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	return fs
+}
+
+func notifySignals(c chan<- os.Signal) { signal.Notify(c, os.Interrupt, syscall.SIGTERM) }
+
+// runRecord is one repetition of run, for --json.
+type runRecord struct {
+	Baseline     *loadResult `json:"baseline,omitempty"`
+	BaselineRSS  int64       `json:"baseline_rss_peak,omitempty"`
+	Verihook     loadResult  `json:"verihook"`
+	Ratio        float64     `json:"ratio,omitempty"`
+	RSSPeak      int64       `json:"rss_peak,omitempty"`
+	RSSFinal     int64       `json:"rss_final,omitempty"`
+	RSSHWM       int64       `json:"rss_hwm,omitempty"`
+	Ready        string      `json:"ready,omitempty"`
+	EndToEnd     *e2eResult  `json:"end_to_end,omitempty"`
+	DataDirBytes int64       `json:"data_dir_bytes,omitempty"`
+	// WrittenPerOK is the bytes the server wrote to storage during the
+	// load, per acknowledged webhook.
+	WrittenPerOK float64 `json:"written_per_ok,omitempty"`
+}
+
+func cmdRun(ctx context.Context, args []string) error {
+	fs := newFlagSet("run")
+	targetURL := fs.String("target", "", "drive this running verihook (configured with `verihook-bench config`) instead of starting one")
+	bin := fs.String("bin", "", "verihook binary to start (default: go build ./cmd/verihook into a temp dir)")
+	dataDir := fs.String("data-dir", "", "data dir of the started verihook, kept (default: a fresh temp dir per repetition, removed)")
+	database := fs.String("database", "", "postgres:// URL passed to the started verihook (default: embedded SQLite)")
+	freshDB := fs.Bool("fresh-database", false, "with --database: create a new database on that server per repetition (psql) and drop it after")
+	conns := fs.Int("conns", 64, "connections (requests in flight at most)")
+	rate := fs.Float64("rate", 0, "requests per second, open loop; 0: flat out")
+	duration := fs.Duration("duration", 20*time.Second, "how long to send")
+	requests := fs.Int("requests", 0, "payloads prepared, the most sent (default: rate×duration, or 200000 flat out)")
+	baseline := fs.Bool("baseline", true, "also drive the bare net/http baseline with the same load and payloads")
+	endpoint := fs.Bool("endpoint", false, "configure an endpoint on a receiver here and measure end-to-end latency")
+	verifySig := fs.Bool("verify-signatures", false, "with --endpoint: the receiver verifies each delivery's Standard Webhooks signature")
+	drain := fs.Duration("drain", 30*time.Second, "with --endpoint: how long to wait for the last deliveries")
+	repeat := fs.Int("repeat", 1, "repetitions; the summary gives the median and the range")
+	inprocess := fs.Bool("inprocess", false, "run verihook inside the harness (for --cpuprofile) instead of as a child process")
+	cpuprofile := fs.String("cpuprofile", "", "with --inprocess: write a CPU profile of the verihook runs to this file")
+	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *cpuprofile != "" && !*inprocess {
+		return errors.New("--cpuprofile needs --inprocess (the child process has no profiler)")
+	}
+	if *targetURL != "" {
+		if u := strings.TrimPrefix(*targetURL, "http://"); !strings.HasPrefix(u, "127.0.0.1:") && !strings.HasPrefix(u, "localhost:") {
+			return errors.New("--target: the harness only drives http://127.0.0.1:PORT")
+		}
+		if *endpoint {
+			return errors.New("--endpoint needs a verihook started by the harness (it configures the endpoint)")
+		}
+	}
+	if *conns < 1 || *repeat < 1 {
+		return errors.New("--conns and --repeat must be at least 1")
+	}
+	n := *requests
+	if n == 0 {
+		n = 200000
+		if *rate > 0 {
+			n = int(*rate * duration.Seconds())
+		}
+	}
+
+	tmp, err := os.MkdirTemp("", "verihook-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if *targetURL == "" && !*inprocess && *bin == "" {
+		if *bin, err = buildVerihook(tmp); err != nil {
+			return err
+		}
+	}
+	var recv *receiver
+	if *endpoint {
+		recv = newReceiver(*verifySig)
+		if err := recv.start(); err != nil {
+			return err
+		}
+		defer recv.close()
+	}
+	mode := fmt.Sprintf("flat out, %d connections", *conns)
+	if *rate > 0 {
+		mode = fmt.Sprintf("%.0f/s open loop, up to %d in flight", *rate, *conns)
+	}
+	fmt.Printf("verihook-bench run: %s, %s per run, %d repetition(s)\n", mode, *duration, *repeat)
+
+	var prof *os.File
+	if *cpuprofile != "" {
+		if prof, err = os.Create(*cpuprofile); err != nil {
+			return err
+		}
+		defer prof.Close()
+	}
+
+	var records []runRecord
+	for r := range *repeat {
+		payloads, err := makePayloads(newRunID(), 0, n)
+		if err != nil {
+			return err
+		}
+		if r == 0 {
+			fmt.Printf("payloads:%s\n", mixSummary(payloads))
+		}
+		fmt.Printf("run %d/%d\n", r+1, *repeat)
+		var rec runRecord
+		lo := loadOpts{conns: *conns, rate: *rate, duration: *duration}
+
+		if *baseline {
+			bt, err := startBaseline(ctx)
+			if err != nil {
+				return fmt.Errorf("baseline: %w", err)
+			}
+			lo.base, lo.verihook, lo.cycle = bt.url, false, true
+			res := drive(ctx, lo, payloads)
+			peak, _, _ := bt.rss()
+			bt.close()
+			rec.Baseline, rec.BaselineRSS = &res, peak
+			fmt.Printf("  baseline  %s; RSS peak %s\n", res.line(), mib(peak))
+			time.Sleep(time.Second)
+		}
+
+		dir := *dataDir
+		if dir == "" {
+			dir = filepath.Join(tmp, fmt.Sprintf("data-%d", r))
+		}
+		db := *database
+		drop := func() {}
+		if db != "" && *freshDB {
+			if db, drop, err = freshDatabase(db); err != nil {
+				return err
+			}
+		}
+		so := serverOpts{bin: *bin, dataDir: dir, database: db}
+		if recv != nil {
+			so.endpointURL, so.endpointSecret = recv.url, recv.secret
+			recv.reset(payloads)
+			lo.onStart = recv.started
+		}
+		var t *target
+		switch {
+		case *targetURL != "":
+			t = &target{name: "verihook (target)", url: strings.TrimSuffix(*targetURL, "/")}
+		case *inprocess:
+			t, err = startInProcess(ctx, so)
+		default:
+			t, err = startVerihook(ctx, so)
+		}
+		if err != nil {
+			drop()
+			return err
+		}
+		if t.ready > 0 {
+			rec.Ready = t.ready.String()
+		}
+		t.resetRSS()
+		if prof != nil {
+			pprof.StartCPUProfile(prof)
+		}
+		lo.base, lo.verihook, lo.cycle = t.url, true, false
+		w0 := t.writeBytes()
+		res := drive(ctx, lo, payloads)
+		rec.Verihook = res
+		if w1 := t.writeBytes(); w0 >= 0 && w1 >= w0 && res.OK > 0 {
+			rec.WrittenPerOK = float64(w1-w0) / float64(res.OK)
+		}
+		if recv != nil {
+			recv.wait(res.OK, *drain)
+			e := recv.result(res.OK)
+			rec.EndToEnd = &e
+		}
+		if prof != nil {
+			pprof.StopCPUProfile()
+		}
+		rec.RSSPeak, rec.RSSFinal, rec.RSSHWM = t.rss()
+		if err := t.close(); err != nil {
+			fmt.Fprintf(os.Stderr, "stop verihook: %v\n%s\n", err, tail(t.log.String(), 2000))
+		}
+		drop()
+		if *dataDir != "" || db == "" {
+			rec.DataDirBytes = dirSize(dir)
+		}
+		if *dataDir == "" {
+			os.RemoveAll(dir)
+		}
+		if rec.Baseline != nil && rec.Baseline.Throughput > 0 {
+			rec.Ratio = res.Throughput / rec.Baseline.Throughput
+		}
+		fmt.Printf("  verihook  %s\n", res.line())
+		if t.cmd != nil {
+			fmt.Printf("            RSS peak %s, at the end %s (VmHWM %s); ready %s after start\n",
+				mib(rec.RSSPeak), mib(rec.RSSFinal), mib(rec.RSSHWM), t.ready.Round(time.Millisecond))
+			if db == "" {
+				fmt.Printf("            wrote %.1f KiB to storage per webhook (write_bytes of /proc/PID/io)\n", rec.WrittenPerOK/1024)
+			}
+		}
+		if rec.Ratio > 0 {
+			fmt.Printf("            throughput %.1f%% of the baseline's\n", rec.Ratio*100)
+		}
+		if e := rec.EndToEnd; e != nil {
+			fmt.Printf("  end-to-end received %d/%d (duplicates %d, unmatched %d, bad signatures %d); %s\n",
+				e.Received, e.Expected, e.Duplicates, e.Unknown, e.BadSig, e.Latency)
+		}
+		records = append(records, rec)
+		if r+1 < *repeat {
+			time.Sleep(time.Second)
+		}
+	}
+	printSummary(records)
+	if *jsonOut != "" {
+		raw, _ := json.MarshalIndent(records, "", "  ")
+		if err := os.WriteFile(*jsonOut, raw, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// line is a one-line report of a drive.
+func (r loadResult) line() string {
+	s := fmt.Sprintf("%d sent, %d ok in %.1fs: %.0f/s; %s; errors: %s",
+		r.Sent, r.OK, r.Elapsed.Seconds(), r.Throughput, r.Latency, errorsString(r.Errors))
+	if r.Exhausted {
+		s += " (payloads ran out before the duration)"
+	}
+	return s
+}
+
+func printSummary(rs []runRecord) {
+	if len(rs) < 2 {
+		return
+	}
+	pick := func(f func(runRecord) float64) spread {
+		var xs []float64
+		for _, r := range rs {
+			xs = append(xs, f(r))
+		}
+		return spreadOf(xs)
+	}
+	msOf := func(d time.Duration) float64 { return float64(d) / 1e6 }
+	fmt.Printf("summary of %d runs: median (min–max)\n", len(rs))
+	if rs[0].Baseline != nil {
+		fmt.Printf("  baseline throughput   %s\n", pick(func(r runRecord) float64 { return r.Baseline.Throughput }).format("/s", 0))
+		fmt.Printf("  baseline p99          %s\n", pick(func(r runRecord) float64 { return msOf(r.Baseline.Latency.P99) }).format("ms", 2))
+	}
+	fmt.Printf("  verihook throughput   %s\n", pick(func(r runRecord) float64 { return r.Verihook.Throughput }).format("/s", 0))
+	if rs[0].Ratio > 0 {
+		fmt.Printf("  ratio to baseline     %s\n", pick(func(r runRecord) float64 { return r.Ratio * 100 }).format("%", 1))
+	}
+	fmt.Printf("  verihook p50          %s\n", pick(func(r runRecord) float64 { return msOf(r.Verihook.Latency.P50) }).format("ms", 2))
+	fmt.Printf("  verihook p90          %s\n", pick(func(r runRecord) float64 { return msOf(r.Verihook.Latency.P90) }).format("ms", 2))
+	fmt.Printf("  verihook p99          %s\n", pick(func(r runRecord) float64 { return msOf(r.Verihook.Latency.P99) }).format("ms", 2))
+	fmt.Printf("  verihook max          %s\n", pick(func(r runRecord) float64 { return msOf(r.Verihook.Latency.Max) }).format("ms", 2))
+	fmt.Printf("  verihook errors       %s\n", pick(func(r runRecord) float64 { return float64(r.Verihook.Sent - r.Verihook.OK) }).format("", 0))
+	if rs[0].RSSPeak > 0 {
+		fmt.Printf("  verihook RSS peak     %s\n", pick(func(r runRecord) float64 { return float64(r.RSSPeak) / (1 << 20) }).format(" MiB", 1))
+	}
+	if rs[0].EndToEnd != nil {
+		fmt.Printf("  end-to-end p50        %s\n", pick(func(r runRecord) float64 { return msOf(r.EndToEnd.Latency.P50) }).format("ms", 2))
+		fmt.Printf("  end-to-end p99        %s\n", pick(func(r runRecord) float64 { return msOf(r.EndToEnd.Latency.P99) }).format("ms", 2))
+		fmt.Printf("  end-to-end max        %s\n", pick(func(r runRecord) float64 { return msOf(r.EndToEnd.Latency.Max) }).format("ms", 2))
+		fmt.Printf("  events missing        %s\n", pick(func(r runRecord) float64 { return float64(r.EndToEnd.Expected - r.EndToEnd.Received) }).format("", 0))
+	}
+}
+
+func cmdConfig(args []string) error {
+	fs := newFlagSet("config")
+	listen := fs.String("listen", "127.0.0.1:8080", "listen address to write")
+	dataDir := fs.String("data-dir", "./verihook-data", "data dir to write")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	path := filepath.Join(os.TempDir(), "verihook-bench-config-"+newRunID()+".yaml")
+	defer os.Remove(path)
+	if err := writeConfig(path, *listen, serverOpts{dataDir: *dataDir}); err != nil {
+		return err
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(raw)
+	return err
+}

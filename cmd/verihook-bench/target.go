@@ -1,0 +1,448 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/verihook/verihook/internal/hub"
+)
+
+// target is a server under load: verihook or the bare baseline, as a child
+// process (whose memory the harness samples) or in the harness's own process.
+type target struct {
+	name string
+	url  string
+	cmd  *exec.Cmd // nil in-process
+	// ready is how long the child took from start to answering /readyz.
+	ready time.Duration
+	log   *bytes.Buffer
+	stop  func() error
+
+	rssMu    sync.Mutex
+	rssPeak  int64
+	rssLast  int64
+	rssDone  chan struct{}
+	rssEnded chan struct{}
+}
+
+// serverOpts says how to start verihook.
+type serverOpts struct {
+	bin      string
+	dataDir  string
+	database string
+	// endpointURL and endpointSecret, when set, configure one endpoint that
+	// receives every event.
+	endpointURL, endpointSecret string
+	readyTimeout                time.Duration
+}
+
+// buildVerihook builds cmd/verihook into dir and returns the binary's path.
+func buildVerihook(dir string) (string, error) {
+	bin := filepath.Join(dir, "verihook")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/verihook/verihook/cmd/verihook")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/verihook: %w", err)
+	}
+	return bin, nil
+}
+
+// freeAddr returns a loopback address with a port free at the moment.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// ensureKey returns the data dir's encryption key (base64), creating the key
+// file verihook itself would create (verihook.key, mode 0600) if there is
+// none, so that `seed` and `serve` seal and open with the same key.
+func ensureKey(dataDir string) (string, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dataDir, "verihook.key")
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key := make([]byte, hub.KeySize)
+		rand.Read(key)
+		raw = []byte(base64.StdEncoding.EncodeToString(key) + "\n")
+		if err := os.WriteFile(path, raw, 0o600); err != nil {
+			return "", err
+		}
+	} else if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(raw)), nil
+}
+
+// cipherFor returns the cipher of a base64 key.
+func cipherFor(key string) (*hub.Cipher, error) {
+	b, err := base64.StdEncoding.DecodeString(key)
+	if err != nil {
+		return nil, err
+	}
+	return hub.NewCipher(b)
+}
+
+// writeConfig writes the YAML configuration of a verihook under load.
+func writeConfig(path, listen string, o serverOpts) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: %s\ndata_dir: %s\nlog_level: warn\n", listen, o.dataDir)
+	if o.database != "" {
+		fmt.Fprintf(&b, "database: %q\n", o.database)
+	}
+	b.WriteString("sources:\n")
+	for _, s := range benchSources {
+		fmt.Fprintf(&b, "  - id: %s\n    provider: %s\n    secrets:\n", s.ID, s.Provider.Name())
+		for k, v := range s.Secrets {
+			fmt.Fprintf(&b, "      %s: %q\n", k, v)
+		}
+	}
+	if o.endpointURL != "" {
+		fmt.Fprintf(&b, "allow_private_endpoints: true\nendpoints:\n  - id: bench-receiver\n    url: %s\n    secret: %q\n",
+			o.endpointURL, o.endpointSecret)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+// startVerihook starts `verihook serve` as a child process and waits until
+// it answers /readyz.
+func startVerihook(ctx context.Context, o serverOpts) (*target, error) {
+	key, err := ensureKey(o.dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("key: %w", err)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cfgPath := filepath.Join(filepath.Dir(filepath.Clean(o.dataDir)), filepath.Base(o.dataDir)+"-bench.yaml")
+	if err := writeConfig(cfgPath, addr, o); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(o.bin, "serve", "--config", cfgPath)
+	cmd.Env = append(os.Environ(), "VERIHOOK_ENCRYPTION_KEY="+key)
+	t := &target{name: "verihook", url: "http://" + addr, log: &bytes.Buffer{}}
+	cmd.Stdout, cmd.Stderr = t.log, t.log
+	begin := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start verihook: %w", err)
+	}
+	t.cmd = cmd
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.stop = func() error {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			return err
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			return errors.New("verihook did not stop within 30s of SIGTERM; killed")
+		}
+	}
+	timeout := o.readyTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Minute
+	}
+	if err := waitReady(ctx, t.url+"/readyz", timeout, exited); err != nil {
+		t.stop()
+		return nil, fmt.Errorf("%w\nverihook's log:\n%s", err, tail(t.log.String(), 2000))
+	}
+	t.ready = time.Since(begin)
+	t.sampleRSS()
+	return t, nil
+}
+
+// startBaseline starts the bare net/http server (this program's
+// baseline-serve command) as a child process.
+func startBaseline(ctx context.Context) (*target, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "baseline-serve", "--listen", "127.0.0.1:0")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	t := &target{name: "baseline", log: &bytes.Buffer{}}
+	cmd.Stderr = t.log
+	begin := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("baseline: %w: %s", err, t.log.String())
+	}
+	go io.Copy(io.Discard, out)
+	t.cmd = cmd
+	t.url = "http://" + strings.TrimSpace(line)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.stop = func() error {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+			return nil
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			return errors.New("baseline did not stop")
+		}
+	}
+	if err := waitReady(ctx, t.url+"/readyz", time.Minute, exited); err != nil {
+		t.stop()
+		return nil, err
+	}
+	t.ready = time.Since(begin)
+	t.sampleRSS()
+	return t, nil
+}
+
+// runBaselineServer is the baseline: a bare net/http server, with the same
+// timeouts as verihook's, that reads the body and answers 200.
+func runBaselineServer(args []string) error {
+	fs := newFlagSet("baseline-serve")
+	listen := fs.String("listen", "127.0.0.1:0", "address")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	fmt.Println(ln.Addr().String())
+	answer := []byte(`{"status":"accepted"}`)
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 1<<20))
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(answer)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	go func() {
+		sig := make(chan os.Signal, 1)
+		notifySignals(sig)
+		<-sig
+		srv.Close()
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// waitReady polls url until it answers 200, the child exits or timeout ends.
+func waitReady(ctx context.Context, url string, timeout time.Duration, exited <-chan error) error {
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("the server exited before it was ready: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready within %s", url, timeout)
+}
+
+// sampleRSS starts sampling the child's resident memory every 100 ms.
+func (t *target) sampleRSS() {
+	t.rssDone, t.rssEnded = make(chan struct{}), make(chan struct{})
+	pid := t.cmd.Process.Pid
+	go func() {
+		defer close(t.rssEnded)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if rss, err := procStatus(pid, "VmRSS"); err == nil {
+				t.rssMu.Lock()
+				t.rssLast = rss
+				t.rssPeak = max(t.rssPeak, rss)
+				t.rssMu.Unlock()
+			}
+			select {
+			case <-t.rssDone:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+}
+
+// resetRSS forgets the peak so far (start-up and payload preparation).
+func (t *target) resetRSS() {
+	if t.cmd == nil {
+		return
+	}
+	t.rssMu.Lock()
+	t.rssPeak = t.rssLast
+	t.rssMu.Unlock()
+}
+
+// rss returns the sampled peak and last resident set sizes, and the
+// kernel's high-water mark (VmHWM) since the child started.
+func (t *target) rss() (peak, last, hwm int64) {
+	if t.cmd == nil {
+		return 0, 0, 0
+	}
+	if cur, err := procStatus(t.cmd.Process.Pid, "VmRSS"); err == nil {
+		t.rssMu.Lock()
+		t.rssLast = cur
+		t.rssPeak = max(t.rssPeak, cur)
+		t.rssMu.Unlock()
+	}
+	hwm, _ = procStatus(t.cmd.Process.Pid, "VmHWM")
+	t.rssMu.Lock()
+	defer t.rssMu.Unlock()
+	return t.rssPeak, t.rssLast, hwm
+}
+
+func (t *target) close() error {
+	if t.rssDone != nil {
+		close(t.rssDone)
+		<-t.rssEnded
+	}
+	if t.stop == nil {
+		return nil
+	}
+	return t.stop()
+}
+
+// writeBytes is how many bytes the child has caused to be written to
+// storage so far (write_bytes of /proc/PID/io), or -1 when unknown.
+func (t *target) writeBytes() int64 {
+	if t.cmd == nil {
+		return -1
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", t.cmd.Process.Pid))
+	if err != nil {
+		return -1
+	}
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "write_bytes:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
+	return -1
+}
+
+// procStatus reads a size field (kB) of /proc/PID/status, in bytes.
+func procStatus(pid int, field string) (int64, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
+
+// dirSize is the total size of the files under dir.
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// freshDatabase creates a new PostgreSQL database next to the one admin
+// names (psql, on the URL's server) and returns its URL and a function that
+// drops it.
+func freshDatabase(admin string) (string, func(), error) {
+	u, err := url.Parse(admin)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "", nil, fmt.Errorf("--database %q: want a postgres:// URL", admin)
+	}
+	if h := u.Hostname(); h != "127.0.0.1" && h != "localhost" && h != "::1" && h != "" {
+		return "", nil, fmt.Errorf("--database: the harness only talks to loopback, not %s", h)
+	}
+	name := "verihook_bench_" + newRunID()
+	// psql (libpq) refuses pgx's own parameters, such as pool_max_conns.
+	libpq := *u
+	q := libpq.Query()
+	for k := range q {
+		if strings.HasPrefix(k, "pool_") {
+			q.Del(k)
+		}
+	}
+	libpq.RawQuery = q.Encode()
+	psql := func(sql string) error {
+		out, err := exec.Command("psql", libpq.String(), "-v", "ON_ERROR_STOP=1", "-qc", sql).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("psql %q: %w: %s", sql, err, out)
+		}
+		return nil
+	}
+	if err := psql("CREATE DATABASE " + name); err != nil {
+		return "", nil, err
+	}
+	fresh := *u
+	fresh.Path = "/" + name
+	drop := func() {
+		if err := psql("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
+			fmt.Fprintln(os.Stderr, "drop database:", err)
+		}
+	}
+	return fresh.String(), drop, nil
+}
