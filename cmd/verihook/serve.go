@@ -162,6 +162,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		defer m.wg.Done()
 		m.purgeLoop(bg)
 	}()
+	if len(m.Config.Sources) == 0 {
+		m.Logger.Warn("no sources are configured, so every callback will get 404: declare them in a config file (--config; see verihook --help and README.md)")
+	}
 	m.Logger.Info("verihook serving", "addr", m.Addr(), "version", version, "data_dir", m.Config.DataDir, "sources", len(m.Config.Sources))
 	return nil
 }
