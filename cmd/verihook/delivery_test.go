@@ -212,6 +212,38 @@ func TestDeliveryEndToEnd(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+	// Rotation: the new secret is shown once, and for 24 h deliveries carry a
+	// signature under each, so a receiver still holding the old one verifies.
+	var shown map[string]string
+	if code := apiDo(t, "GET", base+"/api/v1/endpoints/backoffice/secret", viewer, nil, nil); code != 403 {
+		t.Errorf("viewer reading the secret: %d, want 403", code)
+	}
+	if code := apiDo(t, "GET", base+"/api/v1/endpoints/backoffice/secret", admin, nil, &shown); code != 200 || shown["secret"] != secret {
+		t.Errorf("admin reading the secret: %d", code)
+	}
+	var rotated struct {
+		hub.Endpoint
+		Secret string `json:"secret"`
+	}
+	if code := apiDo(t, "POST", base+"/api/v1/endpoints/backoffice/rotate-secret", admin, map[string]any{}, &rotated); code != 200 ||
+		rotated.Secret == secret || !hub.ValidEndpointSecret(rotated.Secret) || rotated.PreviousSecretExpiresAt.Before(time.Now().Add(23*time.Hour)) {
+		t.Fatalf("rotate: %d %+v", code, rotated.Endpoint)
+	}
+	body2, h2 := signed(t, "idenfy", "IDENTIFICATION_MANUAL_FINISHED", provider.Fields{Ref: "scan-d2"})
+	postRaw(t, base+"/ingest/idenfy-main", h2, body2, nil) // the receiver still verifies with the old secret
+	waitFor(t, "a delivery signed with the old and the new secret", 5*time.Second, func() bool { return rc.distinct() == 2 })
+
+	// An endpoint verihook disabled comes back with PATCH {"enabled": true}.
+	var patched hub.Endpoint
+	if code := apiDo(t, "PATCH", base+"/api/v1/endpoints/backoffice", admin, map[string]any{"enabled": false}, &patched); code != 200 || patched.Enabled {
+		t.Fatalf("disable: %d %+v", code, patched)
+	}
+	if code := apiDo(t, "PATCH", base+"/api/v1/endpoints/backoffice", admin, map[string]any{"enabled": true, "rate_limit": 10}, &patched); code != 200 || !patched.Enabled || patched.RateLimit != 10 {
+		t.Fatalf("enable: %d %+v", code, patched)
+	}
+	if code := apiDo(t, "PATCH", base+"/api/v1/endpoints/backoffice", admin, map[string]any{"secret": secret}, nil); code != 400 {
+		t.Errorf("PATCH of the secret: %d, want 400 (rotate instead)", code)
+	}
 }
 
 func TestPrivateEndpointsRefused(t *testing.T) {
