@@ -122,3 +122,29 @@ func TestWrongKeyRefusesToStart(t *testing.T) {
 		t.Errorf("error %q does not say the key does not match", err)
 	}
 }
+
+// TestMigrateAndToken: migrate prepares a fresh data dir, and token create
+// then prints the token alone on its last line, against the same store.
+func TestMigrateAndToken(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	args := []string{"--data-dir", filepath.Join(dir, "data")}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), append([]string{"migrate"}, args...), &out, &errOut, func(string) string { return "" }); code != 0 ||
+		!strings.Contains(out.String(), "up to date") {
+		t.Fatalf("migrate: exit %d, %q %q", code, out.String(), errOut.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "verihook.db")); err != nil {
+		t.Fatalf("migrate left no database: %v", err)
+	}
+	out.Reset()
+	if code := run(context.Background(), append([]string{"token", "create", "--role", "viewer"}, args...), &out, &errOut, func(string) string { return "" }); code != 0 {
+		t.Fatalf("token create: exit %d, %q", code, errOut.String())
+	}
+	if tok := strings.TrimSpace(out.String()); !strings.HasPrefix(tok, "vh_") || strings.Contains(tok, "\n") {
+		t.Errorf("token create printed %q, want the token alone", out.String())
+	}
+	if code := run(context.Background(), append([]string{"token", "create", "--role", "root"}, args...), &out, &errOut, func(string) string { return "" }); code != 1 {
+		t.Errorf("token create --role root: exit %d, want 1", code)
+	}
+}

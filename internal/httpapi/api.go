@@ -42,11 +42,11 @@ func (s *Server) handleSources(w http.ResponseWriter, r *http.Request) {
 	}
 	type source struct {
 		hub.Source
-		IngestURL string `json:"ingest_path"`
+		IngestPath string `json:"ingest_path"`
 	}
 	out := make([]source, len(srcs))
 	for i, src := range srcs {
-		out[i] = source{Source: src, IngestURL: "/ingest/" + src.ID}
+		out[i] = source{Source: src, IngestPath: "/ingest/" + src.ID}
 	}
 	writeList(w, out, "")
 }

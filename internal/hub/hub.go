@@ -160,11 +160,6 @@ type Verification struct {
 	Timeline []Observation `json:"timeline,omitempty"`
 }
 
-// Key returns the verification's identity.
-func (v *Verification) Key() VerificationKey {
-	return VerificationKey{Source: v.Source, ProviderRef: v.ProviderRef, Level: v.Level}
-}
-
 // Event is a normalized event, delivered to endpoints as JSON (SPEC section 4).
 type Event struct {
 	ID        string          `json:"id"`
