@@ -68,31 +68,32 @@ func (s *Store) prepareIngest(in hub.Ingest) (*ingestReq, error) {
 	return r, nil
 }
 
-// ingestTx is Ingest's work inside the writer's transaction. Being the only
-// writer, it can look for a duplicate and then insert without a race; the
-// UNIQUE index on (source_id, dedup_key) backs the rule up regardless.
+// ingestTx is Ingest's work inside the writer's transaction.
 func (s *Store) ingestTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 	m := r.m
-	if r.dedup.Valid {
+	// The dedup rule: the UNIQUE index on (source_id, dedup_key) turns a
+	// duplicate into no row inserted, and only then is the first copy's id
+	// looked up. A message without a dedup key never conflicts.
+	res, err := tx.execStmt(s.q.insertMessage,
+		m.ID, m.SourceID, m.Provider, toNanos(m.ReceivedAt), m.RemoteAddr, string(m.Status), m.HTTPStatus,
+		m.Reason, m.EventName, r.dedup, r.body, r.preview)
+	if err != nil {
+		return hub.IngestResult{}, fmt.Errorf("insert message: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return hub.IngestResult{}, fmt.Errorf("insert message: %w", err)
+	} else if n == 0 {
 		var id string
-		err := tx.queryRowStmt(s.q.findDuplicate, m.SourceID, r.dedup).Scan(&id)
-		switch {
-		case err == nil:
-			return hub.IngestResult{MessageID: id, Duplicate: true}, nil
-		case !errors.Is(err, sql.ErrNoRows):
+		if err := tx.queryRowStmt(s.q.findDuplicate, m.SourceID, r.dedup).Scan(&id); err != nil {
 			return hub.IngestResult{}, fmt.Errorf("find duplicate: %w", err)
 		}
-	}
-	if _, err := tx.execStmt(s.q.insertMessage,
-		m.ID, m.SourceID, m.Provider, toNanos(m.ReceivedAt), m.RemoteAddr, string(m.Status), m.HTTPStatus,
-		m.Reason, m.EventName, r.dedup, r.body, r.preview); err != nil {
-		return hub.IngestResult{}, fmt.Errorf("insert message: %w", err)
+		return hub.IngestResult{MessageID: id, Duplicate: true}, nil
 	}
 
 	now := s.now()
 	var events []hub.Event
 	for i, o := range r.obs {
-		cur, err := scanVerification(tx.queryRowStmt(s.q.loadVerification, o.Source, o.ProviderRef, o.Level))
+		cur, err := scanVerification(tx.queryRowStmt(s.q.loadVerification, o.ProviderRef, o.Source, o.Level))
 		exists := err == nil
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return hub.IngestResult{}, fmt.Errorf("load verification: %w", err)

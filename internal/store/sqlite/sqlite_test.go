@@ -719,20 +719,7 @@ func TestClaimPlans(t *testing.T) {
 		"claimDueOrdered": "USING INDEX deliveries_due",
 	} {
 		q := map[string]string{"claimDue": claimDueSQL, "claimDueOrdered": claimDueOrderedSQL}[name]
-		rows, err := s.rdb.Query("EXPLAIN QUERY PLAN "+q, "ep", 0, 0, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
+		plan := queryPlan(t, s, q, "ep", 0, 0, 10)
 		all := strings.Join(plan, "; ")
 		if !strings.Contains(plan[0], want) || strings.Contains(all, "TEMP B-TREE") || strings.Contains(all, "SCAN deliveries") {
 			t.Errorf("%s plan = %s; want a search %s without a sort", name, all, want)
@@ -741,6 +728,45 @@ func TestClaimPlans(t *testing.T) {
 			t.Errorf("%s plan = %s; want the ordered check on deliveries_ordered", name, all)
 		}
 	}
+}
+
+// TestVerificationPlans: the writer's lookup of a verification and the list
+// filter on a provider reference both search the one index led by
+// provider_ref (migration 0005).
+func TestVerificationPlans(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, filepath.Join(t.TempDir(), "verihook.db"), newKey(t))
+	for q, args := range map[string][]any{
+		`SELECT ` + verificationCols + ` FROM verifications WHERE provider_ref = ? AND source = ? AND level = ?`: {"r", "s", ""},
+		`SELECT ` + verificationCols + ` FROM verifications WHERE provider_ref = ? ORDER BY id DESC LIMIT ?`:     {"r", 51},
+	} {
+		if all := strings.Join(queryPlan(t, s, q, args...), "; "); !strings.Contains(all, "SEARCH verifications USING INDEX verifications_key (provider_ref=?") {
+			t.Errorf("plan of %s = %s; want a search of verifications_key", q, all)
+		}
+	}
+}
+
+// queryPlan returns the details of EXPLAIN QUERY PLAN q, one per step.
+func queryPlan(t *testing.T, s *Store, q string, args ...any) []string {
+	t.Helper()
+	rows, err := s.rdb.Query("EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return plan
 }
 
 // TestReplayChunks: a replay that spans several chunks, through events

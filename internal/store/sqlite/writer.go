@@ -254,9 +254,10 @@ func prepare(ctx context.Context, db *sql.DB) (*prepared, error) {
 		{&q.findDuplicate, `SELECT id FROM messages WHERE source_id = ? AND dedup_key = ?`},
 		{&q.insertMessage, `INSERT INTO messages
 			(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name, dedup_key, body, preview)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (source_id, dedup_key) DO NOTHING`},
 		{&q.loadVerification, `SELECT ` + verificationCols + `
-			FROM verifications WHERE source = ? AND provider_ref = ? AND level = ?`},
+			FROM verifications WHERE provider_ref = ? AND source = ? AND level = ?`},
 		{&q.insertVerification, `INSERT INTO verifications
 			(id, source, provider, provider_ref, level, applicant_ref, kind, status, final, version,
 			 reasons, attempts_left, provider_time, created_at, updated_at)
