@@ -328,6 +328,13 @@ func TestSimulateRoundTrip(t *testing.T) {
 			if len(msg.Events) == 0 {
 				t.Errorf("%s %s produced no event", name, event)
 			}
+			// The preview is rendered on read, in the list as in the message.
+			if !json.Valid(msg.Preview) || !bytes.Equal(msg.Preview, l.Data[0].Preview) {
+				t.Errorf("%s %s: preview %s in the message, %s in the list", name, event, msg.Preview, l.Data[0].Preview)
+			}
+			if name == "idenfy" && !bytes.Contains(msg.Preview, []byte(`"[redacted]"`)) {
+				t.Errorf("%s %s: preview %s redacts nothing", name, event, msg.Preview)
+			}
 		}
 	}
 	var out, errOut bytes.Buffer

@@ -35,9 +35,13 @@ type Store interface {
 	RecordRejection(ctx context.Context, m Message) error
 	// Messages lists received messages newest first; the second result is the
 	// cursor of the next page, "" on the last page. Bodies are not loaded.
+	// A message stored without a Preview (the ingest service leaves it out,
+	// as rendering it is a fifth of the ingest path's time) has one rendered
+	// from its body (Preview) when it is read, and stored when its body is
+	// purged.
 	Messages(ctx context.Context, f MessageFilter) ([]Message, string, error)
 	// Message returns one message with its body (nil once purged) and the
-	// ids of the events it produced.
+	// ids of the events it produced; its preview as Messages.
 	Message(ctx context.Context, id string) (Message, error)
 	// PurgeBodies deletes the bodies of messages received before t, keeping
 	// their rows, previews, statuses and timelines; it returns how many.

@@ -90,7 +90,6 @@ func (s *Service) Receive(ctx context.Context, r Request) (Result, error) {
 	if msg.DedupKey == "" {
 		msg.DedupKey = hub.RawHash(msg.Body)
 	}
-	msg.Preview = hub.Preview(msg.Body)
 	in := hub.Ingest{Message: msg}
 	if perr != nil {
 		if hub.ErrorCode(perr) != hub.EUNRECOGNIZED {

@@ -360,7 +360,9 @@ const purgeChunk = 1000
 
 // PurgeBodies deletes the bodies of messages received before t, in chunks of
 // purgeChunk (each its own transaction), and returns how many it deleted,
-// also when it fails part way.
+// also when it fails part way. A message without a stored preview gets the
+// one rendered from its body (see hub.Store): Ingest leaves the preview to be
+// rendered on read, and a purged body can no longer be read.
 //
 // Only one instance purges at a time: each chunk's transaction first takes
 // the purge advisory lock with pg_try_advisory_xact_lock, which never waits.
@@ -391,9 +393,12 @@ func (s *Store) PurgeBodies(ctx context.Context, before time.Time) (int, error) 
 				lockPurge).Scan(&locked); err != nil || !locked {
 				return err
 			}
-			tag, err := tx.Exec(ctx, `UPDATE messages SET body = NULL WHERE id IN (
-				SELECT id FROM messages WHERE body IS NOT NULL AND received_at < $1 LIMIT $2)`,
-				tsCeil(before), chunk)
+			ids, previews, err := s.purgeCandidates(ctx, tx, before, chunk)
+			if err != nil || len(ids) == 0 {
+				return err
+			}
+			tag, err := tx.Exec(ctx, `UPDATE messages m SET body = NULL, preview = u.preview::json
+				FROM unnest($1::text[], $2::text[]) AS u (id, preview) WHERE m.id = u.id`, ids, previews)
 			n = tag.RowsAffected()
 			return err
 		})
@@ -405,4 +410,24 @@ func (s *Store) PurgeBodies(ctx context.Context, before time.Time) (int, error) 
 			return total, nil
 		}
 	}
+}
+
+// purgeCandidates locks and returns the next chunk of messages received
+// before t that still have a body, with their previews: the stored one, or
+// the one rendered from the body, which the purge stores (see PurgeBodies).
+func (s *Store) purgeCandidates(ctx context.Context, tx pgx.Tx, before time.Time, chunk int) (ids, previews []string, err error) {
+	rows, err := tx.Query(ctx, `SELECT `+messageCols+` FROM messages
+		WHERE body IS NOT NULL AND received_at < $1 LIMIT $2 FOR UPDATE`, tsCeil(before), chunk)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		m, err := s.scanMessage(rows, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		ids, previews = append(ids, m.ID), append(previews, string(m.Preview))
+	}
+	return ids, previews, rows.Err()
 }

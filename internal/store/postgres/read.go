@@ -77,17 +77,22 @@ func (s *Store) snapshot(ctx context.Context, op string, fn func(tx pgx.Tx) erro
 }
 
 const messageCols = `id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name,
-	dedup_key, preview`
+	dedup_key, preview, body`
 
-func scanMessage(r pgx.Row, extra ...any) (hub.Message, error) {
+// scanMessage reads a row of messageCols, and extra. The preview is rendered
+// from the body when the row has none (see hub.Store's Messages); withBody
+// also keeps the decrypted body. A body that does not decrypt with the
+// store's key is an error wrapping hub.ErrDecrypt.
+func (s *Store) scanMessage(r pgx.Row, withBody bool, extra ...any) (hub.Message, error) {
 	var (
 		m       hub.Message
 		status  string
 		dedup   *string
 		preview []byte
+		sealed  []byte
 	)
 	dest := append([]any{&m.ID, &m.SourceID, &m.Provider, &m.ReceivedAt, &m.RemoteAddr, &status, &m.HTTPStatus,
-		&m.Reason, &m.EventName, &dedup, &preview}, extra...)
+		&m.Reason, &m.EventName, &dedup, &preview, &sealed}, extra...)
 	if err := r.Scan(dest...); err != nil {
 		return hub.Message{}, err
 	}
@@ -96,6 +101,19 @@ func scanMessage(r pgx.Row, extra ...any) (hub.Message, error) {
 	m.DedupKey = fromNullString(dedup)
 	if preview != nil {
 		m.Preview = preview
+	}
+	if sealed == nil || (!withBody && m.Preview != nil) {
+		return m, nil
+	}
+	body, err := s.cipher.Open(sealed)
+	if err != nil {
+		return hub.Message{}, fmt.Errorf("message %s: body: %w", m.ID, err)
+	}
+	if m.Preview == nil {
+		m.Preview = hub.Preview(body)
+	}
+	if withBody {
+		m.Body = body
 	}
 	return m, nil
 }
@@ -119,7 +137,7 @@ func (s *Store) Messages(ctx context.Context, f hub.MessageFilter) ([]hub.Messag
 	}
 	stmt, args := q.sql(`SELECT `+messageCols+` FROM messages`, cursor, limit)
 	return list(ctx, s, "list messages", stmt, args, limit, func(r pgx.Row) (hub.Message, string, error) {
-		m, err := scanMessage(r)
+		m, err := s.scanMessage(r, false)
 		return m, m.ID, err
 	})
 }
@@ -129,18 +147,12 @@ func (s *Store) Messages(ctx context.Context, f hub.MessageFilter) ([]hub.Messag
 // recorded, read in one statement. A body that does not decrypt with the
 // store's key is an error wrapping hub.ErrDecrypt.
 func (s *Store) Message(ctx context.Context, id string) (hub.Message, error) {
-	var (
-		body   []byte
-		events []string
-	)
-	m, err := scanMessage(s.queryRow(ctx, `SELECT `+messageCols+`, body,
+	var events []string
+	m, err := s.scanMessage(s.queryRow(ctx, `SELECT `+messageCols+`,
 			ARRAY(SELECT e.id FROM events e WHERE e.message_id = m.id ORDER BY e.seq)
-		FROM messages m WHERE id = $1`, clean(id)), &body, &events)
+		FROM messages m WHERE id = $1`, clean(id)), true, &events)
 	if err != nil {
 		return hub.Message{}, notFound("get message", err, fmt.Sprintf("message %q not found", id))
-	}
-	if m.Body, err = s.cipher.Open(body); err != nil {
-		return hub.Message{}, fmt.Errorf("get message %s: body: %w", id, err)
 	}
 	if len(events) > 0 {
 		m.Events = events

@@ -67,19 +67,23 @@ func list[T any](ctx context.Context, s *Store, op, stmt string, args []any, lim
 }
 
 const messageCols = `id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name,
-	dedup_key, preview`
+	dedup_key, preview, body`
 
-func scanMessage(r scanner, extra ...any) (hub.Message, error) {
+// scanMessage reads a row of messageCols. The preview is rendered from the
+// body when the row has none (see hub.Store's Messages); withBody also keeps
+// the decrypted body. A body that does not decrypt with the store's key is an
+// error wrapping hub.ErrDecrypt.
+func (s *Store) scanMessage(r scanner, withBody bool) (hub.Message, error) {
 	var (
 		m          hub.Message
 		receivedAt int64
 		status     string
 		dedup      sql.NullString
 		preview    sql.NullString
+		sealed     []byte
 	)
-	dest := append([]any{&m.ID, &m.SourceID, &m.Provider, &receivedAt, &m.RemoteAddr, &status, &m.HTTPStatus,
-		&m.Reason, &m.EventName, &dedup, &preview}, extra...)
-	if err := r.Scan(dest...); err != nil {
+	if err := r.Scan(&m.ID, &m.SourceID, &m.Provider, &receivedAt, &m.RemoteAddr, &status, &m.HTTPStatus,
+		&m.Reason, &m.EventName, &dedup, &preview, &sealed); err != nil {
 		return hub.Message{}, err
 	}
 	m.ReceivedAt = fromNanos(receivedAt)
@@ -87,6 +91,19 @@ func scanMessage(r scanner, extra ...any) (hub.Message, error) {
 	m.DedupKey = dedup.String
 	if preview.Valid {
 		m.Preview = []byte(preview.String)
+	}
+	if sealed == nil || (!withBody && m.Preview != nil) {
+		return m, nil
+	}
+	body, err := s.cipher.Open(sealed)
+	if err != nil {
+		return hub.Message{}, fmt.Errorf("message %s: body: %w", m.ID, err)
+	}
+	if m.Preview == nil {
+		m.Preview = hub.Preview(body)
+	}
+	if withBody {
+		m.Body = body
 	}
 	return m, nil
 }
@@ -110,7 +127,7 @@ func (s *Store) Messages(ctx context.Context, f hub.MessageFilter) ([]hub.Messag
 	}
 	stmt, args := q.sql(`SELECT `+messageCols+` FROM messages`, cursor, limit)
 	return list(ctx, s, "list messages", stmt, args, limit, func(r scanner) (hub.Message, string, error) {
-		m, err := scanMessage(r)
+		m, err := s.scanMessage(r, false)
 		return m, m.ID, err
 	})
 }
@@ -127,13 +144,9 @@ func (s *Store) Message(ctx context.Context, id string) (hub.Message, error) {
 		return hub.Message{}, fail("get message", err)
 	}
 	defer tx.Rollback()
-	var body []byte
-	m, err := scanMessage(tx.QueryRowContext(ctx, `SELECT `+messageCols+`, body FROM messages WHERE id = ?`, id), &body)
+	m, err := s.scanMessage(tx.QueryRowContext(ctx, `SELECT `+messageCols+` FROM messages WHERE id = ?`, id), true)
 	if err != nil {
 		return hub.Message{}, notFound("get message", err, fmt.Sprintf("message %q not found", id))
-	}
-	if m.Body, err = s.cipher.Open(body); err != nil {
-		return hub.Message{}, fmt.Errorf("get message %s: body: %w", id, err)
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT id FROM events WHERE message_id = ? ORDER BY rowid`, id)
 	if err != nil {

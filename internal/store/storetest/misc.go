@@ -8,7 +8,8 @@ import (
 )
 
 // testPurgeBodies: purging drops the bodies of old messages and keeps
-// everything else.
+// everything else, including the preview of a message stored without one,
+// rendered from its body before and kept after.
 func testPurgeBodies(t *testing.T, s hub.Store) {
 	var ms []hub.Message
 	for i, when := range []time.Time{at(0), at(3600), at(7200)} {
@@ -16,9 +17,36 @@ func testPurgeBodies(t *testing.T, s hub.Store) {
 		ingest(t, s, m, []hub.Observation{observe(m, "r1", "", hub.StatusPending, false)}, otpEvent(m))
 		ms = append(ms, m)
 	}
-	n, err := s.PurgeBodies(ctx(t), at(5400))
+	// As the ingest service stores them: no preview.
+	bare := msg("s1", "bare", at(60))
+	bare.Body = []byte(`{"scanRef":"ref-2","clientId":"user-2","data":{"docFirstName":"JOHN"}}`)
+	bare.Preview = nil
+	ingest(t, s, bare, nil)
+	rendered := `{"scanRef":"ref-2","clientId":"user-2","data":{"docFirstName":"[redacted]"}}`
+	checkBare := func(when string) {
+		t.Helper()
+		got, err := s.Message(ctx(t), bare.ID)
+		if err != nil || !sameJSON(got.Preview, []byte(rendered)) {
+			t.Errorf("%s: Message(bare).Preview = %s, %v; want %s", when, got.Preview, err, rendered)
+		}
+		for _, m := range allMessages(t, s, hub.MessageFilter{}) {
+			if m.ID == bare.ID && !sameJSON(m.Preview, []byte(rendered)) {
+				t.Errorf("%s: Messages: bare preview = %s, want %s", when, m.Preview, rendered)
+			}
+		}
+	}
+	checkBare("before the purge")
+	n, err := s.PurgeBodies(ctx(t), at(120))
 	if err != nil || n != 2 {
-		t.Fatalf("PurgeBodies = %d, %v; want 2, nil", n, err)
+		t.Fatalf("PurgeBodies(first two) = %d, %v; want 2, nil", n, err)
+	}
+	checkBare("after the purge")
+	if got, _ := s.Message(ctx(t), bare.ID); got.Body != nil {
+		t.Errorf("bare message kept its body")
+	}
+	n, err = s.PurgeBodies(ctx(t), at(5400))
+	if err != nil || n != 1 {
+		t.Fatalf("PurgeBodies = %d, %v; want 1, nil", n, err)
 	}
 	for i, m := range ms {
 		got, err := s.Message(ctx(t), m.ID)
@@ -37,8 +65,8 @@ func testPurgeBodies(t *testing.T, s hub.Store) {
 			t.Errorf("message %d kept its body", i)
 		}
 	}
-	if got := allMessages(t, s, hub.MessageFilter{}); len(got) != 3 {
-		t.Errorf("%d messages after purge, want 3", len(got))
+	if got := allMessages(t, s, hub.MessageFilter{}); len(got) != 4 {
+		t.Errorf("%d messages after purge, want 4", len(got))
 	}
 	v := only(t, s, hub.VerificationFilter{})
 	if len(v.Timeline) != 3 || v.Timeline[0].MessageID != ms[0].ID {
