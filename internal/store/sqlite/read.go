@@ -118,18 +118,26 @@ func (s *Store) Messages(ctx context.Context, f hub.MessageFilter) ([]hub.Messag
 	if err := f.Validate(); err != nil {
 		return nil, "", err
 	}
+	stmt, args := messagesSQL(f, cursor, limit)
+	return list(ctx, s, "list messages", stmt, args, limit, func(r scanner) (hub.Message, string, error) {
+		m, err := s.scanMessage(r, false)
+		return m, m.ID, err
+	})
+}
+
+// messagesSQL is the query of Messages.
+func messagesSQL(f hub.MessageFilter, cursor string, limit int) (string, []any) {
 	var q query
 	if f.Source != "" {
 		q.add("source_id = ?", f.Source)
 	}
 	if f.Status != "" {
 		q.add("status = ?", string(f.Status))
+		if f.Status != hub.MessageAccepted {
+			q.where = append(q.where, "status <> 'accepted'") // messages_unaccepted's condition
+		}
 	}
-	stmt, args := q.sql(`SELECT `+messageCols+` FROM messages`, cursor, limit)
-	return list(ctx, s, "list messages", stmt, args, limit, func(r scanner) (hub.Message, string, error) {
-		m, err := s.scanMessage(r, false)
-		return m, m.ID, err
-	})
+	return q.sql(`SELECT `+messageCols+` FROM messages`, cursor, limit)
 }
 
 // Message returns one message with its decrypted body (nil for rejections
@@ -321,21 +329,29 @@ func (s *Store) Events(ctx context.Context, f hub.EventFilter) ([]hub.Event, str
 	if err := f.Validate(); err != nil {
 		return nil, "", err
 	}
+	stmt, args := eventsSQL(f, cursor, limit)
+	return list(ctx, s, "list events", stmt, args, limit, func(r scanner) (hub.Event, string, error) {
+		e, err := s.scanEvent(r)
+		return e, e.ID, err
+	})
+}
+
+// eventsSQL is the query of Events.
+func eventsSQL(f hub.EventFilter, cursor string, limit int) (string, []any) {
 	var q query
 	if f.Source != "" {
 		q.add("source = ?", f.Source)
 	}
 	if f.Type != "" {
 		q.add("type = ?", f.Type)
+		if f.Type != hub.EventVerificationUpdated {
+			q.where = append(q.where, "type <> 'verification.updated'") // events_uncommon's condition
+		}
 	}
 	if f.VerificationID != "" {
 		q.add("verification_id = ?", f.VerificationID)
 	}
-	stmt, args := q.sql(`SELECT `+eventCols+` FROM events`, cursor, limit)
-	return list(ctx, s, "list events", stmt, args, limit, func(r scanner) (hub.Event, string, error) {
-		e, err := s.scanEvent(r)
-		return e, e.ID, err
-	})
+	return q.sql(`SELECT `+eventCols+` FROM events`, cursor, limit)
 }
 
 // Event returns one event.

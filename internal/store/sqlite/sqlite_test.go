@@ -746,6 +746,35 @@ func TestVerificationPlans(t *testing.T) {
 	}
 }
 
+// TestListPlans: a list filtered on a rare value searches the partial index
+// that holds the rare values (migration 0006), and one filtered on the common
+// value walks the primary key newest first; neither sorts.
+func TestListPlans(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, filepath.Join(t.TempDir(), "verihook.db"), newKey(t))
+	type plan struct {
+		name, want string
+		sql        string
+		args       []any
+	}
+	var plans []plan
+	add := func(name, want, sql string, args []any) { plans = append(plans, plan{name, want, sql, args}) }
+	q, args := messagesSQL(hub.MessageFilter{Status: hub.MessageRejected}, "msg_z", 50)
+	add("messages, rejected", "SEARCH messages USING INDEX messages_unaccepted (status=? AND id<?)", q, args)
+	q, args = messagesSQL(hub.MessageFilter{Status: hub.MessageAccepted}, "msg_z", 50)
+	add("messages, accepted", "SEARCH messages USING INDEX sqlite_autoindex_messages_1 (id<?)", q, args)
+	q, args = eventsSQL(hub.EventFilter{Type: hub.EventOTPRequested}, "evt_z", 50)
+	add("events, otp.requested", "SEARCH events USING INDEX events_uncommon (type=? AND id<?)", q, args)
+	q, args = eventsSQL(hub.EventFilter{Type: hub.EventVerificationUpdated}, "evt_z", 50)
+	add("events, verification.updated", "SEARCH events USING INDEX sqlite_autoindex_events_1 (id<?)", q, args)
+	for _, p := range plans {
+		all := strings.Join(queryPlan(t, s, p.sql, p.args...), "; ")
+		if !strings.Contains(all, p.want) || strings.Contains(all, "TEMP B-TREE") {
+			t.Errorf("%s: plan = %s; want %s without a sort", p.name, all, p.want)
+		}
+	}
+}
+
 // queryPlan returns the details of EXPLAIN QUERY PLAN q, one per step.
 func queryPlan(t *testing.T, s *Store, q string, args ...any) []string {
 	t.Helper()
