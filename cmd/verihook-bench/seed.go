@@ -13,24 +13,26 @@ import (
 
 	"github.com/verihook/verihook/internal/hub"
 	"github.com/verihook/verihook/internal/ingest"
+	"github.com/verihook/verihook/internal/store/postgres"
 	"github.com/verihook/verihook/internal/store/sqlite"
 )
 
 // cmdSeed fills a data dir with stored messages for the scale tests.
 //
-// --via store (the default, SQLite only) runs each webhook through the same
-// code the server runs for POST /ingest/{source} minus HTTP: signed payloads
-// from the provider packages, ingest.Service.Receive (verify, parse,
-// normalize, seal, dedupe) and the SQLite store's group-committed, fsynced
-// Ingest, from many goroutines at once. --via http starts verihook on the
-// data dir (or --database) and POSTs them, flat out.
+// --via store (the default) runs each webhook through the same code the
+// server runs for POST /ingest/{source} minus HTTP: signed payloads from the
+// provider packages, ingest.Service.Receive (verify, parse, normalize, seal,
+// dedupe) and the store's durable Ingest (SQLite in the data dir, or
+// PostgreSQL at --database, sealed with the data dir's key, which run and
+// startup then pass to verihook), from many goroutines at once. --via http
+// starts verihook on the data dir (or --database) and POSTs them, flat out.
 func cmdSeed(ctx context.Context, args []string) error {
 	fs := newFlagSet("seed")
 	dataDir := fs.String("data-dir", "", "data dir to fill (created; its verihook.key is created if missing)")
-	database := fs.String("database", "", "with --via http: postgres:// URL passed to verihook")
+	database := fs.String("database", "", "postgres:// URL of the database to fill (default: SQLite in the data dir)")
 	count := fs.Int("count", 1000000, "messages to store")
 	workers := fs.Int("workers", 64, "concurrent ingests (connections with --via http)")
-	via := fs.String("via", "store", "store: ingest.Service on the SQLite store, in this process; http: through a started verihook")
+	via := fs.String("via", "store", "store: ingest.Service on the store, in this process; http: through a started verihook")
 	bin := fs.String("bin", "", "with --via http: verihook binary (default: go build ./cmd/verihook)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -40,17 +42,14 @@ func cmdSeed(ctx context.Context, args []string) error {
 	}
 	switch *via {
 	case "store":
-		if *database != "" {
-			return errors.New("seed --via store fills the embedded SQLite store; use --via http for PostgreSQL")
-		}
-		return seedStore(ctx, *dataDir, *count, *workers)
+		return seedStore(ctx, *dataDir, *database, *count, *workers)
 	case "http":
 		return seedHTTP(ctx, *dataDir, *database, *bin, *count, *workers)
 	}
 	return fmt.Errorf("seed: --via %q: want store or http", *via)
 }
 
-func seedStore(ctx context.Context, dataDir string, count, workers int) error {
+func seedStore(ctx context.Context, dataDir, database string, count, workers int) error {
 	key, err := ensureKey(dataDir)
 	if err != nil {
 		return err
@@ -59,7 +58,17 @@ func seedStore(ctx context.Context, dataDir string, count, workers int) error {
 	if err != nil {
 		return err
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(dataDir, "verihook.db"), c)
+	var st interface {
+		hub.Store
+		Close() error
+	}
+	kind := "the SQLite store"
+	if database != "" {
+		kind = "the PostgreSQL store"
+		st, err = postgres.Open(ctx, database, c, postgres.WithMaxConns(int32(workers)))
+	} else {
+		st, err = sqlite.Open(ctx, filepath.Join(dataDir, "verihook.db"), c)
+	}
 	if err != nil {
 		return err
 	}
@@ -118,8 +127,8 @@ func seedStore(ctx context.Context, dataDir string, count, workers int) error {
 	if err := st.Close(); err != nil {
 		return err
 	}
-	fmt.Printf("seeded %d messages in %s (%.0f/s) through ingest.Service and the SQLite store; close (checkpoint) %s; data dir %s\n",
-		done.Load(), elapsed.Round(time.Second), float64(done.Load())/elapsed.Seconds(),
+	fmt.Printf("seeded %d messages in %s (%.0f/s) through ingest.Service and %s; close %s; data dir %s\n",
+		done.Load(), elapsed.Round(time.Second), float64(done.Load())/elapsed.Seconds(), kind,
 		time.Since(closeStart).Round(time.Millisecond), mib(dirSize(dataDir)))
 	if firstErr != nil {
 		return firstErr
