@@ -83,3 +83,24 @@ func redact(v any, shown bool) any {
 		return Redacted
 	}
 }
+
+// OpenBody opens a message's body, sealed with c as a store keeps it, for
+// what a read needs: m.Preview, rendered from the body when the store kept
+// none (see Store.Messages), and with withBody m.Body too. A nil sealed body
+// (a rejection, or purged) leaves m as it is.
+func (m *Message) OpenBody(c *Cipher, sealed []byte, withBody bool) error {
+	if sealed == nil || (!withBody && m.Preview != nil) {
+		return nil
+	}
+	body, err := c.Open(sealed)
+	if err != nil {
+		return fmt.Errorf("message %s: body: %w", m.ID, err)
+	}
+	if m.Preview == nil {
+		m.Preview = Preview(body)
+	}
+	if withBody {
+		m.Body = body
+	}
+	return nil
+}

@@ -69,10 +69,9 @@ func list[T any](ctx context.Context, s *Store, op, stmt string, args []any, lim
 const messageCols = `id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name,
 	dedup_key, preview, body`
 
-// scanMessage reads a row of messageCols. The preview is rendered from the
-// body when the row has none (see hub.Store's Messages); withBody also keeps
-// the decrypted body. A body that does not decrypt with the store's key is an
-// error wrapping hub.ErrDecrypt.
+// scanMessage reads a row of messageCols and opens the body as withBody asks
+// (see hub.Message.OpenBody). A body that does not decrypt with the store's
+// key is an error wrapping hub.ErrDecrypt.
 func (s *Store) scanMessage(r scanner, withBody bool) (hub.Message, error) {
 	var (
 		m          hub.Message
@@ -92,18 +91,8 @@ func (s *Store) scanMessage(r scanner, withBody bool) (hub.Message, error) {
 	if preview.Valid {
 		m.Preview = []byte(preview.String)
 	}
-	if sealed == nil || (!withBody && m.Preview != nil) {
-		return m, nil
-	}
-	body, err := s.cipher.Open(sealed)
-	if err != nil {
-		return hub.Message{}, fmt.Errorf("message %s: body: %w", m.ID, err)
-	}
-	if m.Preview == nil {
-		m.Preview = hub.Preview(body)
-	}
-	if withBody {
-		m.Body = body
+	if err := m.OpenBody(s.cipher, sealed, withBody); err != nil {
+		return hub.Message{}, err
 	}
 	return m, nil
 }
