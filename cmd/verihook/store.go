@@ -46,7 +46,7 @@ func openStore(ctx context.Context, cfg Config, getenv func(string) string, log 
 	if err != nil {
 		return nil, err
 	}
-	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "verihook.db"), c)
+	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "verihook.db"), c, sqlite.WithLogger(log))
 }
 
 // defaultPoolSize is the PostgreSQL pool size unless the URL sets one.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"runtime"
 	"sort"
@@ -67,10 +68,24 @@ type Store struct {
 
 var _ hub.Store = (*Store)(nil)
 
+// Option configures Open.
+type Option func(*options)
+
+type options struct{ logger *slog.Logger }
+
+// WithLogger gives the store a logger, for the migrations it applies: one
+// that rebuilds an index takes a while on a large database (about 20 s for
+// 1 M messages), and the operator should know why start-up waits.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
 // Open opens the SQLite database at path, creating the file (mode 0600) if it
 // does not exist, applies any migration it has not applied yet, and starts
 // the writer. Bodies and secrets are sealed with c. The directory must exist.
-func Open(ctx context.Context, path string, c *hub.Cipher) (*Store, error) {
+func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Store, error) {
+	o := options{logger: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if c == nil {
 		return nil, errors.New("open sqlite: no cipher")
 	}
@@ -128,7 +143,7 @@ func Open(ctx context.Context, path string, c *hub.Cipher) (*Store, error) {
 	wdb.SetConnMaxLifetime(0)
 	wdb.SetConnMaxIdleTime(0)
 
-	if err := migrate(ctx, wdb); err != nil {
+	if err := migrate(ctx, wdb, o.logger); err != nil {
 		wdb.Close()
 		return nil, fail("migrate "+path, err)
 	}
@@ -215,8 +230,10 @@ func (s *Store) now() time.Time { return s.Now().UTC().Round(0) }
 // migrate applies, in name order, every embedded migration not yet recorded
 // in schema_migrations, each in its own transaction with its record, so that
 // a failed migration leaves nothing behind and two processes starting at
-// once (BEGIN IMMEDIATE serializes them) apply each migration once.
-func migrate(ctx context.Context, db *sql.DB) error {
+// once (BEGIN IMMEDIATE serializes them) apply each migration once. On a
+// database that had migrations already, it logs each one it applies, before
+// (it may take a while) and after.
+func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    TEXT    NOT NULL PRIMARY KEY,
 		applied_at INTEGER NOT NULL
@@ -228,15 +245,24 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return err
 	}
 	sort.Strings(names)
+	// A new database is created in milliseconds; only an upgrade of one that
+	// holds data (a migration may rebuild an index) is worth telling about.
+	var applied int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&applied); err != nil {
+		return err
+	}
+	if applied == 0 {
+		log = slog.New(slog.DiscardHandler)
+	}
 	for _, name := range names {
-		if err := migrateOne(ctx, db, name); err != nil {
+		if err := migrateOne(ctx, db, name, log); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	return nil
 }
 
-func migrateOne(ctx context.Context, db *sql.DB, name string) error {
+func migrateOne(ctx context.Context, db *sql.DB, name string, log *slog.Logger) error {
 	version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
 	script, err := migrations.ReadFile(name)
 	if err != nil {
@@ -254,6 +280,8 @@ func migrateOne(ctx context.Context, db *sql.DB, name string) error {
 	if n > 0 {
 		return nil
 	}
+	start := time.Now()
+	log.Info("upgrading the database: applying a migration (on a large database this can take minutes)", "version", version)
 	if _, err := tx.ExecContext(ctx, string(script)); err != nil {
 		return err
 	}
@@ -261,7 +289,11 @@ func migrateOne(ctx context.Context, db *sql.DB, name string) error {
 		version, time.Now().UnixNano()); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	log.Info("applied the migration", "version", version, "took", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // fail wraps a database error with op and, where the cause is known, with a

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -224,6 +225,64 @@ func TestReopen(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestUpgradeSaysWhatItDoes: opening a database that lacks a migration
+// applies it and logs it before and after (an index rebuild on a large
+// database makes start-up wait), and the migrated database answers as a new
+// one does; creating a new database logs nothing.
+func TestUpgradeSaysWhatItDoes(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "verihook.db")
+	key := newKey(t)
+	c, _ := hub.NewCipher(key)
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	s, err := Open(context.Background(), path, c, WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := testIngest("src", "k1", "scan-1", nil)
+	if _, err := s.Ingest(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if logs.Len() != 0 {
+		t.Errorf("creating a database logged %q, want nothing", logs.String())
+	}
+
+	// Back to the schema before 0006.
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DELETE FROM schema_migrations WHERE version = '0006_common_values_unindexed'`,
+		`DROP INDEX messages_unaccepted`, `DROP INDEX events_uncommon`,
+		`CREATE INDEX messages_status ON messages (status, id)`, `CREATE INDEX events_type ON events (type, id)`,
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatal(q, err)
+		}
+	}
+	raw.Close()
+
+	s, err = Open(context.Background(), path, c, WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got := logs.String()
+	if !strings.Contains(got, "upgrading the database") || !strings.Contains(got, "applied the migration") ||
+		strings.Count(got, "version=0006_common_values_unindexed") != 2 || strings.Contains(got, "0005") {
+		t.Errorf("upgrade logged %q; want 0006 (only) before and after", got)
+	}
+	if ms, _, err := s.Messages(context.Background(), hub.MessageFilter{Status: hub.MessageAccepted}); err != nil || len(ms) != 1 {
+		t.Errorf("Messages after the upgrade = %d, %v; want 1", len(ms), err)
+	}
+	if plan := strings.Join(queryPlan(t, s, `SELECT id FROM messages WHERE status = 'rejected' AND status <> 'accepted'`), "; "); !strings.Contains(plan, "messages_unaccepted") {
+		t.Errorf("after the upgrade the plan is %s; want messages_unaccepted", plan)
 	}
 }
 
