@@ -226,12 +226,21 @@ func (s *Store) migrate(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			// Only an upgrade of a database that holds data is worth telling
+			// about: a migration may rebuild an index, and start-up waits.
+			start := time.Now()
+			if len(done) > 0 {
+				s.log.Info("upgrading the database: applying a migration (on a large database this can take minutes)", "version", version)
+			}
 			if _, err := tx.Exec(ctx, string(script)); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now())`,
 				version); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
+			}
+			if len(done) > 0 {
+				s.log.Info("applied the migration", "version", version, "took", time.Since(start).Round(time.Millisecond))
 			}
 		}
 		return s.checkKey(ctx, tx)

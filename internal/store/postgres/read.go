@@ -123,6 +123,9 @@ func (s *Store) Messages(ctx context.Context, f hub.MessageFilter) ([]hub.Messag
 	}
 	if f.Status != "" {
 		q.add("status = ?", string(f.Status))
+		if f.Status != hub.MessageAccepted {
+			q.where = append(q.where, "status <> 'accepted'") // messages_unaccepted's condition
+		}
 	}
 	stmt, args := q.sql(`SELECT `+messageCols+` FROM messages`, cursor, limit)
 	return list(ctx, s, "list messages", stmt, args, limit, func(r pgx.Row) (hub.Message, string, error) {
@@ -308,6 +311,9 @@ func (s *Store) Events(ctx context.Context, f hub.EventFilter) ([]hub.Event, str
 	}
 	if f.Type != "" {
 		q.add("type = ?", f.Type)
+		if f.Type != hub.EventVerificationUpdated {
+			q.where = append(q.where, "type <> 'verification.updated'") // events_uncommon's condition
+		}
 	}
 	if f.VerificationID != "" {
 		q.add("verification_id = ?", clean(f.VerificationID))
