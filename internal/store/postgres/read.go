@@ -117,6 +117,15 @@ func (s *Store) Messages(ctx context.Context, f hub.MessageFilter) ([]hub.Messag
 	if err := f.Validate(); err != nil {
 		return nil, "", err
 	}
+	stmt, args := messagesSQL(f, cursor, limit)
+	return list(ctx, s, "list messages", stmt, args, limit, func(r pgx.Row) (hub.Message, string, error) {
+		m, err := s.scanMessage(r, false)
+		return m, m.ID, err
+	})
+}
+
+// messagesSQL is the query of Messages.
+func messagesSQL(f hub.MessageFilter, cursor string, limit int) (string, []any) {
 	var q listQuery
 	if f.Source != "" {
 		q.add("source_id = ?", clean(f.Source))
@@ -127,11 +136,7 @@ func (s *Store) Messages(ctx context.Context, f hub.MessageFilter) ([]hub.Messag
 			q.where = append(q.where, "status <> 'accepted'") // messages_unaccepted's condition
 		}
 	}
-	stmt, args := q.sql(`SELECT `+messageCols+` FROM messages`, cursor, limit)
-	return list(ctx, s, "list messages", stmt, args, limit, func(r pgx.Row) (hub.Message, string, error) {
-		m, err := s.scanMessage(r, false)
-		return m, m.ID, err
-	})
+	return q.sql(`SELECT `+messageCols+` FROM messages`, cursor, limit)
 }
 
 // Message returns one message with its decrypted body (nil for rejections
@@ -305,6 +310,15 @@ func (s *Store) Events(ctx context.Context, f hub.EventFilter) ([]hub.Event, str
 	if err := f.Validate(); err != nil {
 		return nil, "", err
 	}
+	stmt, args := eventsSQL(f, cursor, limit)
+	return list(ctx, s, "list events", stmt, args, limit, func(r pgx.Row) (hub.Event, string, error) {
+		e, err := s.scanEvent(r)
+		return e, e.ID, err
+	})
+}
+
+// eventsSQL is the query of Events.
+func eventsSQL(f hub.EventFilter, cursor string, limit int) (string, []any) {
 	var q listQuery
 	if f.Source != "" {
 		q.add("source = ?", clean(f.Source))
@@ -318,11 +332,7 @@ func (s *Store) Events(ctx context.Context, f hub.EventFilter) ([]hub.Event, str
 	if f.VerificationID != "" {
 		q.add("verification_id = ?", clean(f.VerificationID))
 	}
-	stmt, args := q.sql(`SELECT `+eventCols+` FROM events`, cursor, limit)
-	return list(ctx, s, "list events", stmt, args, limit, func(r pgx.Row) (hub.Event, string, error) {
-		e, err := s.scanEvent(r)
-		return e, e.ID, err
-	})
+	return q.sql(`SELECT `+eventCols+` FROM events`, cursor, limit)
 }
 
 // Event returns one event.
