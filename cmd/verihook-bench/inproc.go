@@ -25,8 +25,29 @@ import (
 // is for profiling: the figures of record come from the child process,
 // which does not share a runtime with the load generator.
 func startInProcess(ctx context.Context, o serverOpts) (*target, error) {
+	begin := time.Now()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	stop, err := serveInProcess(ctx, ln, o)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	name := "verihook (in-process)"
+	if o.ceiling {
+		name = "ceiling (in-process)"
+	}
+	return &target{name: name, url: "http://" + ln.Addr().String(), ready: time.Since(begin), stop: stop}, nil
+}
+
+// serveInProcess serves verihook on ln, wired as serve wires it, until the
+// returned stop is called. With o.ceiling the store's Ingest does not
+// write (see unstored).
+func serveInProcess(ctx context.Context, ln net.Listener, o serverOpts) (stop func() error, err error) {
 	if o.database != "" {
-		return nil, errors.New("--inprocess supports the embedded SQLite store only")
+		return nil, errors.New("--inprocess and --ceiling support the embedded SQLite store only")
 	}
 	key, err := ensureKey(o.dataDir)
 	if err != nil {
@@ -36,17 +57,20 @@ func startInProcess(ctx context.Context, o serverOpts) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	begin := time.Now()
-	st, err := sqlite.Open(ctx, filepath.Join(o.dataDir, "verihook.db"), c)
+	db, err := sqlite.Open(ctx, filepath.Join(o.dataDir, "verihook.db"), c)
 	if err != nil {
 		return nil, err
 	}
-	if err := provision(ctx, st, o); err != nil {
-		st.Close()
+	if err := provision(ctx, db, o); err != nil {
+		db.Close()
 		return nil, err
 	}
+	var st hub.Store = db
+	if o.ceiling {
+		st = unstored{db}
+	}
 	logger := slog.New(slog.DiscardHandler)
-	mets := metrics.New(st.QueueStats)
+	mets := metrics.New(db.QueueStats)
 	worker := &delivery.Worker{
 		Store: st, Client: delivery.NewClient(true, 15*time.Second), Concurrency: 16,
 		Lease: time.Minute, Logger: logger, OnAttempt: mets.ObserveAttempt,
@@ -57,11 +81,6 @@ func startInProcess(ctx context.Context, o serverOpts) (*target, error) {
 		CheckURL: func(context.Context, string) error { return nil }, Wake: worker.Wake,
 		ObserveIngest: mets.ObserveIngest, Metrics: mets.Handler(),
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
 	srv := &http.Server{
 		Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
@@ -71,16 +90,48 @@ func startInProcess(ctx context.Context, o serverOpts) (*target, error) {
 	wg.Add(2)
 	go func() { defer wg.Done(); worker.Run(bg) }()
 	go func() { defer wg.Done(); srv.Serve(ln) }()
-	t := &target{name: "verihook (in-process)", url: "http://" + ln.Addr().String(), ready: time.Since(begin)}
-	t.stop = func() error {
+	return func() error {
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer scancel()
 		err := srv.Shutdown(sctx)
 		cancel()
 		wg.Wait()
-		return errors.Join(err, st.Close())
+		return errors.Join(err, db.Close())
+	}, nil
+}
+
+// unstored is the ceiling's store: Ingest answers as if it had stored the
+// message, and writes nothing. Everything before it still runs: HTTP,
+// source lookup, signature check, parsing, normalization and the dedup key.
+// What it leaves out is the store's own work: sealing, the verification's
+// update, the events and the durable commit.
+type unstored struct{ hub.Store }
+
+func (unstored) Ingest(_ context.Context, in hub.Ingest) (hub.IngestResult, error) {
+	return hub.IngestResult{MessageID: in.Message.ID}, nil
+}
+
+// runCeilingServer is the ceiling: verihook's ingest path without its
+// store's writes (see unstored), in a process of its own like the verihook
+// and baseline it is compared with.
+func runCeilingServer(ctx context.Context, args []string) error {
+	fs := newFlagSet("ceiling-serve")
+	listen := fs.String("listen", "127.0.0.1:0", "address")
+	dataDir := fs.String("data-dir", "", "data dir (its SQLite database holds the sources)")
+	if err := fs.Parse(args); err != nil {
+		return err
 	}
-	return t, nil
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	stop, err := serveInProcess(ctx, ln, serverOpts{dataDir: *dataDir, ceiling: true})
+	if err != nil {
+		return err
+	}
+	fmt.Println(ln.Addr().String())
+	<-ctx.Done()
+	return stop()
 }
 
 // provision creates the harness's sources and, when asked, its endpoint, as

@@ -41,6 +41,7 @@ Commands:
   startup         time from process start to /readyz on a data dir
   config          print the YAML config a --target verihook needs (the harness's sources and secrets)
   baseline-serve  the bare net/http baseline server (started by run)
+  ceiling-serve   verihook's ingest path without the store's writes (started by run --ceiling)
 
 Run "verihook-bench COMMAND --help" for a command's flags.
 `
@@ -65,6 +66,8 @@ func main() {
 		err = cmdConfig(args)
 	case "baseline-serve":
 		err = runBaselineServer(args)
+	case "ceiling-serve":
+		err = runCeilingServer(ctx, args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -123,12 +126,16 @@ func cmdRun(ctx context.Context, args []string) error {
 	repeat := fs.Int("repeat", 1, "repetitions; the summary gives the median and the range")
 	inprocess := fs.Bool("inprocess", false, "run verihook inside the harness (for --cpuprofile) instead of as a child process")
 	cpuprofile := fs.String("cpuprofile", "", "with --inprocess: write a CPU profile of the verihook runs to this file")
+	ceiling := fs.Bool("ceiling", false, "drive verihook with its store's writes left out (HTTP, verify, parse and normalize only): the most any store could leave")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *cpuprofile != "" && !*inprocess {
 		return errors.New("--cpuprofile needs --inprocess (the child process has no profiler)")
+	}
+	if *ceiling && (*targetURL != "" || *database != "" || *endpoint) {
+		return errors.New("--ceiling starts its own SQLite-backed server; it does not go with --target, --database or --endpoint")
 	}
 	if *targetURL != "" {
 		if u := strings.TrimPrefix(*targetURL, "http://"); !strings.HasPrefix(u, "127.0.0.1:") && !strings.HasPrefix(u, "localhost:") {
@@ -154,7 +161,7 @@ func cmdRun(ctx context.Context, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if *targetURL == "" && !*inprocess && *bin == "" {
+	if *targetURL == "" && !*inprocess && !*ceiling && *bin == "" {
 		if *bin, err = buildVerihook(tmp); err != nil {
 			return err
 		}
@@ -219,7 +226,7 @@ func cmdRun(ctx context.Context, args []string) error {
 				return err
 			}
 		}
-		so := serverOpts{bin: *bin, dataDir: dir, database: db}
+		so := serverOpts{bin: *bin, dataDir: dir, database: db, ceiling: *ceiling}
 		if recv != nil {
 			so.endpointURL, so.endpointSecret = recv.url, recv.secret
 			recv.reset(payloads)
@@ -231,6 +238,8 @@ func cmdRun(ctx context.Context, args []string) error {
 			t = &target{name: "verihook (target)", url: strings.TrimSuffix(*targetURL, "/")}
 		case *inprocess:
 			t, err = startInProcess(ctx, so)
+		case *ceiling:
+			t, err = startCeiling(ctx, so)
 		default:
 			t, err = startVerihook(ctx, so)
 		}
@@ -274,7 +283,11 @@ func cmdRun(ctx context.Context, args []string) error {
 		if rec.Baseline != nil && rec.Baseline.Throughput > 0 {
 			rec.Ratio = res.Throughput / rec.Baseline.Throughput
 		}
-		fmt.Printf("  verihook  %s\n", res.line())
+		label := "verihook"
+		if *ceiling {
+			label = "ceiling"
+		}
+		fmt.Printf("  %-9s %s\n", label, res.line())
 		if t.cmd != nil {
 			fmt.Printf("            RSS peak %s, at the end %s (VmHWM %s); ready %s after start\n",
 				mib(rec.RSSPeak), mib(rec.RSSFinal), mib(rec.RSSHWM), t.ready.Round(time.Millisecond))

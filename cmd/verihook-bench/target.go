@@ -52,6 +52,8 @@ type serverOpts struct {
 	// receives every event.
 	endpointURL, endpointSecret string
 	readyTimeout                time.Duration
+	// ceiling: start the ceiling (ceiling-serve) instead of verihook.
+	ceiling bool
 }
 
 // buildVerihook builds cmd/verihook into dir and returns the binary's path.
@@ -179,16 +181,28 @@ func startVerihook(ctx context.Context, o serverOpts) (*target, error) {
 // startBaseline starts the bare net/http server (this program's
 // baseline-serve command) as a child process.
 func startBaseline(ctx context.Context) (*target, error) {
+	return startSelf(ctx, "baseline", "baseline-serve")
+}
+
+// startCeiling starts verihook without its store's writes (this program's
+// ceiling-serve command) as a child process.
+func startCeiling(ctx context.Context, o serverOpts) (*target, error) {
+	return startSelf(ctx, "ceiling", "ceiling-serve", "--data-dir", o.dataDir)
+}
+
+// startSelf starts this program's server command as a child process that
+// listens on a free port and prints its address.
+func startSelf(ctx context.Context, name, command string, args ...string) (*target, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "baseline-serve", "--listen", "127.0.0.1:0")
+	cmd := exec.Command(self, append([]string{command, "--listen", "127.0.0.1:0"}, args...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
 	}
-	t := &target{name: "baseline", log: &bytes.Buffer{}}
+	t := &target{name: name, log: &bytes.Buffer{}}
 	cmd.Stderr = t.log
 	begin := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -198,7 +212,7 @@ func startBaseline(ctx context.Context) (*target, error) {
 	if err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
-		return nil, fmt.Errorf("baseline: %w: %s", err, t.log.String())
+		return nil, fmt.Errorf("%s: %w: %s", name, err, t.log.String())
 	}
 	go io.Copy(io.Discard, out)
 	t.cmd = cmd
@@ -212,7 +226,7 @@ func startBaseline(ctx context.Context) (*target, error) {
 			return nil
 		case <-time.After(10 * time.Second):
 			cmd.Process.Kill()
-			return errors.New("baseline did not stop")
+			return fmt.Errorf("%s did not stop", name)
 		}
 	}
 	if err := waitReady(ctx, t.url+"/readyz", time.Minute, exited); err != nil {
