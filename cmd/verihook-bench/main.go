@@ -6,11 +6,14 @@
 // kind, the server's resident memory and, with --endpoint, end-to-end
 // latency from the provider's POST to the event's arrival at an endpoint. In
 // the same run it drives a bare net/http baseline with the same load and
-// payloads and reports verihook's throughput as a share of it.
+// payloads and reports verihook's throughput as a share of it; --ceiling
+// drives verihook's ingest path without the store's writes instead, the most
+// any store could leave of the baseline.
 //
 //	go run ./cmd/verihook-bench run --conns 64 --duration 20s
 //	go run ./cmd/verihook-bench run --rate 1000 --duration 20s
 //	go run ./cmd/verihook-bench run --rate 500 --duration 20s --endpoint
+//	go run ./cmd/verihook-bench run --ceiling --conns 64 --duration 10s --repeat 5
 //	go run ./cmd/verihook-bench seed --data-dir ./benchdata/1m --count 1000000
 //	go run ./cmd/verihook-bench run --data-dir ./benchdata/1m --conns 64 --duration 20s
 //	go run ./cmd/verihook-bench startup --data-dir ./benchdata/1m
