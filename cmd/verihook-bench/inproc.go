@@ -121,6 +121,9 @@ func runCeilingServer(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *dataDir == "" {
+		return errors.New("--data-dir is required")
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err

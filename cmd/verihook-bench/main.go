@@ -191,6 +191,10 @@ func cmdRun(ctx context.Context, args []string) error {
 		defer prof.Close()
 	}
 
+	label := "verihook"
+	if *ceiling {
+		label = "ceiling"
+	}
 	var records []runRecord
 	for r := range *repeat {
 		payloads, err := makePayloads(newRunID(), 0, n)
@@ -286,10 +290,6 @@ func cmdRun(ctx context.Context, args []string) error {
 		if rec.Baseline != nil && rec.Baseline.Throughput > 0 {
 			rec.Ratio = res.Throughput / rec.Baseline.Throughput
 		}
-		label := "verihook"
-		if *ceiling {
-			label = "ceiling"
-		}
 		fmt.Printf("  %-9s %s\n", label, res.line())
 		if t.cmd != nil {
 			fmt.Printf("            RSS peak %s, at the end %s (VmHWM %s); ready %s after start\n",
@@ -310,7 +310,7 @@ func cmdRun(ctx context.Context, args []string) error {
 			time.Sleep(time.Second)
 		}
 	}
-	printSummary(records)
+	printSummary(records, label)
 	if *jsonOut != "" {
 		raw, _ := json.MarshalIndent(records, "", "  ")
 		if err := os.WriteFile(*jsonOut, raw, 0o644); err != nil {
@@ -330,7 +330,9 @@ func (r loadResult) line() string {
 	return s
 }
 
-func printSummary(rs []runRecord) {
+// printSummary prints the median and range of each figure over the runs;
+// label names the server driven (verihook or the ceiling).
+func printSummary(rs []runRecord, label string) {
 	if len(rs) < 2 {
 		return
 	}
@@ -347,17 +349,17 @@ func printSummary(rs []runRecord) {
 		fmt.Printf("  baseline throughput   %s\n", pick(func(r runRecord) float64 { return r.Baseline.Throughput }).format("/s", 0))
 		fmt.Printf("  baseline p99          %s\n", pick(func(r runRecord) float64 { return msOf(r.Baseline.Latency.P99) }).format("ms", 2))
 	}
-	fmt.Printf("  verihook throughput   %s\n", pick(func(r runRecord) float64 { return r.Verihook.Throughput }).format("/s", 0))
+	fmt.Printf("  %-8s throughput   %s\n", label, pick(func(r runRecord) float64 { return r.Verihook.Throughput }).format("/s", 0))
 	if rs[0].Ratio > 0 {
 		fmt.Printf("  ratio to baseline     %s\n", pick(func(r runRecord) float64 { return r.Ratio * 100 }).format("%", 1))
 	}
-	fmt.Printf("  verihook p50          %s\n", pick(func(r runRecord) float64 { return msOf(r.Verihook.Latency.P50) }).format("ms", 2))
-	fmt.Printf("  verihook p90          %s\n", pick(func(r runRecord) float64 { return msOf(r.Verihook.Latency.P90) }).format("ms", 2))
-	fmt.Printf("  verihook p99          %s\n", pick(func(r runRecord) float64 { return msOf(r.Verihook.Latency.P99) }).format("ms", 2))
-	fmt.Printf("  verihook max          %s\n", pick(func(r runRecord) float64 { return msOf(r.Verihook.Latency.Max) }).format("ms", 2))
-	fmt.Printf("  verihook errors       %s\n", pick(func(r runRecord) float64 { return float64(r.Verihook.Sent - r.Verihook.OK) }).format("", 0))
+	fmt.Printf("  %-8s p50          %s\n", label, pick(func(r runRecord) float64 { return msOf(r.Verihook.Latency.P50) }).format("ms", 2))
+	fmt.Printf("  %-8s p90          %s\n", label, pick(func(r runRecord) float64 { return msOf(r.Verihook.Latency.P90) }).format("ms", 2))
+	fmt.Printf("  %-8s p99          %s\n", label, pick(func(r runRecord) float64 { return msOf(r.Verihook.Latency.P99) }).format("ms", 2))
+	fmt.Printf("  %-8s max          %s\n", label, pick(func(r runRecord) float64 { return msOf(r.Verihook.Latency.Max) }).format("ms", 2))
+	fmt.Printf("  %-8s errors       %s\n", label, pick(func(r runRecord) float64 { return float64(r.Verihook.Sent - r.Verihook.OK) }).format("", 0))
 	if rs[0].RSSPeak > 0 {
-		fmt.Printf("  verihook RSS peak     %s\n", pick(func(r runRecord) float64 { return float64(r.RSSPeak) / (1 << 20) }).format(" MiB", 1))
+		fmt.Printf("  %-8s RSS peak     %s\n", label, pick(func(r runRecord) float64 { return float64(r.RSSPeak) / (1 << 20) }).format(" MiB", 1))
 	}
 	if rs[0].EndToEnd != nil {
 		fmt.Printf("  end-to-end p50        %s\n", pick(func(r runRecord) float64 { return msOf(r.EndToEnd.Latency.P50) }).format("ms", 2))
