@@ -77,7 +77,7 @@ func serveInProcess(ctx context.Context, ln net.Listener, o serverOpts) (stop fu
 	}
 	svc := &ingest.Service{Store: st, Providers: registry(), Logger: logger, Wake: worker.Wake}
 	api := &httpapi.Server{
-		Store: st, Receiver: ingestAdapter{svc}, Logger: logger, MaxBody: httpapi.DefaultMaxBody,
+		Store: st, Receiver: ingest.Receiver{Service: svc}, Logger: logger, MaxBody: httpapi.DefaultMaxBody,
 		CheckURL: func(context.Context, string) error { return nil }, Wake: worker.Wake,
 		ObserveIngest: mets.ObserveIngest, Metrics: mets.Handler(),
 	}
@@ -159,17 +159,4 @@ func provision(ctx context.Context, st hub.Store, o serverOpts) error {
 		return st.UpdateEndpoint(ctx, e)
 	}
 	return nil
-}
-
-// ingestAdapter adapts ingest.Service to httpapi.Receiver, as cmd/verihook
-// does.
-type ingestAdapter struct{ svc *ingest.Service }
-
-func (a ingestAdapter) Receive(ctx context.Context, r httpapi.IngestRequest) (httpapi.IngestResponse, error) {
-	res, err := a.svc.Receive(ctx, ingest.Request(r))
-	return httpapi.IngestResponse{Status: res.Status, MessageID: res.MessageID, Duplicate: res.Duplicate}, err
-}
-
-func (a ingestAdapter) Reject(ctx context.Context, sourceID, remoteAddr string, status int, reason string) {
-	a.svc.Reject(ctx, sourceID, remoteAddr, status, reason)
 }

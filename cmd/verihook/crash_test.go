@@ -157,6 +157,24 @@ type crashCase struct {
 	want                 hub.Status // "" for events that make no verification
 }
 
+// signedCase is a crash case signed as its provider sends it.
+type signedCase struct {
+	c    crashCase
+	body []byte
+	h    http.Header
+}
+
+// signCases signs every case.
+func signCases(t *testing.T, cases []crashCase) []signedCase {
+	t.Helper()
+	out := make([]signedCase, len(cases))
+	for i, c := range cases {
+		out[i] = signedCase{c: c}
+		out[i].body, out[i].h = signed(t, c.provider, c.event, c.f)
+	}
+	return out
+}
+
 func crashCases(n int) []crashCase {
 	yes := true
 	var cs []crashCase
@@ -210,14 +228,7 @@ func TestCrashLosesNothing(t *testing.T) {
 		wg     sync.WaitGroup
 		next   atomic.Int64
 	)
-	type built struct {
-		body []byte
-		h    http.Header
-	}
-	reqs := make([]built, len(cases))
-	for i, c := range cases {
-		reqs[i].body, reqs[i].h = signed(t, c.provider, c.event, c.f)
-	}
+	reqs := signCases(t, cases)
 	killAt := int64(len(cases) / 2)
 	client := &http.Client{Timeout: 10 * time.Second}
 	for range 16 {
@@ -342,16 +353,7 @@ endpoints:
 `, filepath.Join(dir, "data"), rc.srv.URL, secret)+sourcesYAML())
 
 	cases := crashCases(2000)
-	type built struct {
-		c    crashCase
-		body []byte
-		h    http.Header
-	}
-	reqs := make([]built, len(cases))
-	for i, c := range cases {
-		reqs[i].c = c
-		reqs[i].body, reqs[i].h = signed(t, c.provider, c.event, c.f)
-	}
+	reqs := signCases(t, cases)
 	proc := startProcess(t, bin, config)
 	var (
 		mu    sync.Mutex

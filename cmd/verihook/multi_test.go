@@ -92,16 +92,7 @@ endpoints:
 	}
 
 	cases := crashCases(1500)
-	type built struct {
-		c    crashCase
-		body []byte
-		h    http.Header
-	}
-	reqs := make([]built, len(cases))
-	for i, c := range cases {
-		reqs[i].c = c
-		reqs[i].body, reqs[i].h = signed(t, c.provider, c.event, c.f)
-	}
+	reqs := signCases(t, cases)
 	var (
 		mu     sync.Mutex
 		acked  = map[int]string{} // case -> message id

@@ -117,7 +117,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	svc := &ingest.Service{Store: m.Store, Providers: m.Registry, Logger: m.Logger, Wake: m.Worker.Wake}
 	api := &httpapi.Server{
-		Store: m.Store, Receiver: receiver{svc}, Logger: m.Logger, MaxBody: m.Config.MaxBodyBytes,
+		Store: m.Store, Receiver: ingest.Receiver{Service: svc}, Logger: m.Logger, MaxBody: m.Config.MaxBodyBytes,
 		CheckURL: checkURL, Wake: m.Worker.Wake, ObserveIngest: mets.ObserveIngest, Metrics: mets.Handler(),
 	}
 	m.ln, err = net.Listen("tcp", m.Config.Listen)
@@ -215,16 +215,4 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	l.UnmarshalText([]byte(level))
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
-}
-
-// receiver adapts ingest.Service to httpapi.Receiver.
-type receiver struct{ svc *ingest.Service }
-
-func (r receiver) Receive(ctx context.Context, req httpapi.IngestRequest) (httpapi.IngestResponse, error) {
-	res, err := r.svc.Receive(ctx, ingest.Request(req))
-	return httpapi.IngestResponse{Status: res.Status, MessageID: res.MessageID, Duplicate: res.Duplicate}, err
-}
-
-func (r receiver) Reject(ctx context.Context, sourceID, remoteAddr string, status int, reason string) {
-	r.svc.Reject(ctx, sourceID, remoteAddr, status, reason)
 }

@@ -83,3 +83,14 @@ func (c *Cipher) Open(sealed []byte) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// OpenData opens an event's data, sealed with c as a store keeps it, into
+// e.Data.
+func (e *Event) OpenData(c *Cipher, sealed []byte) error {
+	data, err := c.Open(sealed)
+	if err != nil {
+		return fmt.Errorf("event %s: data: %w", e.ID, err)
+	}
+	e.Data = data
+	return nil
+}

@@ -59,3 +59,21 @@ func ErrorMessage(err error) string {
 		return "internal error"
 	}
 }
+
+// Wrap wraps a store's error with op and, when err carries no *Error yet
+// and classify knows what it amounts to, with that *Error, so that callers
+// can branch on the code. The original error stays in the chain for logs;
+// ErrorMessage shows only the *Error's message. Wrap(op, nil, …) is nil.
+func Wrap(op string, err error, classify func(error) *Error) error {
+	if err == nil {
+		return nil
+	}
+	var he *Error
+	if errors.As(err, &he) {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if code := classify(err); code != nil {
+		return fmt.Errorf("%s: %w: %w", op, code, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}

@@ -259,7 +259,10 @@ func (s *Store) scanEvent(r pgx.Row) (hub.Event, error) {
 	if err != nil {
 		return hub.Event{}, err
 	}
-	return s.openEvent(e, data)
+	if err := e.OpenData(s.cipher, data); err != nil {
+		return hub.Event{}, err
+	}
+	return e, nil
 }
 
 // eventScan holds the destinations of a row of eventCols.
@@ -289,15 +292,6 @@ func scanSealedEvent(r pgx.Row) (hub.Event, []byte, error) {
 	}
 	e, data := x.value()
 	return e, data, nil
-}
-
-// openEvent decrypts an event's sealed data into e.Data.
-func (s *Store) openEvent(e hub.Event, data []byte) (hub.Event, error) {
-	var err error
-	if e.Data, err = s.cipher.Open(data); err != nil {
-		return hub.Event{}, fmt.Errorf("event %s: data: %w", e.ID, err)
-	}
-	return e, nil
 }
 
 // Events lists events newest first, with their data. An unknown type is

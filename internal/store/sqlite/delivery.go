@@ -147,8 +147,8 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit int, l
 	claims := make([]hub.Claim, 0, len(sealed))
 	opened := map[*sealedEndpoint]hub.Endpoint{}
 	for _, c := range sealed {
-		ev, err := s.openEvent(c.event, c.eventData)
-		if err != nil {
+		ev := c.event
+		if err := ev.OpenData(s.cipher, c.eventData); err != nil {
 			return nil, fmt.Errorf("claim deliveries: %w", err)
 		}
 		ep, ok := opened[c.endpoint]

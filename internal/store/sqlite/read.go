@@ -280,7 +280,10 @@ func (s *Store) scanEvent(r scanner) (hub.Event, error) {
 	if err != nil {
 		return hub.Event{}, err
 	}
-	return s.openEvent(e, data)
+	if err := e.OpenData(s.cipher, data); err != nil {
+		return hub.Event{}, err
+	}
+	return e, nil
 }
 
 // scanSealedEvent reads an event row, leaving its data sealed.
@@ -297,15 +300,6 @@ func scanSealedEvent(r scanner) (hub.Event, []byte, error) {
 	e.CreatedAt = fromNanos(createdAt)
 	e.MessageID, e.VerificationID = msgID.String, verifID.String
 	return e, data, nil
-}
-
-// openEvent decrypts an event's sealed data into e.Data.
-func (s *Store) openEvent(e hub.Event, data []byte) (hub.Event, error) {
-	var err error
-	if e.Data, err = s.cipher.Open(data); err != nil {
-		return hub.Event{}, fmt.Errorf("event %s: data: %w", e.ID, err)
-	}
-	return e, nil
 }
 
 // Events lists events newest first, with their data. An unknown type is

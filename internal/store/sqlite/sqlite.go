@@ -297,21 +297,8 @@ func migrateOne(ctx context.Context, db *sql.DB, name string, log *slog.Logger) 
 }
 
 // fail wraps a database error with op and, where the cause is known, with a
-// hub.Error (see classify). The original error stays in the chain for logs;
-// hub.ErrorMessage shows only the hub.Error's message.
-func fail(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var he *hub.Error
-	if errors.As(err, &he) {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	if code := classify(err); code != nil {
-		return fmt.Errorf("%s: %w: %w", op, code, err)
-	}
-	return fmt.Errorf("%s: %w", op, err)
-}
+// hub.Error (see classify and hub.Wrap).
+func fail(op string, err error) error { return hub.Wrap(op, err, classify) }
 
 // classify returns the hub.Error that a database error amounts to, or nil:
 // EUNAVAILABLE for a closed store or a database that cannot be read or
