@@ -275,15 +275,6 @@ const (
 // Can reports whether r may act with the powers of want.
 func (r Role) Can(want Role) bool { return r == RoleAdmin || r == want }
 
-// Token is an API token; only the hash of its secret is stored.
-type Token struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Role      Role      `json:"role"`
-	Hash      string    `json:"-"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
 // Page asks for one page of a list, newest first.
 type Page struct {
 	Limit  int    // 1..500; 0 means 50

@@ -105,10 +105,23 @@ type Store interface {
 	// QueueStats counts pending deliveries and finds the oldest due one.
 	QueueStats(ctx context.Context, now time.Time) (QueueStats, error)
 
-	// CreateToken stores a token (its hash only).
+	// CreateToken stores a token (its hash only); see Token.Prepare for
+	// what is EINVALID. An id or hash stored already is ECONFLICT.
 	CreateToken(ctx context.Context, t Token) error
-	// TokenByHash returns the token whose hash is hash.
+	// TokenByHash returns the token whose hash is hash, revoked and expired
+	// ones included: callers decide with Token.Check, against their clock,
+	// on every request, so a revoke counts on every instance at once.
 	TokenByHash(ctx context.Context, hash string) (Token, error)
+	// Tokens returns every token, revoked and expired ones included, newest
+	// first (by id).
+	Tokens(ctx context.Context) ([]Token, error)
+	// RevokeToken sets the RevokedAt of token id to at (zero: the store's
+	// clock) and returns the token; one revoked already keeps its first
+	// RevokedAt. ENOTFOUND for an unknown id.
+	RevokeToken(ctx context.Context, id string, at time.Time) (Token, error)
+	// TouchToken sets the LastUsedAt of token id to at, unless it is at or
+	// after at already (it never goes back); an unknown id changes nothing.
+	TouchToken(ctx context.Context, id string, at time.Time) error
 
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error

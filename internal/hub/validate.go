@@ -5,7 +5,10 @@ import (
 	"math"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // This file holds the input rules that every Store implementation applies
@@ -137,19 +140,27 @@ func (s *Source) Prepare(now time.Time) error {
 }
 
 // Prepare checks a token and fills its default, as Store.CreateToken does
-// before it stores it: an invalid id, an empty hash or an unknown role is
+// before it stores it: an invalid id, an empty hash, an unknown role, a name
+// longer than 100 bytes or holding control characters (lists print it), an
+// ExpiresAt not after CreatedAt, or a LastUsedAt or RevokedAt already set is
 // EINVALID; a zero CreatedAt becomes now.
 func (t *Token) Prepare(now time.Time) error {
+	if t.CreatedAt.IsZero() {
+		t.CreatedAt = now
+	}
 	switch {
 	case !ValidID(t.ID):
 		return Errorf(EINVALID, "invalid token id %q", t.ID)
 	case t.Hash == "":
 		return Errorf(EINVALID, "token %s has no hash", t.ID)
 	case t.Role != RoleAdmin && t.Role != RoleViewer:
-		return Errorf(EINVALID, "unknown role %q", t.Role)
-	}
-	if t.CreatedAt.IsZero() {
-		t.CreatedAt = now
+		return Errorf(EINVALID, "unknown role %q: want admin or viewer", t.Role)
+	case len(t.Name) > 100 || !utf8.ValidString(t.Name) || strings.ContainsFunc(t.Name, unicode.IsControl):
+		return Errorf(EINVALID, "token name: at most 100 bytes of printable text")
+	case !t.ExpiresAt.IsZero() && !t.ExpiresAt.After(t.CreatedAt):
+		return Errorf(EINVALID, "token %s expires before it is created", t.ID)
+	case !t.LastUsedAt.IsZero() || !t.RevokedAt.IsZero():
+		return Errorf(EINVALID, "a new token cannot be used or revoked already")
 	}
 	return nil
 }

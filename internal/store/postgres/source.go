@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -88,35 +87,4 @@ func (s *Store) Sources(ctx context.Context) ([]hub.Source, error) {
 		return nil, fail("list sources", err)
 	}
 	return out, nil
-}
-
-// CreateToken stores a token; only its hash is ever given to the store. An
-// id or hash stored already is ECONFLICT; an invalid id, an empty hash or an
-// unknown role is EINVALID. A zero CreatedAt is the store's clock.
-func (s *Store) CreateToken(ctx context.Context, t hub.Token) error {
-	if err := t.Prepare(s.now()); err != nil {
-		return err
-	}
-	if err := checkTime(t.CreatedAt, "created_at"); err != nil {
-		return fmt.Errorf("create token: %w", err)
-	}
-	_, err := s.exec(ctx, `INSERT INTO tokens (id, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
-		t.ID, clean(t.Name), string(t.Role), clean(t.Hash), ts(t.CreatedAt))
-	return fail("create token", err)
-}
-
-// TokenByHash returns the token whose hash is hash.
-func (s *Store) TokenByHash(ctx context.Context, hash string) (hub.Token, error) {
-	var (
-		t         hub.Token
-		role      string
-		createdAt time.Time
-	)
-	err := s.queryRow(ctx, `SELECT id, name, role, hash, created_at FROM tokens WHERE hash = $1`, clean(hash)).
-		Scan(&t.ID, &t.Name, &role, &t.Hash, &createdAt)
-	if err != nil {
-		return hub.Token{}, notFound("get token", err, "token not found")
-	}
-	t.Role, t.CreatedAt = hub.Role(role), createdAt.UTC()
-	return t, nil
 }

@@ -90,36 +90,3 @@ func (s *Store) Sources(ctx context.Context) ([]hub.Source, error) {
 	}
 	return out, nil
 }
-
-// CreateToken stores a token; only its hash is ever given to the store. An
-// id or hash stored already is ECONFLICT; an invalid id, an empty hash or an
-// unknown role is EINVALID. A zero CreatedAt is the store's clock.
-func (s *Store) CreateToken(ctx context.Context, t hub.Token) error {
-	if err := t.Prepare(s.now()); err != nil {
-		return err
-	}
-	if err := checkTime(t.CreatedAt, "created_at"); err != nil {
-		return fmt.Errorf("create token: %w", err)
-	}
-	return s.write(ctx, "create token", func(tx *wtx) error {
-		_, err := tx.exec(`INSERT INTO tokens (id, name, role, hash, created_at) VALUES (?, ?, ?, ?, ?)`,
-			t.ID, t.Name, string(t.Role), t.Hash, toNanos(t.CreatedAt))
-		return err
-	})
-}
-
-// TokenByHash returns the token whose hash is hash.
-func (s *Store) TokenByHash(ctx context.Context, hash string) (hub.Token, error) {
-	var (
-		t         hub.Token
-		role      string
-		createdAt int64
-	)
-	err := s.rdb.QueryRowContext(ctx, `SELECT id, name, role, hash, created_at FROM tokens WHERE hash = ?`, hash).
-		Scan(&t.ID, &t.Name, &role, &t.Hash, &createdAt)
-	if err != nil {
-		return hub.Token{}, notFound("get token", err, "token not found")
-	}
-	t.Role, t.CreatedAt = hub.Role(role), fromNanos(createdAt)
-	return t, nil
-}

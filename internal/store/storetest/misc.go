@@ -84,32 +84,6 @@ func testPurgeBodies(t *testing.T, s hub.Store) {
 	}
 }
 
-func testTokens(t *testing.T, s hub.Store) {
-	admin := hub.Token{ID: hub.NewID("tok", at(0)), Name: "ops", Role: hub.RoleAdmin, Hash: "sha256:aaaa", CreatedAt: at(0)}
-	viewer := hub.Token{ID: hub.NewID("tok", at(1)), Name: "dashboard", Role: hub.RoleViewer, Hash: "sha256:bbbb", CreatedAt: at(1)}
-	for _, tok := range []hub.Token{admin, viewer} {
-		if err := s.CreateToken(ctx(t), tok); err != nil {
-			t.Fatalf("CreateToken(%s) = %v", tok.Name, err)
-		}
-	}
-	for _, tok := range []hub.Token{admin, viewer} {
-		got, err := s.TokenByHash(ctx(t), tok.Hash)
-		if err != nil {
-			t.Fatalf("TokenByHash(%s) = %v", tok.Hash, err)
-		}
-		if d := diff(got, tok); d != "" {
-			t.Errorf("TokenByHash(%s) differs: %s", tok.Hash, d)
-		}
-	}
-	same := hub.Token{ID: hub.NewID("tok", at(2)), Name: "again", Role: hub.RoleViewer, Hash: admin.Hash, CreatedAt: at(2)}
-	wantCode(t, "CreateToken(hash stored already)", s.CreateToken(ctx(t), same), hub.ECONFLICT)
-	if got, err := s.TokenByHash(ctx(t), admin.Hash); err != nil || got.ID != admin.ID || got.Role != hub.RoleAdmin {
-		t.Errorf("after a conflicting create: TokenByHash = %+v, %v; want the admin token", got, err)
-	}
-	_, err := s.TokenByHash(ctx(t), "sha256:cccc")
-	wantCode(t, "TokenByHash(unknown)", err, hub.ENOTFOUND)
-}
-
 func testSources(t *testing.T, s hub.Store) {
 	if got, err := s.Sources(ctx(t)); err != nil || len(got) != 0 {
 		t.Fatalf("Sources(empty store) = %v, %v; want none", got, err)
