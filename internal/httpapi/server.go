@@ -59,6 +59,8 @@ type Server struct {
 	ObserveIngest func(source, outcome string, d time.Duration)
 	// Metrics, when set, is served on /metrics.
 	Metrics http.Handler
+
+	tokenUse tokenUse // when this instance last recorded each token's use (auth.go)
 }
 
 // Handler returns the routes.
@@ -89,6 +91,9 @@ func (s *Server) Handler() http.Handler {
 	api("GET /api/v1/deliveries", hub.RoleViewer, s.handleDeliveries)
 	api("GET /api/v1/deliveries/{id}", hub.RoleViewer, s.handleDelivery)
 	api("POST /api/v1/deliveries/{id}/retry", hub.RoleAdmin, s.handleRetry)
+	api("GET /api/v1/tokens", hub.RoleAdmin, s.handleTokens)
+	api("POST /api/v1/tokens", hub.RoleAdmin, s.handleCreateToken)
+	api("DELETE /api/v1/tokens/{id}", hub.RoleAdmin, s.handleRevokeToken)
 	if s.Metrics != nil {
 		mux.Handle("GET /metrics", s.Metrics)
 	}
