@@ -30,7 +30,9 @@ verification.
 Usage:
   verihook serve [flags]                          run the service (default: embedded SQLite in
                                                   ./verihook-data, listening on 127.0.0.1:8080)
-  verihook token create --role admin|viewer       create an API token; printed once
+  verihook token create --role admin|viewer [--name N] [--expires 90d]
+                                                  create an API token; printed once
+  verihook token list | token revoke ID           list the tokens; revoke one
   verihook migrate [flags]                        apply database migrations and exit
   verihook simulate PROVIDER EVENT --to URL --secret S [fields]
                                                   send a provider's callback, signed as it signs it
