@@ -94,6 +94,18 @@ func ParseLifetime(s string) (time.Duration, error) {
 	return time.Duration(n) * unit, nil
 }
 
+// NewToken returns a new token with role and name, created at now, that
+// expires after lifetime (0: never), and its secret, which is shown once and
+// never stored. Store.CreateToken validates it.
+func NewToken(role Role, name string, lifetime time.Duration, now time.Time) (Token, string) {
+	secret := NewTokenSecret()
+	t := Token{ID: NewID("tok", now), Name: name, Role: role, Hash: HashToken(secret), CreatedAt: now}
+	if lifetime > 0 {
+		t.ExpiresAt = now.Add(lifetime)
+	}
+	return t, secret
+}
+
 // NewTokenSecret returns a new random API token: the prefix and 32 random bytes.
 func NewTokenSecret() string {
 	var b [32]byte

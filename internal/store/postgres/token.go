@@ -61,16 +61,8 @@ func (s *Store) Tokens(ctx context.Context) ([]hub.Token, error) {
 	if err != nil {
 		return nil, fail("list tokens", err)
 	}
-	defer rows.Close()
-	out := []hub.Token{}
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, fail("list tokens", err)
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (hub.Token, error) { return scanToken(r) })
+	if err != nil {
 		return nil, fail("list tokens", err)
 	}
 	return out, nil
