@@ -32,6 +32,30 @@ func TestPreviewRedactsPersonalData(t *testing.T) {
 	if p := string(hub.Preview([]byte("not json"))); strings.Contains(p, "not json") {
 		t.Errorf("non-JSON preview shows the body: %s", p)
 	}
+	// A value under no key, such as an endpoint answering a bare JSON string.
+	for _, bare := range []string{`"Your code is 6867"`, `["+995512345678"]`, `6867`} {
+		if p := string(hub.Preview([]byte(bare))); strings.Contains(p, "6867") || strings.Contains(p, "+995") {
+			t.Errorf("Preview(%s) = %s, want it redacted", bare, p)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, in, want string }{
+		{"plain", "https://hooks.example.com/kyc", "https://hooks.example.com/kyc"},
+		{"user info and query", "https://user:pa55@hooks.example.com:8443/kyc?token=t0k&v=2",
+			"https://hooks.example.com:8443/kyc?token=[redacted]&v=[redacted]"},
+		{"user alone", "http://user@127.0.0.1:9000/hooks", "http://127.0.0.1:9000/hooks"},
+		{"query without key", "https://h.example/kyc?s3cr3t", "https://h.example/kyc?[redacted]"},
+		{"fragment", "https://h.example/kyc#access_token=t0k", "https://h.example/kyc"},
+		{"opaque", "mailto:someone@example.com", "[redacted]"},
+		{"unparsable", "https://user:pa55@h.example/%zz", "[redacted]"},
+	} {
+		if got := hub.RedactURL(tc.in); got != tc.want {
+			t.Errorf("%s: RedactURL(%q) = %q, want %q", tc.name, tc.in, got, tc.want)
+		}
+	}
 }
 
 func TestCipherRoundTrip(t *testing.T) {

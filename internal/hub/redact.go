@@ -3,6 +3,7 @@ package hub
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -47,16 +48,42 @@ const Redacted = "[redacted]"
 
 // Preview returns a redacted rendering of a JSON body, safe to show in the API
 // and dashboard: the same structure, with every value under a key not known to
-// be harmless replaced by "[redacted]". A body that is not JSON is described,
-// not shown.
+// be harmless replaced by "[redacted]". A value under no key at all (a body
+// that is a bare string or a list of strings) is hidden too. A body that is
+// not JSON is described, not shown.
 func Preview(body []byte) json.RawMessage {
 	var v any
 	if err := json.Unmarshal(body, &v); err != nil {
 		b, _ := json.Marshal(fmt.Sprintf("[%d bytes, not JSON]", len(body)))
 		return b
 	}
-	out, _ := json.Marshal(redact(v, true))
+	out, _ := json.Marshal(redact(v, false))
 	return out
+}
+
+// RedactURL returns rawURL as it may be shown without its credentials: no
+// user info, every query value (and a query part without a key) replaced by
+// "[redacted]", no fragment. Scheme, host, port, path and query keys stay,
+// so that the URL can still be told apart. A URL that does not parse as a
+// hierarchical one is redacted whole.
+func RedactURL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Opaque != "" {
+		return Redacted
+	}
+	u.User, u.Fragment, u.RawFragment, u.ForceQuery = nil, "", "", false
+	if u.RawQuery != "" {
+		parts := strings.Split(u.RawQuery, "&")
+		for i, part := range parts {
+			if key, _, ok := strings.Cut(part, "="); ok {
+				parts[i] = key + "=" + Redacted
+			} else {
+				parts[i] = Redacted
+			}
+		}
+		u.RawQuery = strings.Join(parts, "&")
+	}
+	return u.String()
 }
 
 // redact walks v; shown says whether the key v sits under is allowed.
