@@ -21,6 +21,24 @@ func writeList[T any](w http.ResponseWriter, items []T, next string) {
 	writeJSON(w, http.StatusOK, list[T]{Data: items, NextCursor: next})
 }
 
+// redacted reports whether the caller sees personal data redacted (SPEC
+// section 8): every role but admin does. An admin, who configures the
+// endpoints that receive the events, sees what they carry in clear.
+func redacted(r *http.Request) bool {
+	tok, _ := r.Context().Value(tokenKey{}).(hub.Token)
+	return tok.Role != hub.RoleAdmin
+}
+
+// eventFor is e as the caller of r may see it: for a viewer, its data
+// redacted like a message preview (recipients, texts, links, emails hidden;
+// types, ids and statuses shown).
+func eventFor(r *http.Request, e hub.Event) hub.Event {
+	if redacted(r) {
+		e.Data = hub.Preview(e.Data)
+	}
+	return e
+}
+
 // page reads limit and cursor.
 func page(r *http.Request) (hub.Page, error) {
 	p := hub.Page{Limit: hub.DefaultPageLimit, Cursor: r.URL.Query().Get("cursor")}
@@ -129,6 +147,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
+	for i := range es {
+		es[i] = eventFor(r, es[i])
+	}
 	writeList(w, es, next)
 }
 
@@ -138,5 +159,5 @@ func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, e)
+	writeJSON(w, http.StatusOK, eventFor(r, e))
 }

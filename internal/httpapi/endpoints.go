@@ -22,6 +22,15 @@ type endpointView struct {
 	Secret string `json:"secret,omitempty"`
 }
 
+// endpointFor is e as the caller of r may see it: for a viewer, its URL
+// without the credentials it may carry (user info, query values).
+func endpointFor(r *http.Request, e hub.Endpoint) hub.Endpoint {
+	if redacted(r) {
+		e.URL = hub.RedactURL(e.URL)
+	}
+	return e
+}
+
 // endpointInput is the body of POST and PATCH /api/v1/endpoints; absent
 // fields keep their value on PATCH.
 type endpointInput struct {
@@ -129,6 +138,9 @@ func (s *Server) handleEndpoints(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
+	for i := range es {
+		es[i] = endpointFor(r, es[i])
+	}
 	writeList(w, es, "")
 }
 
@@ -138,7 +150,7 @@ func (s *Server) handleEndpoint(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, e)
+	writeJSON(w, http.StatusOK, endpointFor(r, e))
 }
 
 func (s *Server) handleUpdateEndpoint(w http.ResponseWriter, r *http.Request) {
@@ -279,7 +291,28 @@ func (s *Server) handleDelivery(w http.ResponseWriter, r *http.Request) {
 		body, _ := json.Marshal(e)
 		v.Preview = hub.Preview(body)
 	}
+	if redacted(r) {
+		// What an endpoint answers is outside verihook's hands: it may echo
+		// the event, OTP code and all.
+		for i := range v.AttemptLog {
+			v.AttemptLog[i].Response = redactText(v.AttemptLog[i].Response)
+		}
+	}
 	writeJSON(w, http.StatusOK, v)
+}
+
+// redactText is free text from outside as a viewer may see it: the preview
+// of it when it is JSON, else its size.
+func redactText(s string) string {
+	if s == "" {
+		return ""
+	}
+	p := hub.Preview([]byte(s))
+	var text string
+	if json.Unmarshal(p, &text) == nil {
+		return text // "[redacted]", or "[n bytes, not JSON]"
+	}
+	return string(p)
 }
 
 func (s *Server) handleRetry(w http.ResponseWriter, r *http.Request) {
