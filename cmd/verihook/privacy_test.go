@@ -216,23 +216,17 @@ func walkAPI(t *testing.T, base, tok string, role hub.Role, gets []httpapi.Route
 	saw := map[string]string{}
 	get := func(rt httpapi.Route, path string) []byte {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
+		var raw json.RawMessage
+		code := getJSON(t, base+path, tok, &raw)
 		want := http.StatusOK
 		if !role.Can(rt.Role) {
 			want = http.StatusForbidden
 		}
-		if resp.StatusCode != want {
-			t.Errorf("%s GET %s = %d, want %d: %s", role, path, resp.StatusCode, want, raw)
+		if code != want {
+			t.Errorf("%s GET %s = %d, want %d: %s", role, path, code, want, raw)
 		}
 		saw[rt.Pattern] += strings.NewReplacer(`\u0026`, "&", `\u003c`, "<", `\u003e`, ">").Replace(string(raw)) + "\n"
-		if resp.StatusCode != http.StatusOK {
+		if code != http.StatusOK {
 			return nil
 		}
 		return raw
