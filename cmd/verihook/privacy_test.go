@@ -35,6 +35,7 @@ var apiWalks = map[string]string{
 	"GET /api/v1/endpoints/{id}/secret": "/api/v1/endpoints",
 	"GET /api/v1/deliveries":            "",
 	"GET /api/v1/deliveries/{id}":       "/api/v1/deliveries",
+	"GET /api/v1/tokens":                "", // admin only: a viewer must get 403
 }
 
 // TestAPIShowsViewersNoPersonalData is the API's counterpart of
@@ -189,6 +190,7 @@ func TestAPIShowsViewersNoPersonalData(t *testing.T) {
 		{adminSaw, "GET /api/v1/endpoints", []string{echoURL}},
 		{adminSaw, "GET /api/v1/endpoints/{id}", []string{echoURL}},
 		{adminSaw, "GET /api/v1/endpoints/{id}/secret", []string{hub.SecretPrefix}},
+		{adminSaw, "GET /api/v1/tokens", []string{`"role":"viewer"`}},
 		{adminSaw, "GET /api/v1/deliveries/{id}", []string{otpText, `"status_code":200`, "connection refused"}},
 		{viewerSaw, "GET /api/v1/events", []string{`"channel":"sms"`, `"session_ref":"sess-pii"`, `"status":"approved"`, `"recipient":"[redacted]"`}},
 		{viewerSaw, "GET /api/v1/events/{id}", []string{`"channel":"email"`, `"link":"[redacted]"`, `"email":"[redacted]"`}},
