@@ -3,11 +3,14 @@ package hub_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/verihook/verihook/internal/hub"
+	"github.com/verihook/verihook/internal/store/storetest"
 )
 
 func TestPreviewRedactsPersonalData(t *testing.T) {
@@ -66,27 +69,101 @@ func TestCipherRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	plain := []byte(`{"docNumber":"XX123"}`)
-	sealed := c.Seal(plain)
+	sealed := c.Seal(plain, hub.SealedMessageBody, "msg_1")
 	if bytes.Contains(sealed, []byte("XX123")) {
 		t.Fatal("sealed data holds the plaintext")
 	}
-	if bytes.Equal(sealed, c.Seal(plain)) {
+	if bytes.Equal(sealed, c.Seal(plain, hub.SealedMessageBody, "msg_1")) {
 		t.Error("two seals of the same plaintext are equal: the nonce is not random")
 	}
-	got, err := c.Open(sealed)
+	got, err := c.Open(sealed, hub.SealedMessageBody, "msg_1")
 	if err != nil || !bytes.Equal(got, plain) {
 		t.Fatalf("Open = %q, %v", got, err)
 	}
 	other, _ := hub.NewCipher(bytes.Repeat([]byte{8}, hub.KeySize))
-	if _, err := other.Open(sealed); err != hub.ErrDecrypt {
+	if _, err := other.Open(sealed, hub.SealedMessageBody, "msg_1"); err != hub.ErrDecrypt {
 		t.Errorf("Open with another key = %v, want ErrDecrypt", err)
 	}
 	sealed[len(sealed)-1] ^= 1
-	if _, err := c.Open(sealed); err != hub.ErrDecrypt {
+	if _, err := c.Open(sealed, hub.SealedMessageBody, "msg_1"); err != hub.ErrDecrypt {
 		t.Errorf("Open of tampered data = %v, want ErrDecrypt", err)
 	}
 	if _, err := hub.NewCipher(key[:16]); err == nil {
 		t.Error("NewCipher accepted a 16-byte key")
+	}
+}
+
+// TestCipherBinding: a value opens only at the column and row it was
+// sealed for; a value sealed before values were bound opens anywhere; and
+// changing the format byte opens nothing.
+func TestCipherBinding(t *testing.T) {
+	t.Parallel()
+	key := bytes.Repeat([]byte{7}, hub.KeySize)
+	c, _ := hub.NewCipher(key)
+	plain := []byte("whsec_secret-of-crm")
+	sealed := c.Seal(plain, hub.SealedEndpointSecret, "crm")
+	for _, tc := range []struct{ name, column, row string }{
+		{"another row", hub.SealedEndpointSecret, "billing"},
+		{"another column", hub.SealedEndpointPrevSecret, "crm"},
+		{"another table", hub.SealedSourceSecrets, "crm"},
+		{"a row id that extends it", hub.SealedEndpointSecret, "crm2"},
+		{"no place", "", ""},
+	} {
+		if got, err := c.Open(sealed, tc.column, tc.row); !errors.Is(err, hub.ErrDecrypt) {
+			t.Errorf("Open at %s = %q, %v; want ErrDecrypt", tc.name, got, err)
+		}
+	}
+	if got, err := c.Open(sealed, hub.SealedEndpointSecret, "crm"); err != nil || !bytes.Equal(got, plain) {
+		t.Errorf("Open at its place = %q, %v", got, err)
+	}
+
+	legacy := storetest.SealUnbound(key, plain)
+	for _, row := range []string{"crm", "billing"} {
+		if got, err := c.Open(legacy, hub.SealedEndpointSecret, row); err != nil || !bytes.Equal(got, plain) {
+			t.Errorf("Open of a value sealed before binding, at row %s = %q, %v; want the plaintext", row, got, err)
+		}
+	}
+	// Relabelling a bound value as unbound, or the other way round, does
+	// not open it anywhere: the formats' associated data differ.
+	down := slices.Clone(sealed)
+	down[0] = legacy[0]
+	up := slices.Clone(legacy)
+	up[0] = sealed[0]
+	for name, v := range map[string][]byte{"bound relabelled unbound": down, "unbound relabelled bound": up} {
+		for _, row := range []string{"crm", "billing", ""} {
+			if got, err := c.Open(v, hub.SealedEndpointSecret, row); !errors.Is(err, hub.ErrDecrypt) {
+				t.Errorf("Open of a %s value at row %q = %q, %v; want ErrDecrypt", name, row, got, err)
+			}
+		}
+	}
+	unknown := slices.Clone(sealed)
+	unknown[0] = 3
+	if _, err := c.Open(unknown, hub.SealedEndpointSecret, "crm"); !errors.Is(err, hub.ErrDecrypt) {
+		t.Errorf("Open of an unknown format = %v, want ErrDecrypt", err)
+	}
+}
+
+// TestKeyCheck: the key check opens with its key only, also when it was
+// written before values were bound.
+func TestKeyCheck(t *testing.T) {
+	t.Parallel()
+	key := bytes.Repeat([]byte{7}, hub.KeySize)
+	c, _ := hub.NewCipher(key)
+	other, _ := hub.NewCipher(bytes.Repeat([]byte{8}, hub.KeySize))
+	for name, check := range map[string][]byte{
+		"bound":   c.KeyCheck(),
+		"unbound": storetest.SealUnbound(key, []byte("verihook key check")),
+	} {
+		if err := c.CheckKey(check); err != nil {
+			t.Errorf("CheckKey(%s check) with its key = %v", name, err)
+		}
+		if err := other.CheckKey(check); !errors.Is(err, hub.ErrKeyMismatch) {
+			t.Errorf("CheckKey(%s check) with another key = %v, want ErrKeyMismatch", name, err)
+		}
+	}
+	// A value of the right key but not a key check is refused too.
+	if err := c.CheckKey(c.Seal([]byte("verihook key check"), hub.SealedMessageBody, "1")); !errors.Is(err, hub.ErrKeyMismatch) {
+		t.Errorf("CheckKey(a body) = %v, want ErrKeyMismatch", err)
 	}
 }
 

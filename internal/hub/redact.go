@@ -119,7 +119,7 @@ func (m *Message) OpenBody(c *Cipher, sealed []byte, withBody bool) error {
 	if sealed == nil || (!withBody && m.Preview != nil) {
 		return nil
 	}
-	body, err := c.Open(sealed)
+	body, err := c.Open(sealed, SealedMessageBody, m.ID)
 	if err != nil {
 		return fmt.Errorf("message %s: body: %w", m.ID, err)
 	}

@@ -36,9 +36,9 @@ const endpointCols = `id, url, secret, previous_secret, previous_secret_expires_
 func (s *Store) endpointArgs(e hub.Endpoint) []any {
 	var prev []byte
 	if e.PreviousSecret != "" {
-		prev = s.cipher.Seal([]byte(e.PreviousSecret))
+		prev = s.cipher.Seal([]byte(e.PreviousSecret), hub.SealedEndpointPrevSecret, e.ID)
 	}
-	return []any{e.ID, e.URL, s.cipher.Seal([]byte(e.Secret)), prev, nullTime(e.PreviousSecretExpiresAt),
+	return []any{e.ID, e.URL, s.cipher.Seal([]byte(e.Secret), hub.SealedEndpointSecret, e.ID), prev, nullTime(e.PreviousSecretExpiresAt),
 		e.EventTypes, e.Sources, e.Enabled, e.DisabledReason, e.Ordered, e.RateLimit, nullTime(e.FailingSince),
 		e.CreatedAt, e.UpdatedAt}
 }
@@ -76,11 +76,11 @@ func scanEndpoint(r pgx.Row) (sealedEndpoint, error) {
 // with the store's key are an error wrapping hub.ErrDecrypt.
 func (s *Store) openEndpoint(se sealedEndpoint) (hub.Endpoint, error) {
 	e := se.Endpoint
-	secret, err := s.cipher.Open(se.secret)
+	secret, err := s.cipher.Open(se.secret, hub.SealedEndpointSecret, e.ID)
 	if err != nil {
 		return hub.Endpoint{}, fmt.Errorf("endpoint %s: secret: %w", e.ID, err)
 	}
-	prev, err := s.cipher.Open(se.previousSecret)
+	prev, err := s.cipher.Open(se.previousSecret, hub.SealedEndpointPrevSecret, e.ID)
 	if err != nil {
 		return hub.Endpoint{}, fmt.Errorf("endpoint %s: previous secret: %w", e.ID, err)
 	}

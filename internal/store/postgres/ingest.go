@@ -60,7 +60,7 @@ func (s *Store) prepareIngest(in hub.Ingest) (*ingestReq, error) {
 	m := in.Message
 	m.Provider, m.RemoteAddr, m.Reason = clean(m.Provider), clean(m.RemoteAddr), clean(m.Reason)
 	m.EventName, m.DedupKey = clean(m.EventName), clean(m.DedupKey)
-	r := &ingestReq{m: m, body: s.cipher.Seal(m.Body), obs: in.Observations, events: in.Events}
+	r := &ingestReq{m: m, body: s.cipher.Seal(m.Body, hub.SealedMessageBody, m.ID), obs: in.Observations, events: in.Events}
 	if len(m.Preview) > 0 {
 		// Valid JSON stays valid: invalid UTF-8 can only be inside strings.
 		r.preview = []byte(clean(string(m.Preview)))
@@ -293,7 +293,7 @@ func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.Inge
 		queue("insert event "+e.ID, `INSERT INTO events
 				(id, type, created_at, source, provider, data, message_id, verification_id)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			e.ID, e.Type, e.CreatedAt, e.Source, e.Provider, s.cipher.Seal(e.Data),
+			e.ID, e.Type, e.CreatedAt, e.Source, e.Provider, s.cipher.Seal(e.Data, hub.SealedEventData, e.ID),
 			nullString(e.MessageID), nullString(e.VerificationID))
 	}
 	// The deliveries commit with the events, so that an acknowledged message

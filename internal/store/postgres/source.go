@@ -33,7 +33,7 @@ func (s *Store) UpsertSource(ctx context.Context, src hub.Source) error {
 		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (id) DO UPDATE SET provider = excluded.provider, secrets = excluded.secrets,
 			updated_at = excluded.updated_at`,
-		src.ID, clean(src.Provider), s.cipher.Seal(secrets), ts(src.CreatedAt), ts(src.UpdatedAt))
+		src.ID, clean(src.Provider), s.cipher.Seal(secrets, hub.SealedSourceSecrets, src.ID), ts(src.CreatedAt), ts(src.UpdatedAt))
 	return fail("upsert source", err)
 }
 
@@ -47,7 +47,7 @@ func (s *Store) scanSource(r pgx.Row) (hub.Source, error) {
 	if err := r.Scan(&src.ID, &src.Provider, &sealed, &src.CreatedAt, &src.UpdatedAt); err != nil {
 		return hub.Source{}, err
 	}
-	plain, err := s.cipher.Open(sealed)
+	plain, err := s.cipher.Open(sealed, hub.SealedSourceSecrets, src.ID)
 	if err != nil {
 		return hub.Source{}, fmt.Errorf("source %s: secrets: %w", src.ID, err)
 	}

@@ -44,9 +44,9 @@ type sealedEndpoint struct {
 func (s *Store) endpointArgs(e hub.Endpoint) []any {
 	var prev []byte
 	if e.PreviousSecret != "" {
-		prev = s.cipher.Seal([]byte(e.PreviousSecret))
+		prev = s.cipher.Seal([]byte(e.PreviousSecret), hub.SealedEndpointPrevSecret, e.ID)
 	}
-	return []any{e.ID, e.URL, s.cipher.Seal([]byte(e.Secret)), prev, toNullNanos(e.PreviousSecretExpiresAt),
+	return []any{e.ID, e.URL, s.cipher.Seal([]byte(e.Secret), hub.SealedEndpointSecret, e.ID), prev, toNullNanos(e.PreviousSecretExpiresAt),
 		stringsJSON(e.EventTypes), stringsJSON(e.Sources), boolInt(e.Enabled), e.DisabledReason, boolInt(e.Ordered),
 		e.RateLimit, toNullNanos(e.FailingSince), toNanos(e.CreatedAt), toNanos(e.UpdatedAt)}
 }
@@ -83,11 +83,11 @@ func scanEndpoint(r scanner) (sealedEndpoint, error) {
 // store's key are an error wrapping hub.ErrDecrypt.
 func (s *Store) openEndpoint(se sealedEndpoint) (hub.Endpoint, error) {
 	e := se.Endpoint
-	secret, err := s.cipher.Open(se.secret)
+	secret, err := s.cipher.Open(se.secret, hub.SealedEndpointSecret, e.ID)
 	if err != nil {
 		return hub.Endpoint{}, fmt.Errorf("endpoint %s: secret: %w", e.ID, err)
 	}
-	prev, err := s.cipher.Open(se.previousSecret)
+	prev, err := s.cipher.Open(se.previousSecret, hub.SealedEndpointPrevSecret, e.ID)
 	if err != nil {
 		return hub.Endpoint{}, fmt.Errorf("endpoint %s: previous secret: %w", e.ID, err)
 	}

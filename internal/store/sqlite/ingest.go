@@ -56,7 +56,7 @@ func (s *Store) prepareIngest(in hub.Ingest) (*ingestReq, error) {
 	m := in.Message
 	r := &ingestReq{
 		m:       m,
-		body:    s.cipher.Seal(m.Body),
+		body:    s.cipher.Seal(m.Body, hub.SealedMessageBody, m.ID),
 		dedup:   nullString(m.DedupKey),
 		preview: nullString(string(m.Preview)),
 		obs:     in.Observations,
@@ -172,7 +172,7 @@ func (s *Store) updateVerification(tx *wtx, v hub.Verification) error {
 
 func (s *Store) insertEvent(tx *wtx, e hub.Event) error {
 	_, err := tx.execStmt(s.q.insertEvent,
-		e.ID, e.Type, toNanos(e.CreatedAt), e.Source, e.Provider, s.cipher.Seal(e.Data),
+		e.ID, e.Type, toNanos(e.CreatedAt), e.Source, e.Provider, s.cipher.Seal(e.Data, hub.SealedEventData, e.ID),
 		nullString(e.MessageID), nullString(e.VerificationID))
 	if err != nil {
 		return fmt.Errorf("insert event %s: %w", e.ID, err)

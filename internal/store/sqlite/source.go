@@ -27,7 +27,7 @@ func (s *Store) UpsertSource(ctx context.Context, src hub.Source) error {
 	if err != nil {
 		return fmt.Errorf("upsert source: encode secrets: %w", err)
 	}
-	sealed := s.cipher.Seal(secrets)
+	sealed := s.cipher.Seal(secrets, hub.SealedSourceSecrets, src.ID)
 	return s.write(ctx, "upsert source", func(tx *wtx) error {
 		_, err := tx.exec(`INSERT INTO sources (id, provider, secrets, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?)
@@ -49,7 +49,7 @@ func (s *Store) scanSource(r scanner) (hub.Source, error) {
 	if err := r.Scan(&src.ID, &src.Provider, &sealed, &createdAt, &updatedAt); err != nil {
 		return hub.Source{}, err
 	}
-	plain, err := s.cipher.Open(sealed)
+	plain, err := s.cipher.Open(sealed, hub.SealedSourceSecrets, src.ID)
 	if err != nil {
 		return hub.Source{}, fmt.Errorf("source %s: secrets: %w", src.ID, err)
 	}
