@@ -156,7 +156,12 @@ func provision(ctx context.Context, st hub.Store, o serverOpts) error {
 	if err := st.CreateEndpoint(ctx, e); err != nil && hub.ErrorCode(err) != hub.ECONFLICT {
 		return fmt.Errorf("endpoint: %w", err)
 	} else if err != nil {
-		return st.UpdateEndpoint(ctx, e)
+		_, err = hub.EditEndpoint(ctx, st, e.ID, func(stored *hub.Endpoint) error {
+			e.Version = stored.Version
+			*stored = e
+			return nil
+		})
+		return err
 	}
 	return nil
 }

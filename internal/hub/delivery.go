@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"slices"
@@ -36,6 +37,54 @@ type Endpoint struct {
 	FailingSince time.Time `json:"failing_since,omitzero"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
+	// Version counts the endpoint's writes: 1 when created, one more at
+	// each write of the store (an update, a rotation, verihook disabling
+	// it or recording that it started or stopped failing). UpdateEndpoint
+	// writes only over the version it was given, so that a write made
+	// meanwhile is never silently undone (see EditEndpoint).
+	Version int64 `json:"version"`
+}
+
+// SetEnabled enables or disables e. Enabling a disabled endpoint clears
+// why verihook disabled it and its run of failures, so that it gets five
+// more days before it is disabled again.
+func (e *Endpoint) SetEnabled(on bool) {
+	if on && !e.Enabled {
+		e.DisabledReason, e.FailingSince = "", time.Time{}
+	}
+	e.Enabled = on
+}
+
+// editAttempts bounds EditEndpoint's rounds: each lost round means another
+// write landed in between, which is rare.
+const editAttempts = 5
+
+// EditEndpoint reads endpoint id, lets edit change it, and writes it back
+// only over the version it read. When another write landed in between
+// (UpdateEndpoint's ECONFLICT), it reads, edits and writes again, so that
+// edit always works on what is stored and a concurrent write, verihook
+// disabling the endpoint say, is never undone by a stale copy. It returns
+// the endpoint as written; an error of edit (checking a version the caller
+// expects, say) is returned as is, with nothing written. ENOTFOUND for an
+// unknown endpoint; ECONFLICT when it kept changing.
+func EditEndpoint(ctx context.Context, s Store, id string, edit func(e *Endpoint) error) (Endpoint, error) {
+	for attempt := 1; ; attempt++ {
+		e, err := s.Endpoint(ctx, id)
+		if err != nil {
+			return Endpoint{}, err
+		}
+		if err := edit(&e); err != nil {
+			return Endpoint{}, err
+		}
+		err = s.UpdateEndpoint(ctx, e)
+		if err == nil {
+			e.Version++
+			return e, nil
+		}
+		if ErrorCode(err) != ECONFLICT || attempt == editAttempts {
+			return Endpoint{}, err
+		}
+	}
 }
 
 // SecretPrefix starts every endpoint secret (Standard Webhooks).

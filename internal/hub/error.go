@@ -12,6 +12,7 @@ const (
 	EFORBIDDEN    = "forbidden"    // authenticated, but the role may not do this
 	ENOTFOUND     = "not_found"    // the named thing does not exist
 	ECONFLICT     = "conflict"     // the thing exists already or changed meanwhile
+	EPRECONDITION = "precondition" // a condition the caller set (If-Match) does not hold
 	ETOOLARGE     = "too_large"    // the body is over the limit
 	EUNAVAILABLE  = "unavailable"  // storage or a dependency is down; try again
 	EINTERNAL     = "internal"     // a bug or an unexpected failure

@@ -56,9 +56,13 @@ type Store interface {
 	// Event returns one event.
 	Event(ctx context.Context, id string) (Event, error)
 
-	// CreateEndpoint stores a new endpoint; ECONFLICT if its id exists.
+	// CreateEndpoint stores a new endpoint at version 1, whatever e.Version;
+	// ECONFLICT if its id exists.
 	CreateEndpoint(ctx context.Context, e Endpoint) error
-	// UpdateEndpoint replaces every field of an endpoint but CreatedAt.
+	// UpdateEndpoint replaces every field of an endpoint but CreatedAt, if
+	// its stored version is still e.Version, and makes it e.Version+1.
+	// ECONFLICT, changing nothing, when it is not: the endpoint was written
+	// since e was read (see EditEndpoint).
 	UpdateEndpoint(ctx context.Context, e Endpoint) error
 	// DeleteEndpoint deletes an endpoint with its deliveries and attempts.
 	DeleteEndpoint(ctx context.Context, id string) error
@@ -80,7 +84,8 @@ type Store interface {
 	// status and next attempt time; the lease is released. On success the
 	// endpoint's FailingSince is cleared; on failure it is set to the
 	// attempt's time unless already set. A non-empty DisableEndpoint
-	// disables the endpoint with that reason. ECONFLICT, changing nothing,
+	// disables the endpoint with that reason. Each change of the endpoint
+	// adds one to its Version. ECONFLICT, changing nothing,
 	// when the lease is no longer r.Lease (it ended and another worker
 	// claimed the delivery).
 	RecordAttempt(ctx context.Context, r AttemptRecord) error

@@ -255,10 +255,11 @@ func (s *Store) leaseConflict(ctx context.Context, op, id string) error {
 
 // recordAttemptSQL applies an attempt's verdict in one statement (one round
 // trip, one transaction): the delivery, if $7 is still its lease; its
-// attempt log; and its endpoint. The endpoint's row is written only when
-// FailingSince changes or $11 disables it, not at every attempt; when two
-// failures of one endpoint are recorded at once, the second's UPDATE waits
-// for the first, re-reads the row and finds FailingSince set.
+// attempt log; and its endpoint. The endpoint's row is written, and its
+// version moved on, only when FailingSince changes or $11 disables it, not
+// at every attempt; when two failures of one endpoint are recorded at once,
+// the second's UPDATE waits for the first, re-reads the row and finds
+// FailingSince set.
 const recordAttemptSQL = `WITH d AS (
 	UPDATE deliveries SET attempts = attempts + 1, last_status_code = $1, last_error = $2, status = $3,
 		next_attempt_at = $4, lease = NULL, lease_until = NULL, updated_at = $5
@@ -272,7 +273,8 @@ const recordAttemptSQL = `WITH d AS (
 		failing_since = CASE WHEN $3 = 'succeeded' THEN NULL ELSE coalesce(failing_since, $5) END,
 		enabled = enabled AND $11 = '',
 		disabled_reason = CASE WHEN $11 = '' THEN disabled_reason ELSE $11 END,
-		updated_at = CASE WHEN $11 = '' THEN updated_at ELSE $5 END
+		updated_at = CASE WHEN $11 = '' THEN updated_at ELSE $5 END,
+		version = version + 1
 	WHERE id = (SELECT endpoint_id FROM d)
 		AND ($11 <> '' OR ($3 = 'succeeded') = (failing_since IS NOT NULL))
 )

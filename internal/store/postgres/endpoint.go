@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,7 +30,7 @@ type sealedEndpoint struct {
 }
 
 const endpointCols = `id, url, secret, previous_secret, previous_secret_expires_at, event_types, sources, enabled,
-	disabled_reason, ordered, rate_limit, failing_since, created_at, updated_at`
+	disabled_reason, ordered, rate_limit, failing_since, created_at, updated_at, version`
 
 // endpointArgs returns the column values of e, in endpointCols order,
 // sealing its secrets.
@@ -40,7 +41,7 @@ func (s *Store) endpointArgs(e hub.Endpoint) []any {
 	}
 	return []any{e.ID, e.URL, s.cipher.Seal([]byte(e.Secret), hub.SealedEndpointSecret, e.ID), prev, nullTime(e.PreviousSecretExpiresAt),
 		e.EventTypes, e.Sources, e.Enabled, e.DisabledReason, e.Ordered, e.RateLimit, nullTime(e.FailingSince),
-		e.CreatedAt, e.UpdatedAt}
+		e.CreatedAt, e.UpdatedAt, e.Version}
 }
 
 // endpointScan holds the destinations of a row of endpointCols.
@@ -52,7 +53,7 @@ type endpointScan struct {
 func (x *endpointScan) dest() []any {
 	e := &x.e
 	return []any{&e.ID, &e.URL, &e.secret, &e.previousSecret, &x.prevExpires, &e.EventTypes, &e.Sources,
-		&e.Enabled, &e.DisabledReason, &e.Ordered, &e.RateLimit, &x.failing, &e.CreatedAt, &e.UpdatedAt}
+		&e.Enabled, &e.DisabledReason, &e.Ordered, &e.RateLimit, &x.failing, &e.CreatedAt, &e.UpdatedAt, &e.Version}
 }
 
 func (x *endpointScan) value() sealedEndpoint {
@@ -99,11 +100,12 @@ func (s *Store) CreateEndpoint(ctx context.Context, e hub.Endpoint) error {
 	if e.UpdatedAt.IsZero() {
 		e.UpdatedAt = now
 	}
+	e.Version = 1
 	if err := checkEndpoint(&e); err != nil {
 		return fmt.Errorf("create endpoint: %w", err)
 	}
 	tag, err := s.exec(ctx, `INSERT INTO endpoints (`+endpointCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 		ON CONFLICT (id) DO NOTHING`, s.endpointArgs(e)...)
 	if err != nil {
 		return fail("create endpoint", err)
@@ -115,8 +117,9 @@ func (s *Store) CreateEndpoint(ctx context.Context, e hub.Endpoint) error {
 }
 
 // UpdateEndpoint replaces every field of an endpoint but CreatedAt,
-// FailingSince included. An unknown id is ENOTFOUND; see checkEndpoint for
-// what is EINVALID. A zero UpdatedAt is the store's clock.
+// FailingSince included, if its version is still e.Version, and adds one to
+// the version. An unknown id is ENOTFOUND, another version ECONFLICT; see
+// checkEndpoint for what is EINVALID. A zero UpdatedAt is the store's clock.
 func (s *Store) UpdateEndpoint(ctx context.Context, e hub.Endpoint) error {
 	if e.UpdatedAt.IsZero() {
 		e.UpdatedAt = s.now()
@@ -126,19 +129,24 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e hub.Endpoint) error {
 		return fmt.Errorf("update endpoint: %w", err)
 	}
 	// endpointArgs are in endpointCols order: id, url … failing_since,
-	// created_at, updated_at.
+	// created_at, updated_at, version.
 	args := s.endpointArgs(e)
 	tag, err := s.exec(ctx, `UPDATE endpoints SET url = $2, secret = $3, previous_secret = $4,
 			previous_secret_expires_at = $5, event_types = $6, sources = $7, enabled = $8, disabled_reason = $9,
-			ordered = $10, rate_limit = $11, failing_since = $12, updated_at = $13
-		WHERE id = $1`, append(args[:12], args[13])...)
+			ordered = $10, rate_limit = $11, failing_since = $12, updated_at = $13, version = version + 1
+		WHERE id = $1 AND version = $14`, slices.Concat(args[:12], args[13:15])...)
 	if err != nil {
 		return fail("update endpoint", err)
 	}
-	if tag.RowsAffected() == 0 {
-		return hub.Errorf(hub.ENOTFOUND, "endpoint %q not found", e.ID)
+	if tag.RowsAffected() > 0 {
+		return nil
 	}
-	return nil
+	var version int64
+	err = s.queryRow(ctx, `SELECT version FROM endpoints WHERE id = $1`, e.ID).Scan(&version)
+	if err != nil {
+		return notFound("update endpoint", err, fmt.Sprintf("endpoint %q not found", e.ID))
+	}
+	return hub.Errorf(hub.ECONFLICT, "endpoint %q changed since it was read (version %d, not %d)", e.ID, version, e.Version)
 }
 
 // DeleteEndpoint deletes an endpoint; its deliveries and their attempts go

@@ -293,7 +293,8 @@ func (s *Store) RecordAttempt(ctx context.Context, r hub.AttemptRecord) error {
 		}
 		if r.DisableEndpoint != "" {
 			s.eps.invalidate()
-			if _, err := tx.exec(`UPDATE endpoints SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?`,
+			if _, err := tx.exec(`UPDATE endpoints SET enabled = 0, disabled_reason = ?, updated_at = ?,
+				version = version + 1 WHERE id = ?`,
 				r.DisableEndpoint, at, endpointID); err != nil {
 				return fmt.Errorf("disable endpoint: %w", err)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -48,11 +49,11 @@ func (s *Store) endpointArgs(e hub.Endpoint) []any {
 	}
 	return []any{e.ID, e.URL, s.cipher.Seal([]byte(e.Secret), hub.SealedEndpointSecret, e.ID), prev, toNullNanos(e.PreviousSecretExpiresAt),
 		stringsJSON(e.EventTypes), stringsJSON(e.Sources), boolInt(e.Enabled), e.DisabledReason, boolInt(e.Ordered),
-		e.RateLimit, toNullNanos(e.FailingSince), toNanos(e.CreatedAt), toNanos(e.UpdatedAt)}
+		e.RateLimit, toNullNanos(e.FailingSince), toNanos(e.CreatedAt), toNanos(e.UpdatedAt), e.Version}
 }
 
 const endpointCols = `id, url, secret, previous_secret, previous_secret_expires_at, event_types, sources, enabled,
-	disabled_reason, ordered, rate_limit, failing_since, created_at, updated_at`
+	disabled_reason, ordered, rate_limit, failing_since, created_at, updated_at, version`
 
 func scanEndpoint(r scanner) (sealedEndpoint, error) {
 	var (
@@ -63,7 +64,7 @@ func scanEndpoint(r scanner) (sealedEndpoint, error) {
 		createdAt, updatedAt int64
 	)
 	if err := r.Scan(&e.ID, &e.URL, &e.secret, &e.previousSecret, &prevExpires, &eventTypes, &sources, &enabled,
-		&e.DisabledReason, &ordered, &e.RateLimit, &failing, &createdAt, &updatedAt); err != nil {
+		&e.DisabledReason, &ordered, &e.RateLimit, &failing, &createdAt, &updatedAt, &e.Version); err != nil {
 		return sealedEndpoint{}, err
 	}
 	var err error
@@ -115,13 +116,14 @@ func (s *Store) createEndpoint(e hub.Endpoint) (func(*wtx) error, error) {
 	if e.UpdatedAt.IsZero() {
 		e.UpdatedAt = now
 	}
+	e.Version = 1
 	if err := e.Prepare(storeTime); err != nil {
 		return nil, err
 	}
 	args := s.endpointArgs(e)
 	return func(tx *wtx) error {
 		s.eps.invalidate()
-		_, err := tx.exec(`INSERT INTO endpoints (`+endpointCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+		_, err := tx.exec(`INSERT INTO endpoints (`+endpointCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		if err != nil {
 			if c := classify(err); c != nil && c.Code == hub.ECONFLICT {
 				return hub.Errorf(hub.ECONFLICT, "endpoint %q already exists", e.ID)
@@ -132,7 +134,8 @@ func (s *Store) createEndpoint(e hub.Endpoint) (func(*wtx) error, error) {
 }
 
 // UpdateEndpoint replaces every field of an endpoint but CreatedAt,
-// FailingSince included. An unknown id is ENOTFOUND; see
+// FailingSince included, if its version is still e.Version, and adds one to
+// the version. An unknown id is ENOTFOUND, another version ECONFLICT; see
 // hub.Endpoint.Validate for what is EINVALID. A zero UpdatedAt is the
 // store's clock.
 func (s *Store) UpdateEndpoint(ctx context.Context, e hub.Endpoint) error {
@@ -144,19 +147,29 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e hub.Endpoint) error {
 		return fmt.Errorf("update endpoint: %w", err)
 	}
 	// endpointArgs are in endpointCols order: id, url … failing_since,
-	// created_at, updated_at.
+	// created_at, updated_at, version.
 	args := s.endpointArgs(e)
-	set := append(slices.Clone(args[1:12]), args[13], args[0])
+	set := append(slices.Clone(args[1:12]), args[13], args[0], args[14])
 	return s.write(ctx, "update endpoint", func(tx *wtx) error {
 		s.eps.invalidate()
 		res, err := tx.exec(`UPDATE endpoints SET url = ?, secret = ?, previous_secret = ?,
 			previous_secret_expires_at = ?, event_types = ?, sources = ?, enabled = ?, disabled_reason = ?, ordered = ?,
-			rate_limit = ?, failing_since = ?, updated_at = ?
-			WHERE id = ?`, set...)
+			rate_limit = ?, failing_since = ?, updated_at = ?, version = version + 1
+			WHERE id = ? AND version = ?`, set...)
 		if err != nil {
 			return err
 		}
-		return mustAffect(res, hub.Errorf(hub.ENOTFOUND, "endpoint %q not found", e.ID))
+		if n, err := res.RowsAffected(); err != nil || n > 0 {
+			return err
+		}
+		var version int64
+		err = tx.tx.QueryRowContext(tx.ctx, `SELECT version FROM endpoints WHERE id = ?`, e.ID).Scan(&version)
+		if errors.Is(err, sql.ErrNoRows) {
+			return hub.Errorf(hub.ENOTFOUND, "endpoint %q not found", e.ID)
+		} else if err != nil {
+			return err
+		}
+		return hub.Errorf(hub.ECONFLICT, "endpoint %q changed since it was read (version %d, not %d)", e.ID, version, e.Version)
 	})
 }
 

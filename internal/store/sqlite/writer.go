@@ -294,8 +294,10 @@ func prepare(ctx context.Context, db *sql.DB) (*prepared, error) {
 			RETURNING endpoint_id`},
 		{&q.insertAttempt, `INSERT INTO attempts (id, delivery_id, at, status_code, latency_ms, response, error)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`},
-		{&q.endpointSucceeded, `UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL`},
-		{&q.endpointFailed, `UPDATE endpoints SET failing_since = ? WHERE id = ? AND failing_since IS NULL`},
+		{&q.endpointSucceeded, `UPDATE endpoints SET failing_since = NULL, version = version + 1
+			WHERE id = ? AND failing_since IS NOT NULL`},
+		{&q.endpointFailed, `UPDATE endpoints SET failing_since = ?, version = version + 1
+			WHERE id = ? AND failing_since IS NULL`},
 		{&q.releaseDelivery, `UPDATE deliveries SET lease = NULL, lease_until = NULL, next_attempt_at = ?, updated_at = ?
 			WHERE id = ? AND lease = ? AND status = 'pending'`},
 		{&q.deliveryExists, `SELECT count(*) FROM deliveries WHERE id = ?`},

@@ -23,11 +23,12 @@ import (
 //     lease are ECONFLICT, for an unknown delivery ENOTFOUND;
 //   - the ordered rule follows the order in which deliveries were created.
 
-// newEndpoint returns an enabled endpoint without filters, created at when.
+// newEndpoint returns an enabled endpoint without filters, created at when,
+// at version 1 as CreateEndpoint stores it.
 func newEndpoint(id string, when time.Time) hub.Endpoint {
 	return hub.Endpoint{
 		ID: id, URL: "https://hooks.example.com/verihook/" + id, Secret: hub.NewEndpointSecret(),
-		EventTypes: []string{}, Sources: []string{}, Enabled: true, CreatedAt: when, UpdatedAt: when,
+		EventTypes: []string{}, Sources: []string{}, Enabled: true, CreatedAt: when, UpdatedAt: when, Version: 1,
 	}
 }
 
@@ -157,10 +158,10 @@ func testEndpoints(t *testing.T, s hub.Store) {
 		PreviousSecret: hub.NewEndpointSecret(), PreviousSecretExpiresAt: at(86400),
 		EventTypes: []string{"verification.*", hub.EventOTPRequested}, Sources: []string{"idenfy-main", "kycaid-main"},
 		Enabled: false, DisabledReason: "410 Gone", Ordered: true, RateLimit: 2.5, FailingSince: at(-3600),
-		CreatedAt: at(0), UpdatedAt: at(5),
+		CreatedAt: at(0), UpdatedAt: at(5), Version: 1,
 	}
 	bare := hub.Endpoint{ID: "ep-bare", URL: "http://10.0.0.8:8080/hook", Secret: hub.NewEndpointSecret(),
-		Enabled: true, CreatedAt: at(1), UpdatedAt: at(1)} // nil filters
+		Enabled: true, CreatedAt: at(1), UpdatedAt: at(1), Version: 1} // nil filters
 	createEndpoints(t, s, full, bare)
 
 	if d := diff(getEndpoint(t, s, full.ID), full); d != "" {
@@ -200,7 +201,7 @@ func testEndpoints(t *testing.T, s hub.Store) {
 		t.Fatalf("UpdateEndpoint = %v", err)
 	}
 	want := rotated
-	want.CreatedAt = full.CreatedAt
+	want.CreatedAt, want.Version = full.CreatedAt, 2
 	if d := diff(getEndpoint(t, s, full.ID), want); d != "" {
 		t.Errorf("Endpoint after update differs: %s", d)
 	}

@@ -80,6 +80,7 @@ func Run(t *testing.T, open func(t *testing.T) hub.Store) {
 		{"OrderingRace", testOrderingRace},
 		{"ConcurrentIngest", testConcurrentIngest},
 		{"Endpoints", testEndpoints},
+		{"EndpointVersion", testEndpointVersion},
 		{"IngestCreatesDeliveries", testIngestCreatesDeliveries},
 		{"ClaimLease", testClaimLease},
 		{"RecordAttempt", testRecordAttempt},
