@@ -14,6 +14,13 @@ import (
 // idempotently. A declared secret replaces the stored one (the old one keeps
 // signing for 24 h, as with a rotation); without one, a new endpoint gets a
 // generated secret and an existing one keeps its own.
+//
+// An endpoint that verihook disabled (it answered 410, or failed for five
+// days) stays disabled, whatever the config says: only an operator's
+// PATCH {"enabled":true} enables it again, as otherwise every restart
+// would undo the disable. The update is made over the version it read
+// (hub.EditEndpoint), so a disable landing meanwhile, by a delivery of
+// another instance, is not undone either.
 func provisionEndpoints(ctx context.Context, store hub.Store, cfg Config, getenv func(string) string,
 	checkURL func(context.Context, string) error, log *slog.Logger) error {
 	for i, ec := range cfg.Endpoints {
@@ -25,34 +32,41 @@ func provisionEndpoints(ctx context.Context, store hub.Store, cfg Config, getenv
 		if err != nil {
 			return fmt.Errorf("config: %s.secret: %w", field, err)
 		}
-		now := time.Now().UTC()
-		e, err := store.Endpoint(ctx, ec.ID)
-		exists := err == nil
-		if err != nil && hub.ErrorCode(err) != hub.ENOTFOUND {
-			return fmt.Errorf("read endpoint %s: %w", ec.ID, err)
-		}
-		if !exists {
-			e = hub.Endpoint{ID: ec.ID, CreatedAt: now, Secret: secret}
-			if e.Secret == "" {
-				e.Secret = hub.NewEndpointSecret()
-				log.Info("endpoint created with a generated secret; an admin reads it at GET /api/v1/endpoints/"+ec.ID+"/secret", "endpoint", ec.ID)
-			}
-		} else if secret != "" && secret != e.Secret {
-			e.PreviousSecret, e.PreviousSecretExpiresAt, e.Secret = e.Secret, now.Add(24*time.Hour), secret
-		}
 		enabled := ec.Enabled == nil || *ec.Enabled
-		if enabled && !e.Enabled {
-			e.DisabledReason, e.FailingSince = "", time.Time{}
+		var keptDisabled string // why verihook disabled it, when it stays so
+		declare := func(e *hub.Endpoint) error {
+			now := time.Now().UTC()
+			if secret != "" && secret != e.Secret {
+				e.PreviousSecret, e.PreviousSecretExpiresAt, e.Secret = e.Secret, now.Add(24*time.Hour), secret
+			}
+			keptDisabled = ""
+			if enabled && !e.Enabled && e.DisabledReason != "" {
+				keptDisabled = e.DisabledReason
+			} else {
+				e.SetEnabled(enabled)
+			}
+			e.URL, e.Ordered, e.RateLimit, e.UpdatedAt = ec.URL, ec.Ordered, ec.RateLimit, now
+			e.EventTypes, e.Sources = orEmpty(ec.EventTypes), orEmpty(ec.Sources)
+			return nil
 		}
-		e.URL, e.Enabled, e.Ordered, e.RateLimit, e.UpdatedAt = ec.URL, enabled, ec.Ordered, ec.RateLimit, now
-		e.EventTypes, e.Sources = orEmpty(ec.EventTypes), orEmpty(ec.Sources)
-		if exists {
-			err = store.UpdateEndpoint(ctx, e)
-		} else {
-			err = store.CreateEndpoint(ctx, e)
+		e := hub.Endpoint{ID: ec.ID, CreatedAt: time.Now().UTC(), Secret: secret}
+		if e.Secret == "" {
+			e.Secret = hub.NewEndpointSecret()
+		}
+		declare(&e)
+		err = store.CreateEndpoint(ctx, e)
+		switch {
+		case err == nil && secret == "":
+			log.Info("endpoint created with a generated secret; an admin reads it at GET /api/v1/endpoints/"+ec.ID+"/secret", "endpoint", ec.ID)
+		case hub.ErrorCode(err) == hub.ECONFLICT: // it exists: update it
+			_, err = hub.EditEndpoint(ctx, store, ec.ID, declare)
 		}
 		if err != nil {
 			return fmt.Errorf("provision endpoint %s: %w", ec.ID, err)
+		}
+		if keptDisabled != "" {
+			log.Warn(`endpoint stays disabled, as verihook disabled it; once it works again, enable it with PATCH /api/v1/endpoints/`+ec.ID+` {"enabled":true}`,
+				"endpoint", ec.ID, "reason", keptDisabled)
 		}
 	}
 	return nil

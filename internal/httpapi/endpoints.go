@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/verihook/verihook/internal/hub"
@@ -82,10 +84,7 @@ func (s *Server) apply(r *http.Request, e *hub.Endpoint, in endpointInput) error
 		e.Sources = slices.Clone(*in.Sources)
 	}
 	if in.Enabled != nil {
-		if *in.Enabled && !e.Enabled {
-			e.DisabledReason, e.FailingSince = "", time.Time{}
-		}
-		e.Enabled = *in.Enabled
+		e.SetEnabled(*in.Enabled)
 	}
 	if in.Ordered != nil {
 		e.Ordered = *in.Ordered
@@ -129,6 +128,8 @@ func (s *Server) handleCreateEndpoint(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
+	e.Version = 1 // as CreateEndpoint stored it
+	setETag(w, e)
 	writeJSON(w, http.StatusCreated, endpointView{Endpoint: e, Secret: e.Secret})
 }
 
@@ -150,9 +151,14 @@ func (s *Server) handleEndpoint(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
+	setETag(w, e)
 	writeJSON(w, http.StatusOK, endpointFor(r, e))
 }
 
+// handleUpdateEndpoint applies the fields given to the endpoint as stored
+// when it is written (hub.EditEndpoint), so that it never writes back a
+// stale copy over a change made meanwhile (verihook disabling the
+// endpoint). With If-Match, the change is made only to the version named.
 func (s *Server) handleUpdateEndpoint(w http.ResponseWriter, r *http.Request) {
 	var in endpointInput
 	if err := decode(r, &in); err != nil {
@@ -163,22 +169,46 @@ func (s *Server) handleUpdateEndpoint(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, hub.Errorf(hub.EINVALID, "id cannot change; rotate the secret with POST /api/v1/endpoints/{id}/rotate-secret"))
 		return
 	}
-	e, err := s.Store.Endpoint(r.Context(), r.PathValue("id"))
+	e, err := hub.EditEndpoint(r.Context(), s.Store, r.PathValue("id"), func(e *hub.Endpoint) error {
+		if err := checkIfMatch(r, *e); err != nil {
+			return err
+		}
+		e.UpdatedAt = time.Now().UTC()
+		return s.apply(r, e, in)
+	})
 	if err != nil {
 		s.error(w, r, err)
 		return
 	}
-	if err := s.apply(r, &e, in); err != nil {
-		s.error(w, r, err)
-		return
-	}
-	e.UpdatedAt = time.Now().UTC()
-	if err := s.Store.UpdateEndpoint(r.Context(), e); err != nil {
-		s.error(w, r, err)
-		return
-	}
 	s.wake()
+	setETag(w, e)
 	writeJSON(w, http.StatusOK, e)
+}
+
+// etag is the entity tag of an endpoint: its version, which every write
+// moves on.
+func etag(e hub.Endpoint) string { return `"` + strconv.FormatInt(e.Version, 10) + `"` }
+
+// setETag answers e's entity tag.
+func setETag(w http.ResponseWriter, e hub.Endpoint) { w.Header().Set("ETag", etag(e)) }
+
+// checkIfMatch returns EPRECONDITION when the request has an If-Match header
+// that admits neither any version ("*") nor e's. Entity tags compare
+// strongly, as If-Match requires: a weak one (W/"3") never matches.
+func checkIfMatch(r *http.Request, e hub.Endpoint) error {
+	values := r.Header.Values("If-Match")
+	if len(values) == 0 {
+		return nil
+	}
+	for _, v := range values {
+		for _, tag := range strings.Split(v, ",") {
+			if tag = strings.TrimSpace(tag); tag == "*" || tag == etag(e) {
+				return nil
+			}
+		}
+	}
+	return hub.Errorf(hub.EPRECONDITION, "endpoint %q changed since you read it (its ETag is now %s): read it again and retry",
+		e.ID, etag(e))
 }
 
 func (s *Server) handleDeleteEndpoint(w http.ResponseWriter, r *http.Request) {
@@ -203,21 +233,21 @@ func (s *Server) handleRotateSecret(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, hub.Errorf(hub.EINVALID, "secret must be whsec_ followed by base64 of 24 to 64 bytes"))
 		return
 	}
-	e, err := s.Store.Endpoint(r.Context(), r.PathValue("id"))
+	secret := in.Secret
+	if secret == "" {
+		secret = hub.NewEndpointSecret()
+	}
+	e, err := hub.EditEndpoint(r.Context(), s.Store, r.PathValue("id"), func(e *hub.Endpoint) error {
+		now := time.Now().UTC()
+		e.PreviousSecret, e.PreviousSecretExpiresAt = e.Secret, now.Add(RotationGrace)
+		e.Secret, e.UpdatedAt = secret, now
+		return nil
+	})
 	if err != nil {
 		s.error(w, r, err)
 		return
 	}
-	now := time.Now().UTC()
-	e.PreviousSecret, e.PreviousSecretExpiresAt = e.Secret, now.Add(RotationGrace)
-	e.Secret, e.UpdatedAt = in.Secret, now
-	if e.Secret == "" {
-		e.Secret = hub.NewEndpointSecret()
-	}
-	if err := s.Store.UpdateEndpoint(r.Context(), e); err != nil {
-		s.error(w, r, err)
-		return
-	}
+	setETag(w, e)
 	writeJSON(w, http.StatusOK, endpointView{Endpoint: e, Secret: e.Secret})
 }
 

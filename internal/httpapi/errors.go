@@ -15,6 +15,7 @@ var statusOf = map[string]int{
 	hub.EFORBIDDEN:    http.StatusForbidden,
 	hub.ENOTFOUND:     http.StatusNotFound,
 	hub.ECONFLICT:     http.StatusConflict,
+	hub.EPRECONDITION: http.StatusPreconditionFailed,
 	hub.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	hub.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	hub.EINTERNAL:     http.StatusInternalServerError,
