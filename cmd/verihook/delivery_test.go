@@ -85,12 +85,28 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 // apiDo sends a JSON request with a bearer token and decodes the answer.
 func apiDo(t *testing.T, method, url, tok string, in, out any) int {
 	t.Helper()
+	resp, raw := apiSend(t, method, url, tok, nil, in)
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: %q is not JSON", method, url, raw)
+		}
+	}
+	return resp.StatusCode
+}
+
+// apiSend sends a request with a bearer token, the headers in header and a
+// JSON body in (none when nil), and returns the answer and its body.
+func apiSend(t *testing.T, method, url, tok string, header http.Header, in any) (*http.Response, []byte) {
+	t.Helper()
 	var body io.Reader
 	if in != nil {
 		b, _ := json.Marshal(in)
 		body = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, url, body)
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -98,12 +114,7 @@ func apiDo(t *testing.T, method, url, tok string, in, out any) int {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	if out != nil && len(raw) > 0 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatalf("%s %s: %q is not JSON", method, url, raw)
-		}
-	}
-	return resp.StatusCode
+	return resp, raw
 }
 
 func TestDeliveryEndToEnd(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -24,22 +23,11 @@ import (
 // ETag and the endpoint answered (or the error's code).
 func endpointCall(t *testing.T, method, url, tok, ifMatch string, in any) (int, string, hub.Endpoint, string) {
 	t.Helper()
-	var body io.Reader
-	if in != nil {
-		b, _ := json.Marshal(in)
-		body = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, url, body)
-	req.Header.Set("Authorization", "Bearer "+tok)
+	h := http.Header{}
 	if ifMatch != "" {
-		req.Header.Set("If-Match", ifMatch)
+		h.Set("If-Match", ifMatch)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	resp, raw := apiSend(t, method, url, tok, h, in)
 	var out struct {
 		hub.Endpoint
 		Code string `json:"code"`
