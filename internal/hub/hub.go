@@ -49,11 +49,18 @@ const (
 	EventVideoCallUpdated      = "video_call.updated"
 	EventCredentialShared      = "credential.shared"
 	EventApplicantEmailChanged = "applicant.email_changed"
+	// EventApplicantAccessRevoked: the applicant revoked the company's access
+	// (Fractal application_access_revoked).
+	EventApplicantAccessRevoked = "applicant.access_revoked"
+	// EventApplicantDocumentExpiration: a verified applicant's document
+	// expires soon or has expired (iDenfy DOCUMENT_EXPIRATION).
+	EventApplicantDocumentExpiration = "applicant.document_expiration"
 )
 
 // EventTypes lists every normalized event type.
 var EventTypes = []string{EventVerificationUpdated, EventOTPRequested, EventSessionLinkRequested,
-	EventVideoCallUpdated, EventCredentialShared, EventApplicantEmailChanged}
+	EventVideoCallUpdated, EventCredentialShared, EventApplicantEmailChanged,
+	EventApplicantAccessRevoked, EventApplicantDocumentExpiration}
 
 // Source is one provider account whose callbacks arrive at /ingest/{ID}.
 type Source struct {
@@ -224,6 +231,23 @@ type CredentialShared struct {
 type ApplicantEmailChanged struct {
 	ApplicantRef string `json:"applicant_ref"`
 	Email        string `json:"email"`
+}
+
+// ApplicantAccessRevoked is the data of an applicant.access_revoked event.
+type ApplicantAccessRevoked struct {
+	ApplicantRef string `json:"applicant_ref"`
+}
+
+// ApplicantDocumentExpiration is the data of an applicant.document_expiration
+// event.
+type ApplicantDocumentExpiration struct {
+	ProviderRef  string `json:"provider_ref"`
+	ApplicantRef string `json:"applicant_ref"`
+	// Threshold is the provider's own value: DOCUMENT_EXPIRES_WITHIN_30_DAYS,
+	// …_7_DAYS, …_1_DAY or DOCUMENT_EXPIRED.
+	Threshold string `json:"threshold"`
+	// ExpiresOn is the document's expiry date as the provider sends it.
+	ExpiresOn string `json:"expires_on"`
 }
 
 // Parsed is what a provider package makes of one authenticated message.

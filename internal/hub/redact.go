@@ -26,6 +26,7 @@ var previewKeys = map[string]bool{
 	"autodocument": true, "manualdocument": true, "additionalsteps": true,
 	"doctype": true, "agestimate": true, "clientipproxyrisklevel": true,
 	"servicename": true, "servicegrouptype": true, "overallstatus": true,
+	"expirationthreshold": true,
 	// kycaid
 	"request_id": true, "applicant_id": true, "external_applicant_id": true,
 	"verification_id": true, "form_id": true, "verification_status": true,
@@ -40,7 +41,7 @@ var previewKeys = map[string]bool{
 	"reasons": true, "attempts_left": true, "provider_time": true, "previous_status": true,
 	"provider_event": true, "channel": true, "session_ref": true, "room_id": true,
 	"room_status": true, "composition_status": true, "video_file_status": true,
-	"video_file_id": true,
+	"video_file_id": true, "threshold": true,
 }
 
 // Redacted is what a hidden value is replaced with in previews.

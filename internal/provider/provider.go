@@ -7,11 +7,12 @@ package provider
 import (
 	"crypto/hmac"
 	"encoding/hex"
-	"fmt"
 	"hash"
+	"math"
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -98,6 +99,37 @@ func (r Registry) Names() []string {
 	return names
 }
 
+// HeaderEventType names the event type of a request for providers that do
+// not put it in the body (iDenfy). The ingest service sets it from the ingest
+// URL (POST /ingest/{source_id}/{event_type}); without that segment it is
+// whatever the request carried, so a company may also set it as a custom
+// header of each webhook at the provider. Like the provider's own headers it
+// is not signed: it chooses a key and names an event, it proves nothing.
+const HeaderEventType = "Verihook-Event-Type"
+
+// MissingSecretError is the EUNAUTHORIZED error Verify returns when the
+// source holds no secret for the event type the request names (a Fractal
+// source with only per-type secrets, say), so that the operator can be told
+// which secret to add. The event type comes from an unauthenticated request.
+type MissingSecretError struct {
+	// EventType is the request's event type, clipped; Documented says
+	// whether the provider's documents name it (only those are safe to use
+	// as a metric label).
+	EventType  string
+	Documented bool
+	// Secret is the name of the secret that would verify it.
+	Secret string
+}
+
+// Error implements the error interface.
+func (e *MissingSecretError) Error() string { return e.Unwrap().Error() }
+
+// Unwrap returns the EUNAUTHORIZED *hub.Error, so that hub.ErrorCode and
+// hub.ErrorMessage see it.
+func (e *MissingSecretError) Unwrap() error {
+	return Unauthorized("no secret for event type %q: set %s", e.EventType, e.Secret)
+}
+
 // Unauthorized returns the EUNAUTHORIZED error providers return from Verify.
 func Unauthorized(format string, args ...any) error {
 	return hub.Errorf(hub.EUNAUTHORIZED, format, args...)
@@ -159,9 +191,10 @@ func Or[T comparable](v, def T) T {
 }
 
 // ParseTime reads the timestamps providers send: RFC 3339, "2006-01-02
-// 15:04:05" (taken as UTC), or Unix seconds as a string. It returns the zero
-// time for an empty or unreadable value, which the ordering rules treat as
-// "no timestamp".
+// 15:04:05" (taken as UTC), or Unix seconds as a string, whole or with a
+// fraction (older callbacks send floats). It returns the zero time for an
+// empty or unreadable value, or one outside 1970–9999, which the ordering
+// rules treat as "no timestamp".
 func ParseTime(s string) time.Time {
 	s = strings.TrimSpace(s)
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02T15:04:05"} {
@@ -169,9 +202,20 @@ func ParseTime(s string) time.Time {
 			return t.UTC()
 		}
 	}
-	var sec int64
-	if _, err := fmt.Sscanf(s, "%d", &sec); err == nil && fmt.Sprint(sec) == s && sec > 0 {
-		return time.Unix(sec, 0).UTC()
+	return UnixTime(s)
+}
+
+// maxUnix is 9999-12-31T23:59:59Z, the last second RFC 3339 can render.
+const maxUnix = 253402300799
+
+// UnixTime reads Unix seconds written as a decimal number ("1585834535",
+// "1585834535.25"), to the microsecond. Anything else, and times outside
+// 1970–9999, read as the zero time.
+func UnixTime(s string) time.Time {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || !(f >= 1 && f <= maxUnix) {
+		return time.Time{}
 	}
-	return time.Time{}
+	sec := math.Floor(f)
+	return time.Unix(int64(sec), int64(math.Round((f-sec)*1e6))*1e3).UTC()
 }

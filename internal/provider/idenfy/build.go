@@ -35,14 +35,19 @@ var defaultFinish = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 // true; false makes a preliminary result), Time (finishTime; default
 // 2026-11-24T12:00:00Z) and Reasons (status.fraudTags; a SUSPECTED result
 // without them carries the fraud tag DUPLICATE_FACE and the mismatch tag
-// NAME). The output depends on event and f alone. It returns an EINVALID *hub.Error for an unknown event or
-// status.
+// NAME). DOCUMENT_EXPIRATION reads Ref, ApplicantRef and Status (its
+// expirationThreshold; default DOCUMENT_EXPIRES_WITHIN_30_DAYS). The output
+// depends on event and f alone. It returns an EINVALID *hub.Error for an
+// unknown event or status.
 func (Provider) Build(event string, f provider.Fields) ([]byte, http.Header, error) {
 	event, err := provider.MatchEvent(events, event)
 	if err != nil {
 		return nil, nil, err
 	}
 	canon := canonicalEvent(event)
+	if canon == EventDocumentExpiration {
+		return buildDocumentExpiration(f)
+	}
 	overall := strings.ToUpper(strings.TrimSpace(f.Status))
 	if overall == "" {
 		switch canon {
@@ -121,15 +126,42 @@ func (Provider) Build(event string, f provider.Fields) ([]byte, http.Header, err
 		cb.LID = []wireService{service("IrdInvalidPapers", "LID", uid)}
 	}
 
+	if canon == EventIdentification {
+		event = ""
+	}
+	return encode(cb, event)
+}
+
+// expirationThresholds are the expirationThreshold values iDenfy documents.
+var expirationThresholds = []string{"DOCUMENT_EXPIRES_WITHIN_30_DAYS", "DOCUMENT_EXPIRES_WITHIN_7_DAYS",
+	"DOCUMENT_EXPIRES_WITHIN_1_DAY", "DOCUMENT_EXPIRED"}
+
+// buildDocumentExpiration builds a DOCUMENT_EXPIRATION webhook.
+func buildDocumentExpiration(f provider.Fields) ([]byte, http.Header, error) {
+	threshold, err := provider.MatchEvent(expirationThresholds, provider.Or(f.Status, expirationThresholds[0]))
+	if err != nil {
+		return nil, nil, hub.Errorf(hub.EINVALID, "unknown expirationThreshold %q (known: %s)", f.Status, strings.Join(expirationThresholds, ", "))
+	}
+	return encode(struct {
+		ScanRef             string `json:"scanRef"`
+		ClientID            string `json:"clientId"`
+		ExpirationThreshold string `json:"expirationThreshold"`
+		DocumentExpiration  string `json:"documentExpiration"`
+	}{provider.Or(f.Ref, DefaultScanRef), provider.Or(f.ApplicantRef, DefaultClientID), threshold, "2031-05-14"}, EventDocumentExpiration)
+}
+
+// encode renders a webhook body as iDenfy does, with Content-Type and, when
+// event is not empty, Idenfy-Event-Type.
+func encode(v any, event string) ([]byte, http.Header, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // iDenfy's pre-signed URLs carry a plain &
-	if err := enc.Encode(cb); err != nil {
+	if err := enc.Encode(v); err != nil {
 		return nil, nil, err
 	}
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
-	if canon != EventIdentification {
+	if event != "" {
 		h.Set(HeaderEventType, event)
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), h, nil

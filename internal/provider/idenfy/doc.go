@@ -8,36 +8,60 @@
 // dashboard (Settings → Notifications). A source's secrets are:
 //
 //   - signing_key (required): the key of every webhook that has no key of its
-//     own below, and of every request without an Idenfy-Event-Type header;
+//     own below;
 //   - signing_keys.<EVENT_TYPE> (optional, any number): the key of the webhook
-//     whose Idenfy-Event-Type header names EVENT_TYPE, for accounts that give
-//     each webhook its own key, e.g. signing_keys.IDENTIFICATION_MANUAL_FINISHED.
-//     Event types match case-insensitively and the CANCELED and CANCELLED
-//     spellings name the same webhook.
+//     of that event type, for accounts that give each webhook its own key,
+//     e.g. signing_keys.IDENTIFICATION_MANUAL_FINISHED. Event types match in
+//     any of the spellings below.
 //
-// The key is chosen from the header alone, before the body is read, so that
-// the signature is checked over the raw bytes before anything in them is
-// trusted. A request without Idenfy-Signature is refused.
+// The key is chosen from the request's event type, before the body is read,
+// so that the signature is checked over the raw bytes before anything in
+// them is trusted. The event type is the one the ingest URL names
+// (POST /ingest/{source_id}/{event_type}: give each iDenfy webhook its own
+// URL), else the Verihook-Event-Type header (a custom header each webhook
+// can carry), else Idenfy-Event-Type. When a request names none, or one no
+// iDenfy document names, every configured key is tried in turn, each in
+// constant time. A request without Idenfy-Signature is refused.
 //
 // # Events
 //
-// The event name is the Idenfy-Event-Type header as sent. Without the header
-// it is derived from the body: IDENTIFICATION_EXPIRED when status.overall is
-// EXPIRED, else the legacy IDENTIFICATION. The understood names are listed by
-// [Provider.Events]; any other (FACIAL_AUTHENTICATION, AGE_ESTIMATION …) is
+// An event type is matched in any spelling iDenfy's documents use: the API
+// names (IDENTIFICATION_AUTO_FINISHED), the dashboard's ("ID VERIFICATION
+// AUTO FINISHED", "ID VERIFICATION AUTO FINISH"), ID_VERIFICATION_…, the
+// OpenAPI operation names (identificationAutoFinished), and CANCELED or
+// CANCELLED; case, spaces, hyphens and underscores do not matter. The event
+// name kept (Parsed.EventName, provider_event) is the type as sent.
+//
+// Without an event type, or with one no document names, the body decides, as
+// for the legacy IDENTIFICATION webhook that fires for every outcome:
+// IDENTIFICATION_EXPIRED when status.overall is EXPIRED, else IDENTIFICATION
+// (by the final flag, else the manual fields, and status.overall). An
+// unnamed event type whose body has no status.overall, or is of another
+// shape (FACIAL_AUTHENTICATION, AGE_ESTIMATION, the KYB webhooks …), is
 // quarantined, as is a callback without scanRef.
 //
-// Each understood callback reports one kyc observation of the verification
-// named by scanRef (applicant: clientId; provider time: finishTime):
+// Each identification callback reports one kyc observation of the
+// verification named by scanRef (applicant: clientId; provider time:
+// finishTime):
 //
 //	IDENTIFICATION_AUTO_FINISHED   final:true   by status.overall      final
 //	IDENTIFICATION_AUTO_FINISHED   final:false  review                 not final
 //	IDENTIFICATION_MANUAL_FINISHED              by status.overall      final (always)
 //	IDENTIFICATION_EXPIRED                      expired                final
 //	IDENTIFICATION_CANCELED/-LLED               canceled               final
-//	IDENTIFICATION_RESUBMITTED                  review                 as sent
+//	IDENTIFICATION_RESUBMITTED     final:true   by status.overall,     final with a decision
+//	                                            else review            (else not final)
+//	IDENTIFICATION_RESUBMITTED     final:false  review                 not final
 //	IDENTIFICATION                 final:true   by status.overall      final
 //	IDENTIFICATION                 final:false  review                 not final
+//
+// A final status is a decision: review (overall REVIEWING) is never final,
+// whatever the flag says.
+//
+// DOCUMENT_EXPIRATION ({scanRef, clientId, expirationThreshold,
+// documentExpiration}, also recognized without a header by its
+// expirationThreshold) becomes an applicant.document_expiration event; it
+// changes no verification's status.
 //
 // where status.overall APPROVED, DENIED, SUSPECTED, EXPIRED and REVIEWING map
 // to approved, rejected, suspected, expired and review; any other overall,
@@ -52,19 +76,18 @@
 // duplicate, the next webhook about the same verification is not.
 //
 // Bodies are decoded leniently, as iDenfy's format changed over time: fields
-// may be null; startTime and finishTime may be Unix seconds (number or string)
-// at the top level or inside status; AML and LID may be arrays (current) or
+// may be null; startTime and finishTime may be Unix seconds (a number, whole
+// or with a fraction, or a string) at the top level or inside status; AML and LID may be arrays (current) or
 // lower-case aml and lid objects (old); suspicionReasons (old) and
 // fraudTags/mismatchTags (current) are all read.
 //
 // # Unconfirmed, and what is assumed
 //
-//   - The Idenfy-Event-Type values of the KYC webhooks are not published (only
-//     FACIAL_AUTHENTICATION, AGE_ESTIMATION and COMPANY_INFO_REQUEST are). They
-//     are assumed to be the webhook names of iDenfy's API documents
-//     (IDENTIFICATION_AUTO_FINISHED …), with either spelling of CANCELLED, and
-//     the legacy IDENTIFICATION webhook is assumed to come possibly without the
-//     header.
+//   - The Idenfy-Event-Type values of the KYC webhooks are published only in
+//     iDenfy's OpenAPI document (IDENTIFICATION_AUTO_FINISHED …,
+//     DOCUMENT_EXPIRATION); its prose and the dashboard use other spellings,
+//     all accepted. The legacy IDENTIFICATION webhook and old (2018–2020)
+//     callbacks are assumed to come possibly without the header.
 //   - Whether iDenfy omits Idenfy-Signature when a webhook has no signing key
 //     is unconfirmed; verihook refuses unsigned requests, so every webhook must
 //     be given a key at iDenfy.

@@ -1,11 +1,13 @@
 package idenfy
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/verihook/verihook/internal/hub"
 	"github.com/verihook/verihook/internal/provider"
@@ -30,7 +32,10 @@ const (
 
 // The event (webhook) types this package understands, as iDenfy's documents
 // spell them. EventCanceled and EventCancelled are the same webhook under the
-// dashboard's and the API documents' spellings.
+// dashboard's and the API documents' spellings; the dashboard's names ("ID
+// VERIFICATION AUTO FINISHED") and the OpenAPI operation names
+// ("identificationAutoFinished") are other spellings of these (see
+// canonicalEvent).
 const (
 	EventAutoFinished   = "IDENTIFICATION_AUTO_FINISHED"
 	EventManualFinished = "IDENTIFICATION_MANUAL_FINISHED"
@@ -40,10 +45,13 @@ const (
 	EventExpired        = "IDENTIFICATION_EXPIRED"
 	// EventIdentification is the legacy webhook that fires for every outcome.
 	EventIdentification = "IDENTIFICATION"
+	// EventDocumentExpiration warns that a verified applicant's document
+	// expires soon, or has expired.
+	EventDocumentExpiration = "DOCUMENT_EXPIRATION"
 )
 
 var events = []string{EventAutoFinished, EventManualFinished, EventResubmitted,
-	EventCancelled, EventCanceled, EventExpired, EventIdentification}
+	EventCancelled, EventCanceled, EventExpired, EventIdentification, EventDocumentExpiration}
 
 // Provider is the iDenfy adapter. The zero value is ready to use.
 type Provider struct{}
@@ -91,27 +99,59 @@ func (Provider) CheckSecrets(secrets map[string]string) error {
 	return nil
 }
 
-// Verify checks the Idenfy-Signature header against the HMAC-SHA256 of body
-// under the key for the request's Idenfy-Event-Type (see the package
-// documentation), in constant time. It returns an EUNAUTHORIZED *hub.Error
-// when the header is missing or wrong or no key is configured.
+// Verify checks the Idenfy-Signature header against the HMAC-SHA256 of body,
+// in constant time, under the key of the request's event type (see the
+// package documentation) or, when the request names no event type a document
+// gives, under every configured key in turn. It returns an EUNAUTHORIZED
+// *hub.Error when the header is missing or wrong or no key is configured.
 func (Provider) Verify(secrets map[string]string, h http.Header, body []byte) error {
 	sig := h.Get(HeaderSignature)
 	if strings.TrimSpace(sig) == "" {
 		return provider.Unauthorized("missing %s header", HeaderSignature)
 	}
-	key, name := signingKey(secrets, h.Get(HeaderEventType))
-	if key == "" {
-		return provider.Unauthorized("secret %q is not configured", name)
+	if event := eventType(h); known(event) {
+		key, name := signingKey(secrets, event)
+		if key == "" {
+			return provider.Unauthorized("secret %q is not configured", name)
+		}
+		return provider.CheckHexMAC(sha256.New, []byte(key), body, sig)
 	}
-	return provider.CheckHexMAC(sha256.New, []byte(key), body, sig)
+	return checkAnyKey(secrets, body, sig)
+}
+
+// checkAnyKey checks sig under signing_key and every signing_keys.<EVENT>:
+// a webhook whose event type is not named may have been signed with any of
+// them. Every key costs one HMAC and one constant-time comparison, whether or
+// not an earlier one matched.
+func checkAnyKey(secrets map[string]string, body []byte, sig string) error {
+	got, err := hex.DecodeString(strings.TrimSpace(sig))
+	if err != nil {
+		return provider.Unauthorized("signature is not hex")
+	}
+	tried, matched := 0, false
+	for name, key := range secrets {
+		if key == "" || name != SecretSigningKey && !strings.HasPrefix(name, SecretSigningKeysPrefix) {
+			continue
+		}
+		tried++
+		if hmac.Equal(got, provider.HMAC(sha256.New, []byte(key), body)) {
+			matched = true
+		}
+	}
+	switch {
+	case tried == 0:
+		return provider.Unauthorized("secret %q is not configured", SecretSigningKey)
+	case !matched:
+		return provider.Unauthorized("signature mismatch")
+	}
+	return nil
 }
 
 // Sign sets Idenfy-Signature as iDenfy does, with the key Verify would use
 // for h's Idenfy-Event-Type, and returns body unchanged. Without that key it
 // returns an EINVALID *hub.Error.
 func (Provider) Sign(secrets map[string]string, h http.Header, body []byte) ([]byte, error) {
-	key, name := signingKey(secrets, h.Get(HeaderEventType))
+	key, name := signingKey(secrets, eventType(h))
 	if key == "" {
 		return nil, hub.Errorf(hub.EINVALID, "secret %q is required", name)
 	}
@@ -144,12 +184,46 @@ func signingKey(secrets map[string]string, eventType string) (key, name string) 
 	return secrets[SecretSigningKey], SecretSigningKey
 }
 
-// canonicalEvent returns an event type upper-cased and trimmed, with the
-// CANCELED spelling turned into CANCELLED, for matching only.
+// eventType returns the request's event type as sent: the one named in the
+// ingest URL (provider.HeaderEventType), else Idenfy-Event-Type, else "".
+func eventType(h http.Header) string {
+	return strings.TrimSpace(provider.Or(strings.TrimSpace(h.Get(provider.HeaderEventType)), h.Get(HeaderEventType)))
+}
+
+// known reports whether event is a spelling of an event type this package
+// understands.
+func known(event string) bool {
+	return event != "" && slices.Contains(events, canonicalEvent(event))
+}
+
+// canonicalEvent returns an event type in the spelling of iDenfy's API
+// documents, for matching only: upper case, words joined by underscores
+// (from spaces, hyphens or camelCase), ID VERIFICATION as IDENTIFICATION,
+// a trailing FINISH as FINISHED and CANCELED as CANCELLED. So "ID
+// VERIFICATION AUTO FINISH", "ID_VERIFICATION_AUTO_FINISHED" and
+// "identificationAutoFinished" are all IDENTIFICATION_AUTO_FINISHED.
 func canonicalEvent(event string) string {
-	event = strings.ToUpper(strings.TrimSpace(event))
-	if event == EventCanceled {
+	var b strings.Builder
+	prevLower := false
+	for _, r := range strings.TrimSpace(event) {
+		if r == ' ' || r == '-' {
+			r = '_'
+		}
+		if unicode.IsUpper(r) && prevLower {
+			b.WriteByte('_')
+		}
+		prevLower = unicode.IsLower(r)
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	e := strings.Join(strings.FieldsFunc(b.String(), func(r rune) bool { return r == '_' }), "_")
+	if rest, ok := strings.CutPrefix(e, "ID_VERIFICATION"); ok && (rest == "" || rest[0] == '_') {
+		e = EventIdentification + rest
+	}
+	if strings.HasSuffix(e, "_FINISH") {
+		e += "ED"
+	}
+	if e == EventCanceled {
 		return EventCancelled
 	}
-	return event
+	return e
 }

@@ -105,6 +105,15 @@ func TestVerify(t *testing.T) {
 		{"base64 signature", perEvent, "", "3q2+7w==", "signature is not hex"},
 		{"truncated signature", perEvent, "", mac("default-key")[:62], "signature mismatch"},
 		{"no key configured", map[string]string{}, "", mac(""), `secret "signing_key" is not configured`},
+		// Without an event type a document names, every configured key is tried.
+		{"no header, per-event key", perEvent, "", mac("manual-key"), ""},
+		{"no header, other per-event key", perEvent, "", mac("cancel-key"), ""},
+		{"unknown header, per-event key", perEvent, "SOMETHING_NEW", mac("manual-key"), ""},
+		{"unknown header, default key", perEvent, "SOMETHING_NEW", mac("default-key"), ""},
+		{"no header, a key nobody configured", perEvent, "", mac("other-key"), "signature mismatch"},
+		{"no header, only per-event keys", map[string]string{"signing_keys.IDENTIFICATION_EXPIRED": "expired-key"}, "", mac("expired-key"), ""},
+		{"dashboard spelling chooses the per-event key", perEvent, "ID VERIFICATION MANUAL FINISHED", mac("manual-key"), ""},
+		{"dashboard spelling refuses the default key", perEvent, "ID VERIFICATION MANUAL FINISHED", mac("default-key"), "signature mismatch"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -124,6 +133,29 @@ func TestVerify(t *testing.T) {
 				t.Errorf("Verify = %v, want unauthorized: %s", err, c.wantErr)
 			}
 		})
+	}
+}
+
+// TestVerifyEventTypeInURL: the event type the ingest URL names (the
+// Verihook-Event-Type header the ingest service sets) chooses the key, ahead
+// of Idenfy-Event-Type, and names the event.
+func TestVerifyEventTypeInURL(t *testing.T) {
+	t.Parallel()
+	body := []byte(`{"scanRef":"scan-9","final":false,"status":{"overall":"APPROVED"}}`)
+	keys := map[string]string{"signing_key": "default-key", "signing_keys.IDENTIFICATION_MANUAL_FINISHED": "manual-key"}
+	h := http.Header{provider.HeaderEventType: {"IDENTIFICATION_MANUAL_FINISHED"}, "Idenfy-Event-Type": {"IDENTIFICATION_AUTO_FINISHED"}}
+	h.Set("Idenfy-Signature", hex.EncodeToString(provider.HMAC(sha256.New, []byte("manual-key"), body)))
+	if err := New().Verify(keys, h, body); err != nil {
+		t.Fatalf("Verify = %v", err)
+	}
+	h.Set("Idenfy-Signature", hex.EncodeToString(provider.HMAC(sha256.New, []byte("default-key"), body)))
+	if err := New().Verify(keys, h, body); hub.ErrorCode(err) != hub.EUNAUTHORIZED {
+		t.Errorf("Verify(default key, URL names the manual webhook) = %v, want unauthorized", err)
+	}
+	p, err := New().Parse(h, body)
+	if err != nil || p.EventName != EventManualFinished || len(p.Observations) != 1 ||
+		p.Observations[0].Status != hub.StatusApproved || !p.Observations[0].Final {
+		t.Errorf("Parse = %+v, %v; want the manual webhook's final decision", p, err)
 	}
 }
 
@@ -196,7 +228,7 @@ func TestStatusOf(t *testing.T) {
 		{EventAutoFinished, "DENIED", true, hub.StatusRejected, true},
 		{EventAutoFinished, "SUSPECTED", true, hub.StatusSuspected, true},
 		{EventAutoFinished, "EXPIRED", true, hub.StatusExpired, true},
-		{EventAutoFinished, "REVIEWING", true, hub.StatusReview, true},
+		{EventAutoFinished, "REVIEWING", true, hub.StatusReview, false}, // a final status is a decision
 		{EventAutoFinished, "ACTIVE", true, "", false},
 		{EventAutoFinished, "", true, "", false},
 		{EventAutoFinished, "APPROVED", false, hub.StatusReview, false},
@@ -206,13 +238,17 @@ func TestStatusOf(t *testing.T) {
 		{EventManualFinished, "DENIED", true, hub.StatusRejected, true},
 		{EventManualFinished, "SUSPECTED", true, hub.StatusSuspected, true},
 		{EventManualFinished, "DENIED", false, hub.StatusRejected, true},
-		{EventManualFinished, "REVIEWING", true, hub.StatusReview, true},
+		{EventManualFinished, "REVIEWING", true, hub.StatusReview, false},
 		{EventManualFinished, "ACTIVE", true, "", false},
 		{EventExpired, "EXPIRED", true, hub.StatusExpired, true},
 		{EventExpired, "APPROVED", false, hub.StatusExpired, true},
 		{EventCancelled, "", false, hub.StatusCanceled, true},
 		{EventCancelled, "DENIED", true, hub.StatusCanceled, true},
-		{EventResubmitted, "APPROVED", true, hub.StatusReview, true},
+		{EventResubmitted, "APPROVED", true, hub.StatusApproved, true},
+		{EventResubmitted, "DENIED", true, hub.StatusRejected, true},
+		{EventResubmitted, "SUSPECTED", true, hub.StatusSuspected, true},
+		{EventResubmitted, "REVIEWING", true, hub.StatusReview, false},
+		{EventResubmitted, "", true, hub.StatusReview, false},
 		{EventResubmitted, "APPROVED", false, hub.StatusReview, false},
 		{EventIdentification, "APPROVED", false, hub.StatusReview, false},
 		{EventIdentification, "APPROVED", true, hub.StatusApproved, true},
@@ -258,7 +294,29 @@ func TestParse(t *testing.T) {
 		{name: "finishTime as RFC 3339", body: `{"scanRef":"s","final":true,"finishTime":"2026-01-02T03:04:05Z","status":{"overall":"APPROVED"}}`,
 			wantEvent: "IDENTIFICATION", wantStatus: hub.StatusApproved, wantFinal: true, wantTime: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
 		{name: "finishTime as a float", body: `{"scanRef":"s","final":true,"finishTime":1700000000.75,"status":{"overall":"APPROVED"}}`,
-			wantEvent: "IDENTIFICATION", wantStatus: hub.StatusApproved, wantFinal: true, wantTime: at(1700000000)},
+			wantEvent: "IDENTIFICATION", wantStatus: hub.StatusApproved, wantFinal: true, wantTime: at(1700000000).Add(750 * time.Millisecond)},
+		{name: "startTime and finishTime floats inside status (2019)", body: `{"scanRef":"s","status":{"overall":"DENIED","manualFace":"FACE_MISMATCH","startTime":1554726960.1,"finishTime":1554727002.5}}`,
+			wantEvent: "IDENTIFICATION", wantStatus: hub.StatusRejected, wantFinal: true, wantTime: at(1554727002).Add(500 * time.Millisecond), wantReason: []string{"FACE_MISMATCH"}},
+		{name: "dashboard spelling", event: "ID VERIFICATION AUTO FINISHED", body: `{"scanRef":"s","final":true,"status":{"overall":"APPROVED"}}`,
+			wantEvent: "ID VERIFICATION AUTO FINISHED", wantStatus: hub.StatusApproved, wantFinal: true},
+		{name: "requirements spelling of the manual webhook", event: "ID VERIFICATION MANUAL FINISH", body: `{"scanRef":"s","final":false,"status":{"overall":"DENIED"}}`,
+			wantEvent: "ID VERIFICATION MANUAL FINISH", wantStatus: hub.StatusRejected, wantFinal: true},
+		{name: "ID_VERIFICATION spelling", event: "ID_VERIFICATION_AUTO_FINISHED", body: `{"scanRef":"s","final":false,"status":{"overall":"APPROVED"}}`,
+			wantEvent: "ID_VERIFICATION_AUTO_FINISHED", wantStatus: hub.StatusReview, wantFinal: false},
+		{name: "OpenAPI operation name", event: "identificationExpired", body: `{"scanRef":"s","final":true,"status":{"overall":"DENIED"}}`,
+			wantEvent: "identificationExpired", wantStatus: hub.StatusExpired, wantFinal: true},
+		{name: "legacy dashboard name", event: "ID VERIFICATION", body: `{"scanRef":"s","final":true,"status":{"overall":"SUSPECTED"}}`,
+			wantEvent: "ID VERIFICATION", wantStatus: hub.StatusSuspected, wantFinal: true},
+		{name: "unknown event type decided by the body", event: "IDENTIFICATION_SOMETHING_NEW", body: `{"scanRef":"s","final":true,"status":{"overall":"APPROVED"}}`,
+			wantEvent: "IDENTIFICATION_SOMETHING_NEW", wantStatus: hub.StatusApproved, wantFinal: true},
+		{name: "unknown event type, preliminary body", event: "NEW", body: `{"scanRef":"s","final":false,"status":{"overall":"DENIED"}}`,
+			wantEvent: "NEW", wantStatus: hub.StatusReview, wantFinal: false},
+		{name: "unknown event type, old body with a manual result", event: "NEW", body: `{"scanRef":"s","status":{"overall":"DENIED","manualDocument":"DOC_EXPIRED"}}`,
+			wantEvent: "NEW", wantStatus: hub.StatusRejected, wantFinal: true, wantReason: []string{"DOC_EXPIRED"}},
+		{name: "unknown event type, expired body", event: "NEW", body: `{"scanRef":"s","final":false,"status":{"overall":"EXPIRED"}}`,
+			wantEvent: "NEW", wantStatus: hub.StatusExpired, wantFinal: true},
+		{name: "resubmitted with a final decision", event: EventResubmitted, body: `{"scanRef":"s","final":true,"status":{"overall":"APPROVED"}}`,
+			wantEvent: EventResubmitted, wantStatus: hub.StatusApproved, wantFinal: true},
 		{name: "finishTime inside status", body: `{"scanRef":"s","final":true,"status":{"overall":"APPROVED","finishTime":1600000000}}`,
 			wantEvent: "IDENTIFICATION", wantStatus: hub.StatusApproved, wantFinal: true, wantTime: at(1600000000)},
 		{name: "top-level finishTime wins", body: `{"scanRef":"s","final":true,"finishTime":1700000000,"status":{"overall":"APPROVED","finishTime":1600000000}}`,
@@ -303,8 +361,10 @@ func TestParse(t *testing.T) {
 		{name: "blank scanRef", event: EventExpired, body: `{"scanRef":"  "}`, wantEvent: EventExpired, wantErr: "scanRef is missing"},
 		{name: "unknown overall on a final result", event: EventManualFinished, body: `{"scanRef":"s","status":{"overall":"ARCHIVED"}}`,
 			wantEvent: EventManualFinished, wantErr: `unknown status.overall "ARCHIVED" for IDENTIFICATION_MANUAL_FINISHED`},
-		{name: "unknown event type", event: "AGE_ESTIMATION", body: `{"scanRef":"s"}`, wantEvent: "AGE_ESTIMATION",
-			wantErr: `unsupported event type "AGE_ESTIMATION"`},
+		{name: "unknown event type, nothing to decide from", event: "AGE_ESTIMATION", body: `{"scanRef":"s","final":true}`, wantEvent: "AGE_ESTIMATION",
+			wantErr: `unsupported event type "AGE_ESTIMATION" and no status.overall to decide from`},
+		{name: "unknown event type of another shape", event: "AGE_ESTIMATION", body: `{"scanRef":"s","status":"COMPLETED"}`, wantEvent: "AGE_ESTIMATION",
+			wantErr: `unsupported event type "AGE_ESTIMATION": field "status" is a string, not of the expected type`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -16,43 +16,58 @@ import (
 	"github.com/verihook/verihook/internal/provider"
 )
 
-// Parse turns an authenticated iDenfy callback into one kyc observation (see
-// the package documentation for the rules). It returns an EUNRECOGNIZED
-// *hub.Error for a body that is not a JSON object of the expected shape, an
-// event type it does not know, a missing scanRef or an overall status it
-// cannot map; the Parsed returned with it still holds Body, EventName (when
-// known) and DedupKey.
+// Parse turns an authenticated iDenfy callback into hub terms (see the
+// package documentation for the rules): one kyc observation for an
+// identification webhook, an applicant.document_expiration event for a
+// document-expiration one. It returns an EUNRECOGNIZED *hub.Error for a body
+// that is not a JSON object of the expected shape, a missing scanRef, or a
+// callback whose event type and body together do not say what it is; the
+// Parsed returned with it still holds Body, EventName (when known) and
+// DedupKey.
 func (Provider) Parse(h http.Header, body []byte) (hub.Parsed, error) {
-	p := hub.Parsed{Body: body, EventName: strings.TrimSpace(h.Get(HeaderEventType))}
+	p := hub.Parsed{Body: body, EventName: eventType(h)}
 	decoded, ok := decodeJSON(body)
 	if !ok {
 		p.DedupKey = hub.CanonicalHashOf(map[string]any{"event": p.EventName, "raw": hub.RawHash(body)})
 		return p, provider.Unrecognized("body is not valid JSON")
 	}
-	dedupKey := func() string { return hub.CanonicalHashOf(map[string]any{"event": p.EventName, "body": decoded}) }
-	if p.EventName != "" && !slices.Contains(events, canonicalEvent(p.EventName)) {
-		p.DedupKey = dedupKey()
-		return p, provider.Unrecognized("unsupported event type %q", p.EventName)
-	}
+	p, err := parse(p, body)
+	// The event name (derived from the body when no header gave it) is part
+	// of the key: the automatic and the manual webhook may have equal bodies.
+	p.DedupKey = hub.CanonicalHashOf(map[string]any{"event": p.EventName, "body": decoded})
+	return p, err
+}
+
+// parse reads a JSON body; p holds the event name the request gave.
+func parse(p hub.Parsed, body []byte) (hub.Parsed, error) {
 	var cb callback
-	if err := json.Unmarshal(body, &cb); err != nil {
-		p.DedupKey = dedupKey()
+	event := canonicalEvent(p.EventName)
+	if err := json.Unmarshal(body, &cb); err != nil && p.EventName != "" && !known(event) {
+		return p, provider.Unrecognized("unsupported event type %q: %s", p.EventName, describe(err))
+	} else if err != nil {
 		return p, provider.Unrecognized("%s", describe(err))
+	}
+	if event == EventDocumentExpiration || !known(event) && cb.ExpirationThreshold != "" {
+		return cb.documentExpiration(p)
 	}
 	st := cb.Status
 	if st == nil {
 		st = &statusBlock{}
 	}
 	overall := strings.ToUpper(strings.TrimSpace(string(st.Overall)))
-	if p.EventName == "" {
-		p.EventName = EventIdentification
-		if overall == "EXPIRED" {
-			p.EventName = EventExpired
+	if !known(event) {
+		// No event type, or one no document names: the body decides, as it
+		// does for the legacy webhook that fires for every outcome.
+		if p.EventName != "" && overall == "" {
+			return p, provider.Unrecognized("unsupported event type %q and no status.overall to decide from", p.EventName)
 		}
+		event = EventIdentification
+		if overall == "EXPIRED" {
+			event = EventExpired
+		}
+		p.EventName = provider.Or(p.EventName, event)
 	}
-	p.DedupKey = dedupKey()
 
-	event := canonicalEvent(p.EventName)
 	scanRef := strings.TrimSpace(string(cb.ScanRef))
 	if scanRef == "" {
 		return p, provider.Unrecognized("scanRef is missing")
@@ -79,6 +94,24 @@ func (Provider) Parse(h http.Header, body []byte) (hub.Parsed, error) {
 	return p, nil
 }
 
+// documentExpiration maps a DOCUMENT_EXPIRATION webhook to an
+// applicant.document_expiration event; it changes no verification's status.
+func (cb *callback) documentExpiration(p hub.Parsed) (hub.Parsed, error) {
+	p.EventName = provider.Or(p.EventName, EventDocumentExpiration)
+	scanRef := strings.TrimSpace(string(cb.ScanRef))
+	threshold := strings.TrimSpace(string(cb.ExpirationThreshold))
+	if scanRef == "" || threshold == "" {
+		return p, provider.Unrecognized("%s without scanRef or expirationThreshold", EventDocumentExpiration)
+	}
+	p.Events = []hub.EventDraft{{Type: hub.EventApplicantDocumentExpiration, Data: hub.ApplicantDocumentExpiration{
+		ProviderRef:  scanRef,
+		ApplicantRef: strings.TrimSpace(string(cb.ClientID)),
+		Threshold:    threshold,
+		ExpiresOn:    strings.TrimSpace(string(cb.DocumentExpiration)),
+	}}}
+	return p, nil
+}
+
 // decodeJSON decodes body, which must be one JSON value, keeping numbers as
 // they are written so that no two values hash alike by rounding.
 func decodeJSON(body []byte) (v any, ok bool) {
@@ -93,17 +126,18 @@ func decodeJSON(body []byte) (v any, ok bool) {
 	return v, true
 }
 
-// statusOf maps an understood event (canonical spelling), status.overall
-// (upper case) and the final flag to a status and whether it is final.
+// statusOf maps an understood identification event (canonical spelling),
+// status.overall (upper case) and the final flag to a status and whether it
+// is final. A final status is a decision: a final webhook whose overall is
+// REVIEWING, or a final RESUBMITTED one without a decision, is review, not
+// final.
 func statusOf(event, overall string, final bool) (hub.Status, bool, error) {
 	switch event {
 	case EventExpired:
 		return hub.StatusExpired, true, nil
 	case EventCancelled:
 		return hub.StatusCanceled, true, nil
-	case EventResubmitted:
-		return hub.StatusReview, final, nil
-	case EventAutoFinished, EventIdentification:
+	case EventResubmitted, EventAutoFinished, EventIdentification:
 		if !final {
 			return hub.StatusReview, false, nil
 		}
@@ -112,10 +146,13 @@ func statusOf(event, overall string, final bool) (hub.Status, bool, error) {
 		return "", false, provider.Unrecognized("unsupported event type %q", event)
 	}
 	s, ok := overallStatus[overall]
-	if !ok {
+	switch {
+	case !ok && event == EventResubmitted:
+		return hub.StatusReview, false, nil
+	case !ok:
 		return "", false, provider.Unrecognized("unknown status.overall %q for %s", overall, event)
 	}
-	return s, true, nil
+	return s, s != hub.StatusReview, nil
 }
 
 // overallStatus maps the status.overall values of a decided identification.
@@ -127,13 +164,17 @@ var overallStatus = map[string]hub.Status{
 	"REVIEWING": hub.StatusReview,
 }
 
-// callback is the part of an identification webhook that Parse reads.
+// callback is the part of an identification or document-expiration webhook
+// that Parse reads.
 type callback struct {
 	ClientID   text         `json:"clientId"`
 	ScanRef    text         `json:"scanRef"`
 	Final      flag         `json:"final"`
 	FinishTime unixTime     `json:"finishTime"`
 	Status     *statusBlock `json:"status"`
+	// DOCUMENT_EXPIRATION's fields.
+	ExpirationThreshold text `json:"expirationThreshold"`
+	DocumentExpiration  text `json:"documentExpiration"`
 }
 
 // statusBlock is the callback's status object.
@@ -258,34 +299,24 @@ func (f *flag) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// unixTime is a timestamp sent as Unix seconds (a number or a string) or as
-// an RFC 3339 string. Anything else, and times outside 1970–9999, read as the
-// zero time: a bad timestamp only loses the timestamp, not the callback.
+// unixTime is a timestamp sent as Unix seconds (a number, whole or with a
+// fraction, or a string) or as an RFC 3339 string. Anything else, and times
+// outside 1970–9999, read as the zero time: a bad timestamp only loses the
+// timestamp, not the callback.
 type unixTime struct{ time.Time }
-
-// maxUnix is 9999-12-31T23:59:59Z, the last second JSON can render.
-const maxUnix = 253402300799
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (u *unixTime) UnmarshalJSON(b []byte) error {
 	u.Time = time.Time{}
-	var t time.Time
 	switch {
 	case b[0] == '"':
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
 		}
-		t = provider.ParseTime(s)
+		u.Time = provider.ParseTime(s)
 	case b[0] == '-' || b[0] >= '0' && b[0] <= '9':
-		f, err := strconv.ParseFloat(string(b), 64)
-		if err != nil || f < 1 || f > maxUnix {
-			return nil
-		}
-		t = time.Unix(int64(f), 0).UTC()
-	}
-	if !t.IsZero() && t.Unix() > 0 && t.Unix() <= maxUnix {
-		u.Time = t
+		u.Time = provider.UnixTime(string(b))
 	}
 	return nil
 }
