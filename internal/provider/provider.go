@@ -69,6 +69,14 @@ type Fields struct {
 	Reasons      []string  // decline reasons, fraud tags …
 }
 
+// SecretsCoverer is implemented by providers whose secrets may cover only
+// some of their event types (Fractal's per-type secrets).
+type SecretsCoverer interface {
+	// EventsWithoutSecret lists the documented event types that secrets
+	// cannot verify, for an operator to add.
+	EventsWithoutSecret(secrets map[string]string) []string
+}
+
 // Registry finds providers by name.
 type Registry map[string]Provider
 
@@ -128,6 +136,15 @@ func (e *MissingSecretError) Error() string { return e.Unwrap().Error() }
 // hub.ErrorMessage see it.
 func (e *MissingSecretError) Unwrap() error {
 	return Unauthorized("no secret for event type %q: set %s", e.EventType, e.Secret)
+}
+
+// EventsWithoutSecret returns the documented event types src's secrets cannot
+// verify, where its provider can tell (see SecretsCoverer), else nil.
+func (r Registry) EventsWithoutSecret(src hub.Source) []string {
+	if c, ok := r[src.Provider].(SecretsCoverer); ok {
+		return c.EventsWithoutSecret(src.Secrets)
+	}
+	return nil
 }
 
 // Unauthorized returns the EUNAUTHORIZED error providers return from Verify.

@@ -41,9 +41,15 @@
 //   - The legacy format has no timestamp header: there is no replay protection
 //     beyond deduplication. Both formats sign the raw bytes; the body is never
 //     re-serialized before verification.
-//   - application_access_revoked (documented in 2019, later removed) and any
-//     other unknown type are quarantined for an operator, as are
-//     verification messages without data.user_id.
+//   - application_access_revoked (documented in 2019, later removed) becomes
+//     applicant.access_revoked; any other unknown type is quarantined for an
+//     operator, as are messages without data.user_id.
+//   - A source with per-type secrets only cannot verify a type it has no
+//     secret for: such a request is refused (401, so Fractal keeps retrying
+//     until the secret is added) with a provider.MissingSecretError naming
+//     the type, and EventsWithoutSecret lists the documented types a
+//     source's secrets leave out.
+//   - Timestamps sent as Unix seconds with a fraction keep the fraction.
 //   - Rejection reasons are not disclosed by legacy webhooks, so legacy
 //     observations carry no reasons. data.level is free-form ("basic",
 //     "liveness", "v1" …) and each level is its own verification.
@@ -87,6 +93,11 @@ const (
 	eventAccessRevoked    = "application_access_revoked" // 2019, removed from the docs
 	eventKraken           = "kraken"
 )
+
+// documentedTypes are the legacy event types Fractal's documents have named,
+// then or now.
+var documentedTypes = []string{eventApproved, eventRejected, eventContacted, eventCredentialShared,
+	eventEmailChanged, eventAccessRevoked}
 
 // Defaults for Build: the values of Fractal's own samples.
 const (
@@ -191,6 +202,16 @@ func verifyLegacy(secrets map[string]string, sig string, body []byte) error {
 		// earlier one matched.
 		if hmac.Equal(got, provider.HMAC(sha1.New, []byte(secret), body)) {
 			matched = append(matched, name)
+		}
+	}
+	if tried > 0 && len(matched) == 0 && secrets[secretAll] == "" {
+		// Only per-type secrets: a body of a type without one can never be
+		// verified, so say which type it is. The type is unauthenticated:
+		// it names a secret to look at, it grants nothing.
+		if typ := eventType(body); typ != "" && isLegacySecret(secretsPrefix+typ) && secrets[secretsPrefix+typ] == "" {
+			return &provider.MissingSecretError{
+				EventType: clip(typ), Documented: slices.Contains(documentedTypes, typ), Secret: secretsPrefix + clip(typ),
+			}
 		}
 	}
 	switch {
@@ -326,7 +347,7 @@ func (Provider) Parse(_ http.Header, body []byte) (hub.Parsed, error) {
 	case eventEmailChanged:
 		return parseEmailChanged(p, data)
 	case eventAccessRevoked:
-		return p, provider.Unrecognized("%s is a retired event type (2019): kept for an operator", eventAccessRevoked)
+		return parseAccessRevoked(p, data)
 	default:
 		return p, provider.Unrecognized("unknown event type %q", clip(typ))
 	}
@@ -383,6 +404,20 @@ func parseEmailChanged(p hub.Parsed, data map[string]any) (hub.Parsed, error) {
 		Type: hub.EventApplicantEmailChanged,
 		Data: hub.ApplicantEmailChanged{ApplicantRef: userID, Email: email},
 	}}
+	return p, nil
+}
+
+// parseAccessRevoked maps application_access_revoked (2019): the user revoked
+// every access grant and token of the application.
+func parseAccessRevoked(p hub.Parsed, data map[string]any) (hub.Parsed, error) {
+	userID, _, _, err := texts(data, "user_id", "", "")
+	if err != nil {
+		return p, err
+	}
+	if blank(userID) {
+		return p, provider.Unrecognized("%s without data.user_id", eventAccessRevoked)
+	}
+	p.Events = []hub.EventDraft{{Type: hub.EventApplicantAccessRevoked, Data: hub.ApplicantAccessRevoked{ApplicantRef: userID}}}
 	return p, nil
 }
 
@@ -448,10 +483,27 @@ func clip(s string) string {
 	return strings.ToValidUTF8(s[:limit], "") + "…"
 }
 
-// Events lists the event names Build accepts: Fractal's legacy types and
-// "kraken" for the new platform's single message shape.
+// Events lists the event names Build accepts: Fractal's legacy types, the
+// retired one included, and "kraken" for the new platform's single message
+// shape.
 func (Provider) Events() []string {
-	return []string{eventApproved, eventRejected, eventContacted, eventCredentialShared, eventEmailChanged, eventKraken}
+	return append(slices.Clone(documentedTypes), eventKraken)
+}
+
+// EventsWithoutSecret lists the documented legacy event types that secrets
+// cannot verify: every type without webhook_secrets.<type> when
+// webhook_secret is not set.
+func (Provider) EventsWithoutSecret(secrets map[string]string) []string {
+	if secrets[secretAll] != "" {
+		return nil
+	}
+	var out []string
+	for _, typ := range documentedTypes {
+		if secrets[secretsPrefix+typ] == "" {
+			out = append(out, typ)
+		}
+	}
+	return out
 }
 
 // Bodies as Fractal sends them: compact JSON, keys in the documents' order.
@@ -473,6 +525,9 @@ type (
 	emailData struct {
 		UserID string `json:"user_id"`
 		Email  string `json:"email"`
+	}
+	userData struct {
+		UserID string `json:"user_id"`
 	}
 	krakenBody struct {
 		ID     string `json:"id"`
@@ -516,6 +571,8 @@ func (p Provider) Build(event string, f provider.Fields) ([]byte, http.Header, e
 			UserID: provider.Or(f.Ref, defaultUserID),
 			Email:  provider.Or(f.Recipient, defaultEmail),
 		}}
+	case eventAccessRevoked:
+		v = legacyBody[userData]{event, userData{UserID: provider.Or(f.Ref, defaultUserID)}}
 	case eventKraken:
 		status := strings.ToLower(provider.Or(f.Status, "approved"))
 		if _, ok := krakenStatuses[status]; !ok {

@@ -4,7 +4,9 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -66,6 +68,7 @@ func TestVerify(t *testing.T) {
 	t.Parallel()
 	approved := officialBody
 	rejected := strings.Replace(officialBody, "verification_approved", "verification_rejected", 1)
+	revoked := `{"type":"application_access_revoked","data":{"user_id":"b5c5a2cd-643e-444b-9591-e7b25fec997d"}}`
 	kraken := `{"id":"b5c5a2cd-643e-444b-9591-e7b25fec997d","status":"rejected","note":"Document expired"}`
 	krakenHeader := func(secret, body string) http.Header {
 		h := http.Header{}
@@ -113,6 +116,10 @@ func TestVerify(t *testing.T) {
 		{"per-type secrets, rejected", perType, sign("rejected-secret", rejected), rejected, ""},
 		{"per-type secrets, rejected under approved's", perType, sign("approved-secret", rejected), rejected, `secret not valid for event type "verification_rejected"`},
 		{"per-type secrets, unknown secret", perType, sign("other", rejected), rejected, "signature mismatch"},
+		{"per-type secrets, a type without one", perType, sign("revoked-secret", revoked), revoked,
+			`no secret for event type "application_access_revoked": set webhook_secrets.application_access_revoked`},
+		{"per-type secrets, an undocumented type without one", perType, sign("x", `{"type":"new_type"}`), `{"type":"new_type"}`,
+			`no secret for event type "new_type": set webhook_secrets.new_type`},
 		{"both, approved under general", both, sign("general-secret", approved), approved, ""},
 		{"both, approved under per-type", both, sign("approved-secret", approved), approved, ""},
 		{"both, rejected under general", both, sign("general-secret", rejected), rejected, ""},
@@ -151,6 +158,32 @@ func TestVerify(t *testing.T) {
 				t.Fatalf("Verify = %v, want unauthorized: %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestMissingSecret: the error names the type, and says whether a document
+// names it (only those may label a metric), so that an attacker's made-up
+// types cannot grow a metric; EventsWithoutSecret lists the documented types
+// a source cannot verify.
+func TestMissingSecret(t *testing.T) {
+	t.Parallel()
+	perType := map[string]string{"webhook_secrets.verification_approved": "a", "webhook_secrets.verification_rejected": "r"}
+	for body, documented := range map[string]bool{
+		`{"type":"application_access_revoked","data":{}}`: true,
+		`{"type":"made_up_type","data":{}}`:               false,
+	} {
+		h := http.Header{"X-Fractal-Signature": {"sha1=" + hex.EncodeToString(provider.HMAC(sha1.New, []byte("other"), []byte(body)))}}
+		var missing *provider.MissingSecretError
+		if err := New().Verify(perType, h, []byte(body)); !errors.As(err, &missing) || missing.Documented != documented {
+			t.Errorf("Verify(%s) = %#v, want a MissingSecretError with Documented %v", body, err, documented)
+		}
+	}
+	want := []string{"verification_contacted", "credential_shared", "email_changed", "application_access_revoked"}
+	if got := New().EventsWithoutSecret(perType); !slices.Equal(got, want) {
+		t.Errorf("EventsWithoutSecret = %q, want %q", got, want)
+	}
+	if got := New().EventsWithoutSecret(map[string]string{"webhook_secret": "all"}); got != nil {
+		t.Errorf("EventsWithoutSecret(webhook_secret) = %q, want none", got)
 	}
 }
 
@@ -226,7 +259,6 @@ func TestBuild(t *testing.T) {
 		f     provider.Fields
 	}{
 		{"kraken", provider.Fields{Status: "on_hold"}},
-		{"application_access_revoked", provider.Fields{}},
 		{"verification.updated", provider.Fields{}},
 	} {
 		if _, _, err := New().Build(bad.event, bad.f); hub.ErrorCode(err) != hub.EINVALID {
