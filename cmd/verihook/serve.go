@@ -115,10 +115,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Logger:      m.Logger,
 		OnAttempt:   mets.ObserveAttempt,
 	}
-	svc := &ingest.Service{Store: m.Store, Providers: m.Registry, Logger: m.Logger, Wake: m.Worker.Wake}
+	svc := &ingest.Service{Store: m.Store, Providers: m.Registry, Logger: m.Logger, Wake: m.Worker.Wake,
+		MissingSecret: mets.ObserveMissingSecret}
 	api := &httpapi.Server{
 		Store: m.Store, Receiver: ingest.Receiver{Service: svc}, Logger: m.Logger, MaxBody: m.Config.MaxBodyBytes,
 		CheckURL: checkURL, Wake: m.Worker.Wake, ObserveIngest: mets.ObserveIngest, Metrics: mets.Handler(),
+		EventsWithoutSecret: m.Registry.EventsWithoutSecret,
 	}
 	m.ln, err = net.Listen("tcp", m.Config.Listen)
 	if err != nil {

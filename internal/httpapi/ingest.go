@@ -11,9 +11,12 @@ import (
 	"github.com/verihook/verihook/internal/hub"
 )
 
-// handleIngest receives one provider callback (SPEC section 3). The body is
-// read whole, within the limit, and passed on as raw bytes: signatures are
-// checked over exactly what arrived.
+// handleIngest receives one provider callback (SPEC section 3), on
+// /ingest/{source_id} and on /ingest/{source_id}/{event_type} alike: the
+// second names the event type for providers that send it only in a header
+// (iDenfy lets each event type have its own URL). The body is read whole,
+// within the limit, and passed on as raw bytes: signatures are checked over
+// exactly what arrived.
 func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sourceID := r.PathValue("source_id")
@@ -39,7 +42,9 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, hub.Errorf(hub.EINVALID, "could not read the body"))
 		return
 	}
-	res, err := s.Receiver.Receive(r.Context(), IngestRequest{SourceID: sourceID, RemoteAddr: remote, Header: r.Header, Body: body})
+	res, err := s.Receiver.Receive(r.Context(), IngestRequest{
+		SourceID: sourceID, EventType: r.PathValue("event_type"), RemoteAddr: remote, Header: r.Header, Body: body,
+	})
 	switch code := hub.ErrorCode(err); {
 	case err == nil:
 		label, outcome = sourceID, string(res.Status)

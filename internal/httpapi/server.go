@@ -19,16 +19,20 @@ import (
 type Receiver interface {
 	// Receive returns the stored message's id, whether it was quarantined,
 	// and whether it was a duplicate. Its errors are *hub.Error values:
-	// ENOTFOUND (unknown source), EUNAUTHORIZED (bad signature) or
-	// EUNAVAILABLE (not stored; the provider must retry).
+	// ENOTFOUND (unknown source), EINVALID (an event type in the URL that is
+	// no name), EUNAUTHORIZED (bad signature) or EUNAVAILABLE (not stored;
+	// the provider must retry).
 	Receive(ctx context.Context, r IngestRequest) (IngestResponse, error)
 	// Reject records an audit row for a request refused at the edge.
 	Reject(ctx context.Context, sourceID, remoteAddr string, status int, reason string)
 }
 
-// IngestRequest is one call on POST /ingest/{source_id}.
+// IngestRequest is one call on POST /ingest/{source_id} or
+// POST /ingest/{source_id}/{event_type}.
 type IngestRequest struct {
-	SourceID   string
+	SourceID string
+	// EventType is the URL's event type segment, or "".
+	EventType  string
 	RemoteAddr string
 	Header     http.Header
 	Body       []byte
@@ -56,6 +60,9 @@ type Server struct {
 	// Wake tells the delivery worker that deliveries are due (after a retry,
 	// a replay or an endpoint update); nil does nothing.
 	Wake func()
+	// EventsWithoutSecret, when set, lists the documented event types a
+	// source's secrets cannot verify (shown by GET /api/v1/sources).
+	EventsWithoutSecret func(hub.Source) []string
 	// ObserveIngest, when set, is told of every ingest request.
 	ObserveIngest func(source, outcome string, d time.Duration)
 	// Metrics, when set, is served on /metrics.
@@ -68,6 +75,7 @@ type Server struct {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /ingest/{source_id}", s.handleIngest)
+	mux.HandleFunc("POST /ingest/{source_id}/{event_type}", s.handleIngest)
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 

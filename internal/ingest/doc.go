@@ -6,6 +6,15 @@
 // nil: by then the message is on disk.
 //
 // Refused requests (unknown source, bad signature, oversized body) leave an
-// audit row, never the body. Authenticated messages that the provider package
-// cannot map are stored as quarantined for an operator, never dropped.
+// audit row, never the body. An authenticated message is never dropped: one
+// that the provider package cannot map, or fails on, is stored as quarantined
+// for an operator (a retry would fail the same way). What cannot be
+// authenticated or safely stored here is answered 503, so that the provider
+// retries: a source whose provider this build does not know (another
+// instance's build may), and an adapter that panicked (its in-body secret
+// may not have been removed).
+//
+// POST /ingest/{source_id}/{event_type} names the event type in the URL, for
+// providers that send it only in a header (iDenfy lets each event type have
+// its own URL); it reaches the provider as provider.HeaderEventType.
 package ingest

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/verihook/verihook/internal/hub"
 	"github.com/verihook/verihook/internal/provider"
@@ -23,6 +25,11 @@ type Service struct {
 	// Wake, when set, is called after a commit that created deliveries, so
 	// that the delivery worker sends them at once.
 	Wake func()
+	// MissingSecret, when set, is told of every request refused because its
+	// source has no secret for its event type: the event type when the
+	// provider's documents name it, else "other" (the type is chosen by
+	// whoever sent the request).
+	MissingSecret func(source, eventType string)
 	// SourceTTL is how long a source read from the store is reused before it
 	// is read again (so that a change made on another instance is seen);
 	// 0 means 5 seconds.
@@ -46,20 +53,35 @@ type Result struct {
 	Events []hub.Event `json:"-"`
 }
 
-// Request is one received call on /ingest/{source}.
+// Request is one received call on /ingest/{source} or
+// /ingest/{source}/{event_type}.
 type Request struct {
-	SourceID   string
+	SourceID string
+	// EventType is the event type the URL names, or "". It reaches the
+	// provider as the provider.HeaderEventType header.
+	EventType  string
 	RemoteAddr string
 	Header     http.Header
 	Body       []byte
 }
 
+// maxEventTypeLen bounds the event type an ingest URL may name.
+const maxEventTypeLen = 100
+
 // Receive authenticates, parses and durably stores one request. It returns
-// an ENOTFOUND error for an unknown source and an EUNAUTHORIZED one for a bad
-// signature (both after recording an audit row), and an EUNAVAILABLE one when
-// the message could not be stored: the provider must retry.
+// an ENOTFOUND error for an unknown source, an EINVALID one for an event type
+// in the URL that is no name, and an EUNAUTHORIZED one for a bad signature
+// (each after recording an audit row), and an EUNAVAILABLE one when the
+// message could not be stored, or this build has no adapter for the
+// source's provider: the provider must retry. An authenticated message is
+// never dropped: what its provider package cannot map, or fails on, is
+// stored as quarantined.
 func (s *Service) Receive(ctx context.Context, r Request) (Result, error) {
 	now := s.now()
+	if r.EventType != "" && !isName(r.EventType) {
+		s.reject(ctx, r, "", http.StatusBadRequest, "event type in the URL is not a name")
+		return Result{}, hub.Errorf(hub.EINVALID, "the event type in the URL must be 1 to %d printable characters", maxEventTypeLen)
+	}
 	src, err := s.source(ctx, r.SourceID)
 	if hub.ErrorCode(err) == hub.ENOTFOUND {
 		s.reject(ctx, r, "", http.StatusNotFound, "unknown source")
@@ -70,14 +92,42 @@ func (s *Service) Receive(ctx context.Context, r Request) (Result, error) {
 	}
 	p, err := s.Providers.Get(src.Provider)
 	if err != nil {
-		return Result{}, fmt.Errorf("source %s: %w", src.ID, err)
+		// The source was configured by a build that knows this provider (an
+		// older or newer instance on the same database): nothing can be
+		// verified here, so nothing is stored, and 503 makes the provider
+		// retry until an instance that knows it answers. A 4xx would end
+		// the provider's retries and lose the message.
+		s.log().Error("source's provider is not in this build", "source", src.ID, "provider", src.Provider)
+		s.reject(ctx, r, src.Provider, http.StatusServiceUnavailable, fmt.Sprintf("provider %q is not in this build", src.Provider))
+		return Result{}, hub.Errorf(hub.EUNAVAILABLE, "this instance cannot verify %s callbacks; retry later", src.Provider)
 	}
-	if err := p.Verify(src.Secrets, r.Header, r.Body); err != nil {
+	header := r.Header
+	if r.EventType != "" {
+		header = r.Header.Clone()
+		header.Set(provider.HeaderEventType, r.EventType)
+	}
+	if err := p.Verify(src.Secrets, header, r.Body); err != nil {
 		s.reject(ctx, r, src.Provider, http.StatusUnauthorized, hub.ErrorMessage(err))
+		var missing *provider.MissingSecretError
+		if errors.As(err, &missing) && s.MissingSecret != nil {
+			label := "other"
+			if missing.Documented {
+				label = missing.EventType
+			}
+			s.MissingSecret(src.ID, label)
+		}
 		return Result{}, err
 	}
 
-	parsed, perr := p.Parse(r.Header, r.Body)
+	parsed, perr := parse(p, header, r.Body)
+	if errors.Is(perr, errPanicked) {
+		// The adapter panicked: whether an in-body secret was removed is
+		// unknown, so the body is not stored; 503 lets the provider retry
+		// once a fixed build runs.
+		s.log().Error("parse panicked", "source", src.ID, "err", perr)
+		s.reject(ctx, r, src.Provider, http.StatusServiceUnavailable, "message could not be parsed (internal error)")
+		return Result{}, hub.Errorf(hub.EUNAVAILABLE, "message could not be processed; retry later")
+	}
 	msg := hub.Message{
 		ID: hub.NewID("msg", now), SourceID: src.ID, Provider: src.Provider,
 		ReceivedAt: now, RemoteAddr: r.RemoteAddr, Status: hub.MessageAccepted,
@@ -91,23 +141,19 @@ func (s *Service) Receive(ctx context.Context, r Request) (Result, error) {
 		msg.DedupKey = hub.RawHash(msg.Body)
 	}
 	in := hub.Ingest{Message: msg}
+	if perr == nil {
+		in.Observations, in.Events, perr = normalized(parsed, src, msg, now)
+	}
 	if perr != nil {
+		// Not understood, or the adapter failed on it: either way the message
+		// is authentic, so it is kept for an operator. Answering 5xx instead
+		// would have the provider retry a message that fails the same way
+		// every time, until its retries run out and the message is lost.
 		if hub.ErrorCode(perr) != hub.EUNRECOGNIZED {
-			return Result{}, fmt.Errorf("parse %s message: %w", src.Provider, perr)
+			s.log().Error("parse message", "source", src.ID, "err", perr)
 		}
-		in.Message.Status, in.Message.Reason = hub.MessageQuarantined, hub.ErrorMessage(perr)
-	} else {
-		for _, o := range parsed.Observations {
-			o.Source, o.Provider, o.ReceivedAt, o.MessageID = src.ID, src.Provider, now, msg.ID
-			in.Observations = append(in.Observations, o)
-		}
-		for _, d := range parsed.Events {
-			e, err := newEvent(d, src, msg, now)
-			if err != nil {
-				return Result{}, err
-			}
-			in.Events = append(in.Events, e)
-		}
+		in.Observations, in.Events = nil, nil
+		in.Message.Status, in.Message.Reason = hub.MessageQuarantined, quarantineReason(perr)
 	}
 
 	res, err := s.Store.Ingest(ctx, in)
@@ -143,6 +189,62 @@ func (s *Service) reject(ctx context.Context, r Request, providerName string, st
 		s.log().Error("record rejection", "source", r.SourceID, "err", err)
 	}
 	s.log().Warn("message rejected", "source", r.SourceID, "remote", r.RemoteAddr, "status", status, "reason", reason)
+}
+
+// errPanicked marks a provider adapter's panic in Parse.
+var errPanicked = errors.New("adapter panicked")
+
+// parse runs the provider's Parse, turning a panic into an errPanicked error
+// with an empty Parsed.
+func parse(p provider.Provider, h http.Header, body []byte) (parsed hub.Parsed, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			parsed, err = hub.Parsed{}, fmt.Errorf("%s %w: %v", p.Name(), errPanicked, v)
+		}
+	}()
+	return p.Parse(h, body)
+}
+
+// normalized returns what parsed reports, ready to store; an event whose
+// data cannot be encoded is an EINTERNAL error.
+func normalized(parsed hub.Parsed, src hub.Source, msg hub.Message, now time.Time) ([]hub.Observation, []hub.Event, error) {
+	var obs []hub.Observation
+	for _, o := range parsed.Observations {
+		o.Source, o.Provider, o.ReceivedAt, o.MessageID = src.ID, src.Provider, now, msg.ID
+		obs = append(obs, o)
+	}
+	var events []hub.Event
+	for _, d := range parsed.Events {
+		e, err := newEvent(d, src, msg, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		events = append(events, e)
+	}
+	return obs, events, nil
+}
+
+// quarantineReason says why a message is quarantined: the provider
+// package's message, or that it failed on the message.
+func quarantineReason(err error) string {
+	if hub.ErrorCode(err) == hub.EUNRECOGNIZED {
+		return hub.ErrorMessage(err)
+	}
+	return "the adapter failed on this message (" + hub.ErrorMessage(err) + "); see the log"
+}
+
+// isName reports whether an event type from a URL is 1 to maxEventTypeLen
+// printable characters.
+func isName(s string) bool {
+	if len(s) > maxEventTypeLen || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func newEvent(d hub.EventDraft, src hub.Source, msg hub.Message, now time.Time) (hub.Event, error) {

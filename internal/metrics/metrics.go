@@ -23,6 +23,7 @@ type Metrics struct {
 	ingestLatency  prometheus.Histogram
 	attempts       *prometheus.CounterVec
 	attemptLatency prometheus.Histogram
+	missingSecret  *prometheus.CounterVec
 }
 
 // New registers the collectors. stats is read at every scrape for the queue
@@ -48,8 +49,12 @@ func New(stats func(context.Context, time.Time) (hub.QueueStats, error)) *Metric
 			Help:    "Time endpoints took to answer a delivery attempt.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15},
 		}),
+		missingSecret: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "verihook_ingest_missing_secret_total",
+			Help: "Requests refused (401) because the source has no secret for their event type, by source and event type (documented types only; any other is \"other\").",
+		}, []string{"source", "event_type"}),
 	}
-	m.registry.MustRegister(m.received, m.ingestLatency, m.attempts, m.attemptLatency,
+	m.registry.MustRegister(m.received, m.ingestLatency, m.attempts, m.attemptLatency, m.missingSecret,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		queueCollector{stats: stats})
 	return m
@@ -59,6 +64,13 @@ func New(stats func(context.Context, time.Time) (hub.QueueStats, error)) *Metric
 func (m *Metrics) ObserveIngest(source, outcome string, d time.Duration) {
 	m.received.WithLabelValues(source, outcome).Inc()
 	m.ingestLatency.Observe(d.Seconds())
+}
+
+// ObserveMissingSecret counts one request refused for want of a secret for
+// its event type; eventType must come from a closed list (ingest.Service
+// passes "other" for any type the provider's documents do not name).
+func (m *Metrics) ObserveMissingSecret(source, eventType string) {
+	m.missingSecret.WithLabelValues(source, eventType).Inc()
 }
 
 // ObserveAttempt counts one delivery attempt.
