@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,35 @@ type step struct {
 	Copies int `yaml:"copies"`
 	// Resend sends again the exact request of an earlier step (1-based).
 	Resend int `yaml:"resend"`
+	// Headers are set on the built request before it is signed; an empty
+	// value removes the header (an iDenfy webhook without Idenfy-Event-Type).
+	Headers map[string]string `yaml:"headers"`
+	// Expect is the answer the step must get: accepted, quarantined,
+	// duplicate, or an HTTP status code such as 401. Without it any 2xx passes.
+	Expect string `yaml:"expect"`
+}
+
+// answered says whether an answer (HTTP status and body) is what the step
+// expects.
+func (st step) answered(status int, body string) bool {
+	switch st.Expect {
+	case "":
+		return status >= 200 && status <= 299
+	case "accepted", "quarantined", "duplicate":
+		var a struct {
+			Status    string `json:"status"`
+			Duplicate bool   `json:"duplicate"`
+		}
+		if status != http.StatusOK || json.Unmarshal([]byte(body), &a) != nil {
+			return false
+		}
+		if st.Expect == "duplicate" {
+			return a.Duplicate
+		}
+		return !a.Duplicate && a.Status == st.Expect
+	default:
+		return st.Expect == strconv.Itoa(status)
+	}
 }
 
 func (f fieldFlags) fields(now time.Time) (provider.Fields, error) {
@@ -183,7 +213,7 @@ type request struct {
 }
 
 // play sends the steps in order and prints each answer; it fails if any
-// answer is not 2xx.
+// answer is not what its step expects (by default, 2xx).
 func play(ctx context.Context, e env, p provider.Provider, sc scenario) error {
 	client := &http.Client{Timeout: 30 * time.Second}
 	sent := make([]request, len(sc.Steps))
@@ -207,6 +237,13 @@ func play(ctx context.Context, e env, p provider.Provider, sc scenario) error {
 			if h == nil {
 				h = http.Header{}
 			}
+			for k, v := range st.Headers {
+				if v == "" {
+					h.Del(k)
+				} else {
+					h.Set(k, v)
+				}
+			}
 			if body, err = p.Sign(simSecrets(sc.Secret), h, body); err != nil {
 				return fmt.Errorf("step %d: sign: %w", i+1, err)
 			}
@@ -219,13 +256,16 @@ func play(ctx context.Context, e env, p provider.Provider, sc scenario) error {
 				return fmt.Errorf("step %d: %w", i+1, err)
 			}
 			fmt.Fprintf(e.stdout, "%s %s -> %d %s\n", p.Name(), or(st.Event, fmt.Sprintf("(resend of step %d)", st.Resend)), status, answer)
-			if status < 200 || status > 299 {
+			if !st.answered(status, answer) {
+				if st.Expect != "" {
+					fmt.Fprintf(e.stdout, "  step %d expected %s\n", i+1, st.Expect)
+				}
 				failed++
 			}
 		}
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d request(s) were not accepted", failed)
+		return fmt.Errorf("%d request(s) were not answered as expected", failed)
 	}
 	return nil
 }

@@ -169,7 +169,9 @@ func (Provider) CheckSecrets(secrets map[string]string) error {
 // Verify authenticates a Fractal callback over its raw bytes. It returns an
 // EUNAUTHORIZED *hub.Error when the X-Fractal-Signature header is missing or
 // of neither format, when no configured secret's MAC matches, or when the only
-// matching secret belongs to another event type than the body's.
+// matching secret belongs to another event type than the body's; when the
+// source has per-type secrets only and none for the body's type, that error
+// is a *provider.MissingSecretError naming the type.
 func (Provider) Verify(secrets map[string]string, h http.Header, body []byte) error {
 	sig := strings.TrimSpace(h.Get(header))
 	switch {
@@ -204,28 +206,27 @@ func verifyLegacy(secrets map[string]string, sig string, body []byte) error {
 			matched = append(matched, name)
 		}
 	}
-	if tried > 0 && len(matched) == 0 && secrets[secretAll] == "" {
-		// Only per-type secrets: a body of a type without one can never be
-		// verified, so say which type it is. The type is unauthenticated:
-		// it names a secret to look at, it grants nothing.
-		if typ := eventType(body); typ != "" && isLegacySecret(secretsPrefix+typ) && secrets[secretsPrefix+typ] == "" {
-			return &provider.MissingSecretError{
-				EventType: clip(typ), Documented: slices.Contains(documentedTypes, typ), Secret: secretsPrefix + clip(typ),
-			}
-		}
-	}
 	switch {
 	case tried == 0:
 		return provider.Unauthorized("no secret configured for sha1 signatures")
-	case len(matched) == 0:
-		return provider.Unauthorized("signature mismatch")
 	case slices.Contains(matched, secretAll):
 		return nil
 	}
-	// Only now, with the bytes authenticated, is the body read: for its type.
+	// Only now is the body read, for its type: to check that a matching
+	// per-type secret may speak for it, or to name the type that has no
+	// secret (the type is unauthenticated: it names a secret, it grants
+	// nothing).
 	typ := eventType(body)
 	if typ != "" && slices.Contains(matched, secretsPrefix+typ) {
 		return nil
+	}
+	if secrets[secretAll] == "" && typ != "" && isLegacySecret(secretsPrefix+typ) && secrets[secretsPrefix+typ] == "" {
+		return &provider.MissingSecretError{
+			EventType: clip(typ), Documented: slices.Contains(documentedTypes, typ), Secret: secretsPrefix + clip(typ),
+		}
+	}
+	if len(matched) == 0 {
+		return provider.Unauthorized("signature mismatch")
 	}
 	return provider.Unauthorized("secret not valid for event type %q", clip(typ))
 }

@@ -110,7 +110,8 @@ func TestVerify(t *testing.T) {
 		{"no secrets", map[string]string{}, header(officialHeader), officialBody, "no secret configured for sha1 signatures"},
 
 		{"per-type secret, its type", approvedOnly, sign("approved-secret", approved), approved, ""},
-		{"per-type secret, other type", approvedOnly, sign("approved-secret", rejected), rejected, `secret not valid for event type "verification_rejected"`},
+		{"per-type secret, other type", approvedOnly, sign("approved-secret", rejected), rejected,
+			`no secret for event type "verification_rejected": set webhook_secrets.verification_rejected`},
 		{"per-type secret, no type", approvedOnly, sign("approved-secret", `{"data":{}}`), `{"data":{}}`, `secret not valid for event type ""`},
 		{"per-type secret, not JSON", approvedOnly, sign("approved-secret", "x"), "x", `secret not valid for event type ""`},
 		{"per-type secrets, rejected", perType, sign("rejected-secret", rejected), rejected, ""},

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/verihook/verihook/internal/hub"
+)
+
+// examplesDir holds the scenarios and the configuration they play against.
+const examplesDir = "../../examples"
+
+// startExamples runs verihook with examples/verihook.yaml, on a free port
+// and a temporary data dir, with one endpoint that takes every event.
+func startExamples(t *testing.T) (*Main, *endpointReceiver) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(examplesDir, "verihook.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		t.Fatalf("examples/verihook.yaml: %v", err)
+	}
+	cfg.Listen, cfg.DataDir, cfg.AllowPrivateEndpoints = "127.0.0.1:0", t.TempDir(), true
+	secret := hub.NewEndpointSecret()
+	rc := newReceiver(t, secret, 0)
+	cfg.Endpoints = []EndpointConfig{{ID: "all", URL: rc.srv.URL, Secret: secret}}
+	return startMain(t, cfg), rc
+}
+
+// playExample plays one scenario of examples/ against base (the file's own
+// host and port are replaced, its path kept) and fails the test if any step
+// is not answered as the file expects.
+func playExample(t *testing.T, name, base string) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(examplesDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sc map[string]any
+	if err := yaml.Unmarshal(raw, &sc); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	to, err := url.Parse(sc["to"].(string))
+	if err != nil {
+		t.Fatalf("%s: to: %v", name, err)
+	}
+	sc["to"] = base + to.Path
+	out, _ := yaml.Marshal(sc)
+	playScenario(t, string(out), 0)
+}
+
+// TestExamples plays every scenario under examples/ against the real server
+// configured by examples/verihook.yaml.
+func TestExamples(t *testing.T) {
+	t.Parallel()
+	m, _ := startExamples(t)
+	base := "http://" + m.Addr()
+	files, err := filepath.Glob(filepath.Join(examplesDir, "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	played := 0
+	for _, f := range files {
+		if name := filepath.Base(f); name != "verihook.yaml" {
+			playExample(t, name, base)
+			played++
+		}
+	}
+	if played == 0 {
+		t.Fatal("no scenario under examples/")
+	}
+}
+
+// TestProviderCases plays the provider cases of issue 11 and follows each
+// through status, events and delivery.
+func TestProviderCases(t *testing.T) {
+	t.Parallel()
+	m, rc := startExamples(t)
+	base := "http://" + m.Addr()
+	tok := token(t, m, hub.RoleViewer)
+	for _, f := range []string{"idenfy-event-type-spellings.yaml", "idenfy-event-type-in-url.yaml", "idenfy-per-event-key-no-header.yaml",
+		"idenfy-resubmitted.yaml", "idenfy-document-expiration.yaml", "fractal-missing-secret.yaml", "fractal-access-revoked.yaml"} {
+		playExample(t, f, base)
+	}
+
+	for _, c := range []struct {
+		source, ref string
+		status      hub.Status
+		final       bool
+		version     int
+		event       string
+	}{
+		{"idenfy-main", "spell-1", hub.StatusApproved, true, 2, "ID_VERIFICATION_MANUAL_FINISHED"},
+		{"idenfy-main", "spell-2", hub.StatusRejected, true, 1, "IDENTIFICATION_SOMETHING_NEW"},
+		{"idenfy-main", "spell-3", hub.StatusSuspected, true, 1, "IDENTIFICATION"},
+		{"idenfy-keys", "url-1", hub.StatusRejected, true, 1, "IDENTIFICATION_MANUAL_FINISHED"},
+		{"idenfy-keys", "url-2", hub.StatusApproved, true, 1, "IDENTIFICATION_MANUAL_FINISHED"},
+		{"idenfy-keys", "keys-1", hub.StatusApproved, true, 1, "IDENTIFICATION"},
+		{"idenfy-keys", "keys-2", hub.StatusRejected, true, 1, "SOMETHING_NEW"},
+		// review (preliminary denial), review with other reasons, approved
+		{"idenfy-main", "resub-1", hub.StatusApproved, true, 3, "IDENTIFICATION_RESUBMITTED"},
+	} {
+		v := verificationOf(t, base, tok, c.source, c.ref, "")
+		last := v.Timeline[len(v.Timeline)-1]
+		if v.Status != c.status || v.Final != c.final || v.Version != c.version || last.ProviderEvent != c.event {
+			t.Errorf("%s %s: %s final %v version %d, last event %s; want %s final %v version %d, %s",
+				c.source, c.ref, v.Status, v.Final, v.Version, last.ProviderEvent, c.status, c.final, c.version, c.event)
+		}
+	}
+
+	// Every event reached the endpoint: 11 verification changes (spell-1
+	// twice, resub-1 three times), two document expirations, the approval and
+	// the revocation of user-10, and fractal-per-type's approval.
+	waitFor(t, "the deliveries", 10*time.Second, func() bool { return rc.distinct() == 16 })
+	rc.mu.Lock()
+	byType := map[string][]json.RawMessage{}
+	for _, e := range rc.events {
+		byType[e.Type] = append(byType[e.Type], e.Data)
+	}
+	rc.mu.Unlock()
+	if got := byType[hub.EventApplicantAccessRevoked]; len(got) != 1 || !strings.Contains(string(got[0]), `"applicant_ref":"user-10"`) {
+		t.Errorf("applicant.access_revoked deliveries: %s", got)
+	}
+	if got := byType[hub.EventApplicantDocumentExpiration]; len(got) != 2 ||
+		!strings.Contains(string(got[0]), `"threshold":"DOCUMENT_EXPIRES_WITHIN_7_DAYS"`) || !strings.Contains(string(got[1]), `"threshold":"DOCUMENT_EXPIRED"`) {
+		t.Errorf("applicant.document_expiration deliveries: %s", got)
+	}
+
+	// The Fractal type without a secret: the audit row, the metric and the
+	// sources API name it.
+	var rejected messageList
+	getJSON(t, base+"/api/v1/messages?source=fractal-per-type&status=rejected", tok, &rejected)
+	if len(rejected.Data) != 1 || rejected.Data[0].HTTPStatus != http.StatusUnauthorized ||
+		rejected.Data[0].Reason != `no secret for event type "application_access_revoked": set webhook_secrets.application_access_revoked` {
+		t.Errorf("audit rows: %+v", rejected.Data)
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsText, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `verihook_ingest_missing_secret_total{event_type="application_access_revoked",source="fractal-per-type"} 1`; !bytes.Contains(metricsText, []byte(want)) {
+		t.Errorf("metrics lack %s", want)
+	}
+	var sources struct {
+		Data []struct {
+			ID                  string   `json:"id"`
+			EventsWithoutSecret []string `json:"events_without_secret"`
+		} `json:"data"`
+	}
+	getJSON(t, base+"/api/v1/sources", tok, &sources)
+	for _, s := range sources.Data {
+		want := []string(nil)
+		if s.ID == "fractal-per-type" {
+			want = []string{"verification_contacted", "credential_shared", "email_changed", "application_access_revoked"}
+		}
+		if !slices.Equal(s.EventsWithoutSecret, want) {
+			t.Errorf("source %s: events_without_secret %q, want %q", s.ID, s.EventsWithoutSecret, want)
+		}
+	}
+}
