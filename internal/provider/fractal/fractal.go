@@ -41,7 +41,8 @@
 //   - The legacy format has no timestamp header: there is no replay protection
 //     beyond deduplication. Both formats sign the raw bytes; the body is never
 //     re-serialized before verification.
-//   - application_access_revoked (documented in 2019, later removed) becomes
+//   - application_access_revoked and authorization_revoked (its name from
+//     June to August 2019, when it was removed from the documents) become
 //     applicant.access_revoked; any other unknown type is quarantined for an
 //     operator, as are messages without data.user_id.
 //   - A source with per-type secrets only cannot verify a type it has no
@@ -90,14 +91,15 @@ const (
 	eventContacted        = "verification_contacted"
 	eventCredentialShared = "credential_shared"
 	eventEmailChanged     = "email_changed"
-	eventAccessRevoked    = "application_access_revoked" // 2019, removed from the docs
+	eventAccessRevoked    = "application_access_revoked" // June 2019, then renamed:
+	eventAuthRevoked      = "authorization_revoked"      // June–August 2019, then removed
 	eventKraken           = "kraken"
 )
 
 // documentedTypes are the legacy event types Fractal's documents have named,
 // then or now.
 var documentedTypes = []string{eventApproved, eventRejected, eventContacted, eventCredentialShared,
-	eventEmailChanged, eventAccessRevoked}
+	eventEmailChanged, eventAccessRevoked, eventAuthRevoked}
 
 // Defaults for Build: the values of Fractal's own samples.
 const (
@@ -347,8 +349,8 @@ func (Provider) Parse(_ http.Header, body []byte) (hub.Parsed, error) {
 		return parseCredentialShared(p, data)
 	case eventEmailChanged:
 		return parseEmailChanged(p, data)
-	case eventAccessRevoked:
-		return parseAccessRevoked(p, data)
+	case eventAccessRevoked, eventAuthRevoked:
+		return parseAccessRevoked(p, typ, data)
 	default:
 		return p, provider.Unrecognized("unknown event type %q", clip(typ))
 	}
@@ -408,15 +410,16 @@ func parseEmailChanged(p hub.Parsed, data map[string]any) (hub.Parsed, error) {
 	return p, nil
 }
 
-// parseAccessRevoked maps application_access_revoked (2019): the user revoked
-// every access grant and token of the application.
-func parseAccessRevoked(p hub.Parsed, data map[string]any) (hub.Parsed, error) {
+// parseAccessRevoked maps application_access_revoked and
+// authorization_revoked (2019): the user revoked every access grant and token
+// of the application.
+func parseAccessRevoked(p hub.Parsed, typ string, data map[string]any) (hub.Parsed, error) {
 	userID, _, _, err := texts(data, "user_id", "", "")
 	if err != nil {
 		return p, err
 	}
 	if blank(userID) {
-		return p, provider.Unrecognized("%s without data.user_id", eventAccessRevoked)
+		return p, provider.Unrecognized("%s without data.user_id", typ)
 	}
 	p.Events = []hub.EventDraft{{Type: hub.EventApplicantAccessRevoked, Data: hub.ApplicantAccessRevoked{ApplicantRef: userID}}}
 	return p, nil
@@ -572,7 +575,7 @@ func (p Provider) Build(event string, f provider.Fields) ([]byte, http.Header, e
 			UserID: provider.Or(f.Ref, defaultUserID),
 			Email:  provider.Or(f.Recipient, defaultEmail),
 		}}
-	case eventAccessRevoked:
+	case eventAccessRevoked, eventAuthRevoked:
 		v = legacyBody[userData]{event, userData{UserID: provider.Or(f.Ref, defaultUserID)}}
 	case eventKraken:
 		status := strings.ToLower(provider.Or(f.Status, "approved"))

@@ -179,7 +179,7 @@ func TestMissingSecret(t *testing.T) {
 			t.Errorf("Verify(%s) = %#v, want a MissingSecretError with Documented %v", body, err, documented)
 		}
 	}
-	want := []string{"verification_contacted", "credential_shared", "email_changed", "application_access_revoked"}
+	want := []string{"verification_contacted", "credential_shared", "email_changed", "application_access_revoked", "authorization_revoked"}
 	if got := New().EventsWithoutSecret(perType); !slices.Equal(got, want) {
 		t.Errorf("EventsWithoutSecret = %q, want %q", got, want)
 	}

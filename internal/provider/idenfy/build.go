@@ -30,7 +30,7 @@ var defaultFinish = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 // identification webhook, and its headers: Content-Type and, except for the
 // legacy IDENTIFICATION webhook, Idenfy-Event-Type. It reads Fields.Ref
 // (scanRef), ApplicantRef (clientId), Status (status.overall: APPROVED,
-// DENIED, SUSPECTED, EXPIRED or REVIEWING; by default EXPIRED for the EXPIRED
+// DENIED, SUSPECTED, EXPIRED, REVIEWING, NOT_REVIEWED or ACTIVE; by default EXPIRED for the EXPIRED
 // webhook, DENIED for the CANCELLED one, APPROVED otherwise), Final (default
 // true; false makes a preliminary result), Time (finishTime; default
 // 2026-11-24T12:00:00Z) and Reasons (status.fraudTags; a SUSPECTED result
@@ -60,7 +60,7 @@ func (Provider) Build(event string, f provider.Fields) ([]byte, http.Header, err
 		}
 	}
 	if _, ok := overallStatus[overall]; !ok {
-		return nil, nil, hub.Errorf(hub.EINVALID, "unknown iDenfy status %q (known: APPROVED, DENIED, SUSPECTED, EXPIRED, REVIEWING)", f.Status)
+		return nil, nil, hub.Errorf(hub.EINVALID, "unknown iDenfy status %q (known: APPROVED, DENIED, SUSPECTED, EXPIRED, REVIEWING, NOT_REVIEWED, ACTIVE)", f.Status)
 	}
 	final := true
 	if f.Final != nil {

@@ -55,20 +55,21 @@
 //	IDENTIFICATION                 final:true   by status.overall      final
 //	IDENTIFICATION                 final:false  review                 not final
 //
-// A final status is a decision: review (overall REVIEWING) is never final,
+// where status.overall APPROVED, DENIED, SUSPECTED, EXPIRED, REVIEWING and
+// NOT_REVIEWED map to approved, rejected, suspected, expired, review and
+// review, and ACTIVE (an unused token, in the oldest documents) to pending;
+// DELETED, ARCHIVED or any other overall, where it is needed, quarantines
+// the callback. The reasons are status.fraudTags, status.mismatchTags and status.suspicionReasons, then the
+// automatic and manual face and document results that are not FACE_MATCH or
+// DOC_VALIDATED, without repeats.
+//
+// A final status is a decision: review and pending are never final,
 // whatever the flag says.
 //
 // DOCUMENT_EXPIRATION ({scanRef, clientId, expirationThreshold,
 // documentExpiration}, also recognized without a header by its
 // expirationThreshold) becomes an applicant.document_expiration event; it
 // changes no verification's status.
-//
-// where status.overall APPROVED, DENIED, SUSPECTED, EXPIRED and REVIEWING map
-// to approved, rejected, suspected, expired and review; any other overall,
-// where it is needed, quarantines the callback. The reasons are
-// status.fraudTags, status.mismatchTags and status.suspicionReasons, then the
-// automatic and manual face and document results that are not FACE_MATCH or
-// DOC_VALIDATED, without repeats.
 //
 // iDenfy sends no event id, and the automatic and the manual webhook of one
 // verification share scanRef, so the dedup key is the canonical hash of the

@@ -229,7 +229,8 @@ func TestStatusOf(t *testing.T) {
 		{EventAutoFinished, "SUSPECTED", true, hub.StatusSuspected, true},
 		{EventAutoFinished, "EXPIRED", true, hub.StatusExpired, true},
 		{EventAutoFinished, "REVIEWING", true, hub.StatusReview, false}, // a final status is a decision
-		{EventAutoFinished, "ACTIVE", true, "", false},
+		{EventAutoFinished, "ACTIVE", true, hub.StatusPending, false},
+		{EventAutoFinished, "NOT_REVIEWED", true, hub.StatusReview, false},
 		{EventAutoFinished, "", true, "", false},
 		{EventAutoFinished, "APPROVED", false, hub.StatusReview, false},
 		{EventAutoFinished, "DENIED", false, hub.StatusReview, false},
@@ -239,7 +240,7 @@ func TestStatusOf(t *testing.T) {
 		{EventManualFinished, "SUSPECTED", true, hub.StatusSuspected, true},
 		{EventManualFinished, "DENIED", false, hub.StatusRejected, true},
 		{EventManualFinished, "REVIEWING", true, hub.StatusReview, false},
-		{EventManualFinished, "ACTIVE", true, "", false},
+		{EventManualFinished, "DELETED", true, "", false},
 		{EventExpired, "EXPIRED", true, hub.StatusExpired, true},
 		{EventExpired, "APPROVED", false, hub.StatusExpired, true},
 		{EventCancelled, "", false, hub.StatusCanceled, true},
@@ -521,8 +522,8 @@ func TestBuild(t *testing.T) {
 		})
 	}
 
-	if _, _, err := p.Build(EventAutoFinished, provider.Fields{Status: "ACTIVE"}); hub.ErrorCode(err) != hub.EINVALID {
-		t.Errorf("Build(status ACTIVE) = %v, want invalid", err)
+	if _, _, err := p.Build(EventAutoFinished, provider.Fields{Status: "ARCHIVED"}); hub.ErrorCode(err) != hub.EINVALID {
+		t.Errorf("Build(status ARCHIVED) = %v, want invalid", err)
 	}
 	if _, _, err := p.Build("FACIAL_AUTHENTICATION", provider.Fields{}); hub.ErrorCode(err) != hub.EINVALID {
 		t.Errorf("Build(FACIAL_AUTHENTICATION) = %v, want invalid", err)

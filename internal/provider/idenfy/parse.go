@@ -129,8 +129,8 @@ func decodeJSON(body []byte) (v any, ok bool) {
 // statusOf maps an understood identification event (canonical spelling),
 // status.overall (upper case) and the final flag to a status and whether it
 // is final. A final status is a decision: a final webhook whose overall is
-// REVIEWING, or a final RESUBMITTED one without a decision, is review, not
-// final.
+// REVIEWING, NOT_REVIEWED or ACTIVE, or a final RESUBMITTED one without a
+// decision, is not final.
 func statusOf(event, overall string, final bool) (hub.Status, bool, error) {
 	switch event {
 	case EventExpired:
@@ -152,7 +152,7 @@ func statusOf(event, overall string, final bool) (hub.Status, bool, error) {
 	case !ok:
 		return "", false, provider.Unrecognized("unknown status.overall %q for %s", overall, event)
 	}
-	return s, s != hub.StatusReview, nil
+	return s, s != hub.StatusReview && s != hub.StatusPending, nil
 }
 
 // overallStatus maps the status.overall values of a decided identification.
@@ -162,6 +162,10 @@ var overallStatus = map[string]hub.Status{
 	"SUSPECTED": hub.StatusSuspected,
 	"EXPIRED":   hub.StatusExpired,
 	"REVIEWING": hub.StatusReview,
+	// The oldest documents' values: not reviewed yet, and a token not used
+	// yet that the applicant may still use.
+	"NOT_REVIEWED": hub.StatusReview,
+	"ACTIVE":       hub.StatusPending,
 }
 
 // callback is the part of an identification or document-expiration webhook
