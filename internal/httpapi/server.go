@@ -69,6 +69,7 @@ type Server struct {
 	Metrics http.Handler
 
 	tokenUse tokenUse // when this instance last recorded each token's use (auth.go)
+	readiness readiness // see ready.go
 }
 
 // Handler returns the routes.
@@ -141,13 +142,4 @@ func (s *Server) log() *slog.Logger {
 
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
-	if err := s.Store.Ping(r.Context()); err != nil {
-		s.log().Error("readiness: store ping", "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "storage unavailable"})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }

@@ -128,7 +128,11 @@ type Store interface {
 	// after at already (it never goes back); an unknown id changes nothing.
 	TouchToken(ctx context.Context, id string, at time.Time) error
 
-	// Ping reports whether the database answers.
+	// Ping reports whether the store can commit a write now: it commits a
+	// small write through the path Ingest's writes take, so that it fails
+	// whenever an Ingest would for want of the database (disk full,
+	// read-only, unreachable, closed: EUNAVAILABLE), and succeeds again as
+	// soon as one would.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.
 	Close() error

@@ -166,15 +166,17 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Ping reports whether the database answers a query.
+// Ping reports whether the store can commit a write now: it commits a
+// transaction that writes one row, as Ingest's transactions do, so that it
+// fails on a database that answers but cannot take writes (a read-only
+// standby, a full disk, a role without the privilege), not only on one that
+// cannot be reached.
 func (s *Store) Ping(ctx context.Context) error {
-	if s.closed.Load() {
-		return fmt.Errorf("ping: %w", errClosed)
-	}
-	if err := s.pool.Ping(ctx); err != nil {
-		return fail("ping", err)
-	}
-	return nil
+	return s.inTx(ctx, "ping", func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO readiness (id, checked_at) VALUES (1, now())
+			ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at`)
+		return err
+	})
 }
 
 // now returns the store's clock reading, as the store keeps times.

@@ -215,13 +215,26 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
-// Ping reports whether the database answers a query.
+// readinessProbeBytes is the size of the row Ping writes: room for a
+// typical webhook and the rows it makes, so that Ping fails once an Ingest
+// would no longer fit, and cheap enough to write once a second.
+const readinessProbeBytes = 64 << 10
+
+// Ping reports whether the store can commit a write now. It hands the writer
+// a write that inserts a row of readinessProbeBytes and deletes it again,
+// and waits for the batch holding it to commit, so that it fails as an
+// Ingest would: when the database cannot grow by that much (disk full,
+// SQLITE_FULL), its files cannot be written, the write lock cannot be had,
+// or the store is closed (EUNAVAILABLE). A read would succeed in all these
+// cases. The pages it frees are reused by the next writes.
 func (s *Store) Ping(ctx context.Context) error {
-	var one int
-	if err := s.rdb.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
-		return fail("ping", err)
-	}
-	return nil
+	return s.write(ctx, "ping", func(tx *wtx) error {
+		if _, err := tx.exec(`INSERT INTO readiness (pad) VALUES (zeroblob(?))`, readinessProbeBytes); err != nil {
+			return err
+		}
+		_, err := tx.exec(`DELETE FROM readiness`)
+		return err
+	})
 }
 
 // now returns the store's clock reading in UTC, without a monotonic reading.
