@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/verihook/verihook/internal/hub"
@@ -24,7 +25,7 @@ func openStore(ctx context.Context, cfg Config, getenv func(string) string, log 
 	if cfg.Database != "" {
 		// Every instance must encrypt with the same key, so none may invent
 		// one: it comes from the environment or a key file put there.
-		c, err := loadCipher(cfg.DataDir, getenv, false)
+		c, err := loadCipher(cfg.DataDir, getenv, false, log)
 		if err != nil {
 			return nil, err
 		}
@@ -42,7 +43,8 @@ func openStore(ctx context.Context, cfg Config, getenv func(string) string, log 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	c, err := loadCipher(cfg.DataDir, getenv, true)
+	warnIfOpen(log, "data dir", cfg.DataDir, "chmod 700")
+	c, err := loadCipher(cfg.DataDir, getenv, true, log)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +60,8 @@ const keyFile = "verihook.key"
 // loadCipher returns the cipher for data at rest: the key from
 // VERIHOOK_ENCRYPTION_KEY (32 bytes, base64 or hex) or from the key file in
 // the data dir, created with mode 0600 on first start when create is set.
-func loadCipher(dataDir string, getenv func(string) string, create bool) (*hub.Cipher, error) {
+// It warns on log when the key file is open to group or others.
+func loadCipher(dataDir string, getenv func(string) string, create bool, log *slog.Logger) (*hub.Cipher, error) {
 	if v := strings.TrimSpace(getenv("VERIHOOK_ENCRYPTION_KEY")); v != "" {
 		key, err := decodeKey(v)
 		if err != nil {
@@ -72,35 +75,73 @@ func loadCipher(dataDir string, getenv func(string) string, create bool) (*hub.C
 		return nil, fmt.Errorf("VERIHOOK_ENCRYPTION_KEY is required with PostgreSQL (every instance must share one key; make one with: openssl rand -base64 32), or put the key file at %s", path)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
-		key := make([]byte, hub.KeySize)
-		rand.Read(key)
-		raw = []byte(base64.StdEncoding.EncodeToString(key) + "\n")
-		// O_EXCL: two processes starting at once must not both create a key.
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, fs.ErrExist) {
-			return loadCipher(dataDir, getenv, create)
-		} else if err != nil {
-			return nil, fmt.Errorf("create key file: %w", err)
-		}
-		if _, err := f.Write(raw); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("write key file: %w", err)
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("sync key file: %w", err)
-		}
-		if err := f.Close(); err != nil {
-			return nil, fmt.Errorf("close key file: %w", err)
-		}
-	} else if err != nil {
-		return nil, fmt.Errorf("read key file: %w", err)
+		raw, err = createKeyFile(path)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("key file: %w", err)
+	}
+	warnIfOpen(log, "key file", path, "chmod 600")
 	key, err := decodeKey(strings.TrimSpace(string(raw)))
 	if err != nil {
 		return nil, fmt.Errorf("key file %s: %w", path, err)
 	}
 	return hub.NewCipher(key)
+}
+
+// createKeyFile creates the key file at path with a new key and returns its
+// contents, or those of the key file that another process starting at the
+// same moment created first. The key is written to a temporary file (mode
+// 0600) and synced before it is linked to path, so that path never holds
+// part of a key; a link, unlike a rename, fails rather than replace a key
+// that another process has just created (and may already use).
+func createKeyFile(path string) ([]byte, error) {
+	key := make([]byte, hub.KeySize)
+	rand.Read(key)
+	raw := []byte(base64.StdEncoding.EncodeToString(key) + "\n")
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, keyFile+".new-*")
+	if err != nil {
+		return nil, fmt.Errorf("create: %w", err)
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(raw)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("write: %w", err)
+	}
+	if err := os.Link(f.Name(), path); errors.Is(err, fs.ErrExist) {
+		return os.ReadFile(path) // another process was first: its key it is
+	} else if err != nil {
+		return nil, fmt.Errorf("create: %w", err)
+	}
+	// The new name is durable once the directory is.
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("sync data dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return nil, fmt.Errorf("sync data dir: %w", err)
+	}
+	return raw, nil
+}
+
+// warnIfOpen warns on log when the file or directory at path may be used
+// by its group or by others: the key file and the database are for
+// verihook's user alone. fix is the command that mends it.
+func warnIfOpen(log *slog.Logger, what, path, fix string) {
+	fi, err := os.Stat(path)
+	if err != nil || runtime.GOOS == "windows" { // Windows has no such mode bits
+		return
+	}
+	if mode := fi.Mode().Perm(); mode&0o077 != 0 {
+		log.Warn("the "+what+" is open to group or others: "+fix+" it", "path", path, "mode", fmt.Sprintf("%#o", mode))
+	}
 }
 
 func decodeKey(s string) ([]byte, error) {
