@@ -79,7 +79,7 @@ func serveInProcess(ctx context.Context, ln net.Listener, o serverOpts) (stop fu
 	api := &httpapi.Server{
 		Store: st, Receiver: ingest.Receiver{Service: svc}, Logger: logger, MaxBody: httpapi.DefaultMaxBody,
 		CheckURL: func(context.Context, string) error { return nil }, Wake: worker.Wake,
-		ObserveIngest: mets.ObserveIngest, Metrics: mets.Handler(),
+		ObserveIngest: mets.ObserveIngest,
 	}
 	srv := &http.Server{
 		Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,

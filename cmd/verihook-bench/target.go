@@ -111,7 +111,9 @@ func cipherFor(key string) (*hub.Cipher, error) {
 // writeConfig writes the YAML configuration of a verihook under load.
 func writeConfig(path, listen string, o serverOpts) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "listen: %s\ndata_dir: %s\nlog_level: warn\n", listen, o.dataDir)
+	// No metrics listener: instances under load side by side would take
+	// the same default port.
+	fmt.Fprintf(&b, "listen: %s\nmetrics_listen: \"\"\ndata_dir: %s\nlog_level: warn\n", listen, o.dataDir)
 	if o.database != "" {
 		fmt.Fprintf(&b, "database: %q\n", o.database)
 	}

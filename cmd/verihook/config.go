@@ -39,6 +39,12 @@ type Config struct {
 	DeliveryLease time.Duration `yaml:"delivery_lease"`
 	// RetrySchedule is the wait before each delivery attempt.
 	RetrySchedule []time.Duration `yaml:"retry_schedule"`
+	// MetricsListen is where Prometheus /metrics is served: a listener of
+	// its own, never the public ingest one; empty: no metrics.
+	MetricsListen string `yaml:"metrics_listen"`
+	// ShutdownTimeout bounds the whole shutdown: draining the listeners,
+	// stopping the delivery worker and closing the store.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// DeliveryConcurrency is how many attempts run at once.
 	DeliveryConcurrency int              `yaml:"delivery_concurrency"`
 	Sources             []SourceConfig   `yaml:"sources"`
@@ -77,6 +83,10 @@ func DefaultConfig() Config {
 		DeliveryLease:       time.Minute,
 		RetrySchedule:       slices.Clone(delivery.DefaultSchedule),
 		DeliveryConcurrency: 16,
+		MetricsListen:       "127.0.0.1:9464",
+		// Longer than delivery_timeout, so that an attempt in flight
+		// normally ends and is recorded before the store closes.
+		ShutdownTimeout: 20 * time.Second,
 	}
 }
 
@@ -113,7 +123,7 @@ func (c commonFlags) load(fs *flag.FlagSet, getenv func(string) string, registry
 		}
 	}
 	envStr := map[string]*string{
-		"VERIHOOK_LISTEN": &cfg.Listen, "VERIHOOK_DATA_DIR": &cfg.DataDir,
+		"VERIHOOK_LISTEN": &cfg.Listen, "VERIHOOK_METRICS_LISTEN": &cfg.MetricsListen, "VERIHOOK_DATA_DIR": &cfg.DataDir,
 		"VERIHOOK_DATABASE_URL": &cfg.Database, "VERIHOOK_LOG_LEVEL": &cfg.LogLevel,
 	}
 	for name, dst := range envStr {
@@ -132,6 +142,8 @@ func (c commonFlags) load(fs *flag.FlagSet, getenv func(string) string, registry
 			cfg.Database = f.Value.String()
 		case "listen":
 			cfg.Listen = f.Value.String()
+		case "metrics-listen":
+			cfg.MetricsListen = f.Value.String()
 		case "allow-private-endpoints":
 			cfg.AllowPrivateEndpoints = f.Value.String() == "true"
 		case "max-body-bytes":
@@ -150,6 +162,13 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
 func (cfg *Config) validate(getenv func(string) string, registry provider.Registry) error {
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		return fmt.Errorf("config: listen %q: want host:port, e.g. 127.0.0.1:8080", cfg.Listen)
+	}
+	if cfg.MetricsListen != "" {
+		if _, port, err := net.SplitHostPort(cfg.MetricsListen); err != nil {
+			return fmt.Errorf("config: metrics_listen %q: want host:port, e.g. 127.0.0.1:9464, or empty for no metrics", cfg.MetricsListen)
+		} else if cfg.MetricsListen == cfg.Listen && port != "0" {
+			return fmt.Errorf("config: metrics_listen %q: want an address of its own: metrics are never served on the ingest listener", cfg.MetricsListen)
+		}
 	}
 	if cfg.DataDir == "" {
 		return errors.New("config: data_dir must not be empty")
@@ -184,6 +203,9 @@ func (cfg *Config) validate(getenv func(string) string, registry provider.Regist
 	}
 	if cfg.DeliveryConcurrency < 1 || cfg.DeliveryConcurrency > 1024 {
 		return fmt.Errorf("config: delivery_concurrency %d: want 1 to 1024", cfg.DeliveryConcurrency)
+	}
+	if cfg.ShutdownTimeout < time.Second || cfg.ShutdownTimeout > 10*time.Minute {
+		return fmt.Errorf("config: shutdown_timeout %s: want 1s to 10m", cfg.ShutdownTimeout)
 	}
 	seen := map[string]bool{}
 	for i, s := range cfg.Sources {

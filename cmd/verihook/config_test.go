@@ -28,6 +28,9 @@ func TestBadConfigRefusesToStart(t *testing.T) {
 		{"duplicate source", "sources: [{id: a, provider: idenfy, secrets: {signing_key: k}}, {id: a, provider: idenfy, secrets: {signing_key: k}}]\n", nil, `sources[1].id "a": declared twice`},
 		{"bad endpoint url", "endpoints: [{id: e, url: 'ftp://x'}]\n", nil, `endpoints[0].url "ftp://x"`},
 		{"bad retention", "retention: 1m\n", nil, "retention 1m0s: want at least 1h"},
+		{"bad metrics_listen", "metrics_listen: nowhere\n", nil, `metrics_listen "nowhere": want host:port`},
+		{"metrics on the ingest listener", "listen: 127.0.0.1:8089\nmetrics_listen: 127.0.0.1:8089\n", nil, `metrics_listen "127.0.0.1:8089": want an address of its own`},
+		{"bad shutdown_timeout", "shutdown_timeout: 0s\n", nil, "shutdown_timeout 0s: want 1s to 10m"},
 		{"bad env", "", map[string]string{"VERIHOOK_LOG_LEVEL": "loud"}, `log_level "loud"`},
 		{"bad key", "", map[string]string{"VERIHOOK_ENCRYPTION_KEY": "short"}, "VERIHOOK_ENCRYPTION_KEY: want 32 bytes"},
 	}

@@ -123,7 +123,8 @@ var addrLine = regexp.MustCompile(`msg="verihook serving" addr=(\S+)`)
 func startProcess(t *testing.T, bin, config string, env ...string) *process {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--config", config)
-	cmd.Env = append(append(os.Environ(), "VERIHOOK_LOG_LEVEL=info"), env...)
+	// Parallel tests' processes would collide on the default metrics port.
+	cmd.Env = append(append(os.Environ(), "VERIHOOK_LOG_LEVEL=info", "VERIHOOK_METRICS_LISTEN=127.0.0.1:0"), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

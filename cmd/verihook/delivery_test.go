@@ -205,11 +205,11 @@ func TestDeliveryEndToEnd(t *testing.T) {
 		t.Errorf("delete: %d", code)
 	}
 
-	// Metrics tell what happened (the third attempt is counted just after
-	// the receiver answered it).
+	// Metrics, on their own listener, tell what happened (the third attempt
+	// is counted just after the receiver answered it).
 	var metricsText []byte
 	waitFor(t, "three attempts counted", 5*time.Second, func() bool {
-		resp, err := http.Get(base + "/metrics")
+		resp, err := http.Get("http://" + m.MetricsAddr() + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}

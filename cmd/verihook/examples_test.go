@@ -34,7 +34,7 @@ func startExamples(t *testing.T) (*Main, *endpointReceiver) {
 	if err := dec.Decode(&cfg); err != nil {
 		t.Fatalf("examples/verihook.yaml: %v", err)
 	}
-	cfg.Listen, cfg.DataDir, cfg.AllowPrivateEndpoints = "127.0.0.1:0", t.TempDir(), true
+	cfg.Listen, cfg.MetricsListen, cfg.DataDir, cfg.AllowPrivateEndpoints = "127.0.0.1:0", "127.0.0.1:0", t.TempDir(), true
 	secret := hub.NewEndpointSecret()
 	rc := newReceiver(t, secret, 0)
 	cfg.Endpoints = []EndpointConfig{{ID: "all", URL: rc.srv.URL, Secret: secret}}
@@ -152,7 +152,7 @@ func TestProviderCases(t *testing.T) {
 		rejected.Data[0].Reason != `no secret for event type "application_access_revoked": set webhook_secrets.application_access_revoked` {
 		t.Errorf("audit rows: %+v", rejected.Data)
 	}
-	resp, err := http.Get(base + "/metrics")
+	resp, err := http.Get("http://" + m.MetricsAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

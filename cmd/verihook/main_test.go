@@ -28,6 +28,7 @@ func testConfig(t *testing.T) Config {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
+	cfg.MetricsListen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.Sources = []SourceConfig{
 		{ID: "identomat-main", Provider: "identomat", Secrets: map[string]any{"callback_api_key": testSecrets["identomat"]}},

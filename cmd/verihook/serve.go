@@ -23,6 +23,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet(e, "serve", "serve [flags]")
 	common := addCommonFlags(fs)
 	fs.String("listen", "", "address to listen on (default 127.0.0.1:8080; env VERIHOOK_LISTEN)")
+	fs.String("metrics-listen", "", "address of the Prometheus /metrics listener, empty for none (default 127.0.0.1:9464; env VERIHOOK_METRICS_LISTEN)")
 	fs.Bool("allow-private-endpoints", false, "let endpoints point at loopback and private addresses (development; env VERIHOOK_ALLOW_PRIVATE_ENDPOINTS)")
 	fs.Int64("max-body-bytes", 0, "largest ingest body accepted (default 1 MiB)")
 	fs.String("log-level", "", "debug, info, warn or error (default info; env VERIHOOK_LOG_LEVEL)")
@@ -37,9 +38,13 @@ func runServe(ctx context.Context, e env, args []string) error {
 	if err := m.Run(ctx); err != nil {
 		return err
 	}
-	<-ctx.Done()
-	m.Logger.Info("shutting down")
-	return m.Close()
+	err = m.Wait(ctx)
+	if err != nil {
+		m.Logger.Error("cannot serve: shutting down", "err", err)
+	} else {
+		m.Logger.Info("shutting down")
+	}
+	return errors.Join(err, m.Close())
 }
 
 // Main is the running program: the store, the ingest service and the HTTP
@@ -54,12 +59,22 @@ type Main struct {
 	Logger    *slog.Logger
 	Registry  provider.Registry
 
-	Store  hub.Store
-	Worker *delivery.Worker
-	ln     net.Listener
-	srv    *http.Server
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	Store   hub.Store
+	Worker  *delivery.Worker
+	servers []*server  // the ingest listener, then the metrics one if any
+	failed  chan error // the first listener that stopped serving
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// server is one of the program's HTTP listeners.
+type server struct {
+	name string // its configuration key, for messages
+	ln   net.Listener
+	srv  *http.Server
 }
 
 // Run opens the store, provisions the configured sources and starts serving
@@ -105,6 +120,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 
+	m.failed = make(chan error, 1)
+	defer func() {
+		if err != nil {
+			for _, sv := range m.servers {
+				sv.ln.Close()
+			}
+		}
+	}()
 	mets := metrics.New(m.Store.QueueStats)
 	m.Worker = &delivery.Worker{
 		Store:       m.Store,
@@ -119,20 +142,18 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MissingSecret: mets.ObserveMissingSecret}
 	api := &httpapi.Server{
 		Store: m.Store, Receiver: ingest.Receiver{Service: svc}, Logger: m.Logger, MaxBody: m.Config.MaxBodyBytes,
-		CheckURL: checkURL, Wake: m.Worker.Wake, ObserveIngest: mets.ObserveIngest, Metrics: mets.Handler(),
+		CheckURL: checkURL, Wake: m.Worker.Wake, ObserveIngest: mets.ObserveIngest,
 		EventsWithoutSecret: m.Registry.EventsWithoutSecret,
 	}
-	m.ln, err = net.Listen("tcp", m.Config.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+	if err := m.listen("listen", m.Config.Listen, api.Handler()); err != nil {
+		return err
 	}
-	m.srv = &http.Server{
-		Handler:           api.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	if m.Config.MetricsListen != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", mets.Handler())
+		if err := m.listen("metrics_listen", m.Config.MetricsListen, mux); err != nil {
+			return err
+		}
 	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
@@ -147,51 +168,126 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			l.ListenDeliveries(bg, m.Worker.Wake)
 		}()
 	}
-	m.wg.Add(3)
-	go func() {
-		defer m.wg.Done()
+	m.wg.Go(func() {
 		if err := m.Worker.Run(bg); err != nil && bg.Err() == nil {
 			m.Logger.Error("delivery worker", "err", err)
 		}
-	}()
-	go func() {
-		defer m.wg.Done()
-		if err := m.srv.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			m.Logger.Error("http server", "err", err)
-		}
-	}()
-	go func() {
-		defer m.wg.Done()
-		m.purgeLoop(bg)
-	}()
+	})
+	for _, sv := range m.servers {
+		m.wg.Go(func() {
+			// Serve returns only when the server is shut down or its
+			// listener fails; the second ends the program (see Wait).
+			if err := sv.srv.Serve(sv.ln); !errors.Is(err, http.ErrServerClosed) {
+				select {
+				case m.failed <- fmt.Errorf("%s %s: %w", sv.name, sv.ln.Addr(), err):
+				default: // another listener failed first
+				}
+			}
+		})
+	}
+	m.wg.Go(func() { m.purgeLoop(bg) })
 	if len(m.Config.Sources) == 0 {
 		m.Logger.Warn("no sources are configured, so every callback will get 404: declare them in a config file (--config; see verihook --help and README.md)")
 	}
-	m.Logger.Info("verihook serving", "addr", m.Addr(), "version", version, "data_dir", m.Config.DataDir, "sources", len(m.Config.Sources))
+	m.Logger.Info("verihook serving", "addr", m.Addr(), "metrics", m.MetricsAddr(), "version", version, "data_dir", m.Config.DataDir, "sources", len(m.Config.Sources))
+	return nil
+}
+
+// listen opens the listener that the configuration key name sets to addr,
+// so that a port already taken stops start-up with a message naming it.
+func (m *Main) listen(name, addr string, h http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", name, addr, err)
+	}
+	m.servers = append(m.servers, &server{name: name, ln: ln, srv: &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}})
 	return nil
 }
 
 // Addr is the address the server listens on.
-func (m *Main) Addr() string { return m.ln.Addr().String() }
+func (m *Main) Addr() string { return m.servers[0].ln.Addr().String() }
 
-// Close stops accepting requests, lets those in flight finish (up to 10 s),
-// stops the delivery worker after its attempts in flight, and closes the
-// store.
-func (m *Main) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var errs []error
-	if m.srv != nil {
-		errs = append(errs, m.srv.Shutdown(ctx))
+// MetricsAddr is the address of the metrics listener, "" when there is none.
+func (m *Main) MetricsAddr() string {
+	if len(m.servers) < 2 {
+		return ""
 	}
+	return m.servers[1].ln.Addr().String()
+}
+
+// Wait blocks until ctx ends (nil) or the program can no longer serve: one
+// of its listeners failed (its error). Either way, call Close next.
+func (m *Main) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-m.failed:
+		return err
+	}
+}
+
+// Close stops the program within Config.ShutdownTimeout, as a whole: the
+// listeners stop accepting and let the requests in flight finish while the
+// delivery worker stops claiming and finishes its attempts in flight, all
+// within three quarters of it; then the store closes, within the rest. What
+// is not done in time is cut short (connections closed, the store closed
+// under the worker, whose unrecorded attempts are sent again once their
+// lease ends), and the error says what. It is safe to call more than once.
+func (m *Main) Close() error {
+	m.closeOnce.Do(func() { m.closeErr = m.close() })
+	return m.closeErr
+}
+
+func (m *Main) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+	defer cancel()
+	// The store keeps a quarter for itself: closing commits what is queued
+	// and checkpoints SQLite's WAL, and should not go without because a
+	// request or an attempt took all the time.
+	drain, cancelDrain := context.WithTimeout(ctx, m.Config.ShutdownTimeout*3/4)
+	defer cancelDrain()
 	if m.cancel != nil {
 		m.cancel()
 	}
-	m.wg.Wait()
+	errs := make([]error, len(m.servers))
+	var shut sync.WaitGroup
+	for i, sv := range m.servers {
+		shut.Go(func() {
+			if err := sv.srv.Shutdown(drain); err != nil {
+				sv.srv.Close()
+				errs[i] = fmt.Errorf("%s: requests in flight cut short: %w", sv.name, err)
+			}
+		})
+	}
+	shut.Wait()
+	late := func(what string) error {
+		return fmt.Errorf("%s in time (shutdown_timeout %s)", what, m.Config.ShutdownTimeout)
+	}
+	errs = append(errs, within(drain, func() error { m.wg.Wait(); return nil }, late("background work (deliveries, purge) did not stop")))
 	if m.Store != nil {
-		errs = append(errs, m.Store.Close())
+		errs = append(errs, within(ctx, m.Store.Close, late("the store did not close")))
 	}
 	return errors.Join(errs...)
+}
+
+// within runs fn and returns its error, or timeout if ctx ends first (fn
+// then goes on in the background).
+func within(ctx context.Context, fn func() error, timeout error) error {
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return timeout
+	}
 }
 
 // purgeLoop deletes raw payloads older than the retention period, hourly.

@@ -65,10 +65,8 @@ type Server struct {
 	EventsWithoutSecret func(hub.Source) []string
 	// ObserveIngest, when set, is told of every ingest request.
 	ObserveIngest func(source, outcome string, d time.Duration)
-	// Metrics, when set, is served on /metrics.
-	Metrics http.Handler
 
-	tokenUse tokenUse // when this instance last recorded each token's use (auth.go)
+	tokenUse  tokenUse  // when this instance last recorded each token's use (auth.go)
 	readiness readiness // see ready.go
 }
 
@@ -84,9 +82,6 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle(rt.Pattern, s.authenticate(rt.Role, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			rt.handle(s, w, r)
 		})))
-	}
-	if s.Metrics != nil {
-		mux.Handle("GET /metrics", s.Metrics)
 	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, hub.Errorf(hub.ENOTFOUND, "no such API route: %s %s", r.Method, r.URL.Path))
