@@ -93,7 +93,7 @@ func TestProviderCases(t *testing.T) {
 	base := "http://" + m.Addr()
 	tok := token(t, m, hub.RoleViewer)
 	for _, f := range []string{"idenfy-event-type-spellings.yaml", "idenfy-event-type-in-url.yaml", "idenfy-per-event-key-no-header.yaml",
-		"idenfy-resubmitted.yaml", "idenfy-document-expiration.yaml", "fractal-missing-secret.yaml", "fractal-access-revoked.yaml"} {
+		"idenfy-resubmitted.yaml", "idenfy-applicant-events.yaml", "fractal-missing-secret.yaml", "fractal-access-revoked.yaml"} {
 		playExample(t, f, base)
 	}
 
@@ -123,10 +123,10 @@ func TestProviderCases(t *testing.T) {
 	}
 
 	// Every event reached the endpoint: 11 verification changes (spell-1
-	// twice, resub-1 three times), two document expirations, the approval and
-	// the revocation of user-10, the revocation of user-11 and
-	// fractal-per-type's approval.
-	waitFor(t, "the deliveries", 10*time.Second, func() bool { return rc.distinct() == 17 })
+	// twice, resub-1 three times), two document expirations, an age
+	// estimation, a face authentication, the approval and the revocation of
+	// user-10, the revocation of user-11 and fractal-per-type's approval.
+	waitFor(t, "the deliveries", 10*time.Second, func() bool { return rc.distinct() == 19 })
 	rc.mu.Lock()
 	byType := map[string]string{} // event type -> the data of its deliveries, in any order
 	for _, e := range rc.events {
@@ -134,8 +134,10 @@ func TestProviderCases(t *testing.T) {
 	}
 	rc.mu.Unlock()
 	for typ, want := range map[string][]string{
-		hub.EventApplicantAccessRevoked:      {`"applicant_ref":"user-10"`, `"applicant_ref":"user-11"`},
-		hub.EventApplicantDocumentExpiration: {`"threshold":"DOCUMENT_EXPIRES_WITHIN_7_DAYS"`, `"threshold":"DOCUMENT_EXPIRED"`},
+		hub.EventApplicantAccessRevoked:           {`"applicant_ref":"user-10"`, `"applicant_ref":"user-11"`},
+		hub.EventApplicantDocumentExpiration:      {`"threshold":"DOCUMENT_EXPIRES_WITHIN_7_DAYS"`, `"threshold":"DOCUMENT_EXPIRED"`},
+		hub.EventApplicantAgeEstimated:            {`"provider_ref":"age-1","applicant_ref":"user-7","status":"COMPLETED","outcome":"UNDERAGE"`},
+		hub.EventApplicantFaceAuthenticationEnded: {`"session_ref":"faceauth-1"`, `"succeeded":false,"fail_reason":"Liveness check failed"`},
 	} {
 		for _, w := range want {
 			if strings.Count(byType[typ], w) != 1 {

@@ -55,12 +55,19 @@ const (
 	// EventApplicantDocumentExpiration: a verified applicant's document
 	// expires soon or has expired (iDenfy DOCUMENT_EXPIRATION).
 	EventApplicantDocumentExpiration = "applicant.document_expiration"
+	// EventApplicantAgeEstimated: an age estimation ended (iDenfy
+	// AGE_ESTIMATION).
+	EventApplicantAgeEstimated = "applicant.age_estimated"
+	// EventApplicantFaceAuthenticationEnded: a face authentication session
+	// ended, in success, failure or expiry (iDenfy FACIAL_AUTHENTICATION).
+	EventApplicantFaceAuthenticationEnded = "applicant.face_authentication_ended"
 )
 
 // EventTypes lists every normalized event type.
 var EventTypes = []string{EventVerificationUpdated, EventOTPRequested, EventSessionLinkRequested,
 	EventVideoCallUpdated, EventCredentialShared, EventApplicantEmailChanged,
-	EventApplicantAccessRevoked, EventApplicantDocumentExpiration}
+	EventApplicantAccessRevoked, EventApplicantDocumentExpiration, EventApplicantAgeEstimated,
+	EventApplicantFaceAuthenticationEnded}
 
 // Source is one provider account whose callbacks arrive at /ingest/{ID}.
 type Source struct {
@@ -248,6 +255,31 @@ type ApplicantDocumentExpiration struct {
 	Threshold string `json:"threshold"`
 	// ExpiresOn is the document's expiry date as the provider sends it.
 	ExpiresOn string `json:"expires_on"`
+}
+
+// ApplicantAgeEstimated is the data of an applicant.age_estimated event; the
+// values are the provider's own.
+type ApplicantAgeEstimated struct {
+	ProviderRef  string   `json:"provider_ref"`
+	ApplicantRef string   `json:"applicant_ref"`
+	Status       string   `json:"status"`  // COMPLETED or FAILED
+	Outcome      string   `json:"outcome"` // SUCCESS, UNDERAGE, UNCERTAIN …
+	Verdict      string   `json:"verdict"` // the model's verdict, e.g. ADULT
+	EstimatedAge *float64 `json:"estimated_age"`
+	Confidence   *float64 `json:"confidence"`
+	OccurredAt   string   `json:"occurred_at"`
+}
+
+// ApplicantFaceAuthenticationEnded is the data of an
+// applicant.face_authentication_ended event; the values are the provider's
+// own. The face photo and IP address the provider sends are not carried.
+type ApplicantFaceAuthenticationEnded struct {
+	SessionRef string   `json:"session_ref"`
+	Kind       string   `json:"kind"`   // ENROLLMENT or AUTHENTICATION
+	Method     string   `json:"method"` // ACTIVE_LIVENESS or FACE_MATCHING
+	Succeeded  bool     `json:"succeeded"`
+	FailReason string   `json:"fail_reason,omitempty"`
+	RiskTags   []string `json:"risk_tags"`
 }
 
 // Parsed is what a provider package makes of one authenticated message.

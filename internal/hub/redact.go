@@ -26,7 +26,8 @@ var previewKeys = map[string]bool{
 	"autodocument": true, "manualdocument": true, "additionalsteps": true,
 	"doctype": true, "agestimate": true, "clientipproxyrisklevel": true,
 	"servicename": true, "servicegrouptype": true, "overallstatus": true,
-	"expirationthreshold": true,
+	"expirationthreshold": true, "outcome": true, "verdict": true, "occurredat": true,
+	"method": true, "failreason": true, "risktags": true,
 	// kycaid
 	"request_id": true, "applicant_id": true, "external_applicant_id": true,
 	"verification_id": true, "form_id": true, "verification_status": true,
@@ -41,7 +42,8 @@ var previewKeys = map[string]bool{
 	"reasons": true, "attempts_left": true, "provider_time": true, "previous_status": true,
 	"provider_event": true, "channel": true, "session_ref": true, "room_id": true,
 	"room_status": true, "composition_status": true, "video_file_status": true,
-	"video_file_id": true, "threshold": true,
+	"video_file_id": true, "threshold": true, "occurred_at": true, "succeeded": true,
+	"fail_reason": true, "risk_tags": true,
 }
 
 // Redacted is what a hidden value is replaced with in previews.

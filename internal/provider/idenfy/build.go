@@ -36,7 +36,10 @@ var defaultFinish = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 // 2026-11-24T12:00:00Z) and Reasons (status.fraudTags; a SUSPECTED result
 // without them carries the fraud tag DUPLICATE_FACE and the mismatch tag
 // NAME). DOCUMENT_EXPIRATION reads Ref, ApplicantRef and Status (its
-// expirationThreshold; default DOCUMENT_EXPIRES_WITHIN_30_DAYS). The output
+// expirationThreshold; default DOCUMENT_EXPIRES_WITHIN_30_DAYS);
+// AGE_ESTIMATION reads Ref, ApplicantRef, Status (its outcome; default
+// SUCCESS) and Time; FACIAL_AUTHENTICATION reads Ref (its token) and
+// Reasons[0] (its failReason: a failed session). The output
 // depends on event and f alone. It returns an EINVALID *hub.Error for an
 // unknown event or status.
 func (Provider) Build(event string, f provider.Fields) ([]byte, http.Header, error) {
@@ -45,8 +48,13 @@ func (Provider) Build(event string, f provider.Fields) ([]byte, http.Header, err
 		return nil, nil, err
 	}
 	canon := canonicalEvent(event)
-	if canon == EventDocumentExpiration {
+	switch canon {
+	case EventDocumentExpiration:
 		return buildDocumentExpiration(f)
+	case EventAgeEstimation:
+		return buildAgeEstimation(f)
+	case EventFacialAuthentication:
+		return buildFacialAuthentication(f)
 	}
 	overall := strings.ToUpper(strings.TrimSpace(f.Status))
 	if overall == "" {
@@ -148,6 +156,51 @@ func buildDocumentExpiration(f provider.Fields) ([]byte, http.Header, error) {
 		ExpirationThreshold string `json:"expirationThreshold"`
 		DocumentExpiration  string `json:"documentExpiration"`
 	}{provider.Or(f.Ref, DefaultScanRef), provider.Or(f.ApplicantRef, DefaultClientID), threshold, "2031-05-14"}, EventDocumentExpiration)
+}
+
+// buildAgeEstimation builds an AGE_ESTIMATION webhook: completed with the
+// outcome f.Status, or failed when that is ATTEMPTS_EXCEEDED.
+func buildAgeEstimation(f provider.Fields) ([]byte, http.Header, error) {
+	outcome := strings.ToUpper(provider.Or(f.Status, "SUCCESS"))
+	status := "COMPLETED"
+	if outcome == "ATTEMPTS_EXCEEDED" {
+		status = "FAILED"
+	}
+	occurred := defaultFinish
+	if !f.Time.IsZero() {
+		occurred = f.Time.UTC()
+	}
+	return encode(struct {
+		ScanRef      string  `json:"scanRef"`
+		Status       string  `json:"status"`
+		OccurredAt   string  `json:"occurredAt"`
+		Outcome      string  `json:"outcome"`
+		Verdict      string  `json:"verdict"`
+		EstimatedAge int     `json:"estimatedAge"`
+		Confidence   float64 `json:"confidence"`
+		ClientID     string  `json:"clientId"`
+	}{provider.Or(f.Ref, DefaultScanRef), status, occurred.Format(time.RFC3339), outcome, "ADULT", 34, 0.91,
+		provider.Or(f.ApplicantRef, DefaultClientID)}, EventAgeEstimation)
+}
+
+// buildFacialAuthentication builds a FACIAL_AUTHENTICATION webhook.
+func buildFacialAuthentication(f provider.Fields) ([]byte, http.Header, error) {
+	var failReason *string
+	if len(f.Reasons) > 0 {
+		failReason = &f.Reasons[0]
+	}
+	token := provider.Or(f.Ref, "Fh3kQ9zLr2Vb7xTn5WcY8pDs1JmA6eGu4HoZ0iKq")
+	return encode(struct {
+		Token      string   `json:"token"`
+		Type       string   `json:"type"`
+		Method     string   `json:"method"`
+		FacePhoto  string   `json:"facePhoto"`
+		IPAddress  string   `json:"ipAddress"`
+		FailReason *string  `json:"failReason"`
+		RiskTags   []string `json:"riskTags"`
+	}{token, "AUTHENTICATION", "FACE_MATCHING",
+		"https://s3.eu-west-1.amazonaws.com/production.users.storage/face-auth/" + token + "/FACE.png",
+		"203.0.113.24", failReason, []string{}}, EventFacialAuthentication)
 }
 
 // encode renders a webhook body as iDenfy does, with Content-Type and, when

@@ -37,8 +37,8 @@
 // IDENTIFICATION_EXPIRED when status.overall is EXPIRED, else IDENTIFICATION
 // (by the final flag, else the manual fields, and status.overall). An
 // unnamed event type whose body has no status.overall, or is of another
-// shape (FACIAL_AUTHENTICATION, AGE_ESTIMATION, the KYB webhooks …), is
-// quarantined, as is a callback without scanRef.
+// shape (the KYB, AML-monitoring and bank-check webhooks …), is quarantined,
+// as is a callback without scanRef.
 //
 // Each identification callback reports one kyc observation of the
 // verification named by scanRef (applicant: clientId; provider time:
@@ -69,7 +69,13 @@
 // DOCUMENT_EXPIRATION ({scanRef, clientId, expirationThreshold,
 // documentExpiration}, also recognized without a header by its
 // expirationThreshold) becomes an applicant.document_expiration event; it
-// changes no verification's status.
+// changes no verification's status. So do AGE_ESTIMATION ({scanRef, status,
+// occurredAt, outcome, verdict, estimatedAge, confidence, clientId}), which
+// becomes applicant.age_estimated, and FACIAL_AUTHENTICATION ({token, type,
+// method, facePhoto, ipAddress, failReason, riskTags}), which becomes
+// applicant.face_authentication_ended (succeeded when there is no
+// failReason; the photo link and the IP address are not carried). These two
+// are recognized by their event type only.
 //
 // iDenfy sends no event id, and the automatic and the manual webhook of one
 // verification share scanRef, so the dedup key is the canonical hash of the

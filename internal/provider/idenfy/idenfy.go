@@ -48,10 +48,16 @@ const (
 	// EventDocumentExpiration warns that a verified applicant's document
 	// expires soon, or has expired.
 	EventDocumentExpiration = "DOCUMENT_EXPIRATION"
+	// EventAgeEstimation reports the end of an age estimation.
+	EventAgeEstimation = "AGE_ESTIMATION"
+	// EventFacialAuthentication reports the end of a face authentication
+	// session.
+	EventFacialAuthentication = "FACIAL_AUTHENTICATION"
 )
 
 var events = []string{EventAutoFinished, EventManualFinished, EventResubmitted,
-	EventCancelled, EventCanceled, EventExpired, EventIdentification, EventDocumentExpiration}
+	EventCancelled, EventCanceled, EventExpired, EventIdentification, EventDocumentExpiration,
+	EventAgeEstimation, EventFacialAuthentication}
 
 // Provider is the iDenfy adapter. The zero value is ready to use.
 type Provider struct{}

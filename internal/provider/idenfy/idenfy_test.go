@@ -362,10 +362,10 @@ func TestParse(t *testing.T) {
 		{name: "blank scanRef", event: EventExpired, body: `{"scanRef":"  "}`, wantEvent: EventExpired, wantErr: "scanRef is missing"},
 		{name: "unknown overall on a final result", event: EventManualFinished, body: `{"scanRef":"s","status":{"overall":"ARCHIVED"}}`,
 			wantEvent: EventManualFinished, wantErr: `unknown status.overall "ARCHIVED" for IDENTIFICATION_MANUAL_FINISHED`},
-		{name: "unknown event type, nothing to decide from", event: "AGE_ESTIMATION", body: `{"scanRef":"s","final":true}`, wantEvent: "AGE_ESTIMATION",
-			wantErr: `unsupported event type "AGE_ESTIMATION" and no status.overall to decide from`},
-		{name: "unknown event type of another shape", event: "AGE_ESTIMATION", body: `{"scanRef":"s","status":"COMPLETED"}`, wantEvent: "AGE_ESTIMATION",
-			wantErr: `unsupported event type "AGE_ESTIMATION": field "status" is a string, not of the expected type`},
+		{name: "unknown event type, nothing to decide from", event: "COMPANY_REVIEW", body: `{"scanRef":"s","final":true}`, wantEvent: "COMPANY_REVIEW",
+			wantErr: `unsupported event type "COMPANY_REVIEW" and no status.overall to decide from`},
+		{name: "unknown event type of another shape", event: "COMPANY_REVIEW", body: `{"scanRef":"s","status":"COMPLETED"}`, wantEvent: "COMPANY_REVIEW",
+			wantErr: `unsupported event type "COMPANY_REVIEW": field "status" is a string, not of the expected type`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -525,8 +525,8 @@ func TestBuild(t *testing.T) {
 	if _, _, err := p.Build(EventAutoFinished, provider.Fields{Status: "ARCHIVED"}); hub.ErrorCode(err) != hub.EINVALID {
 		t.Errorf("Build(status ARCHIVED) = %v, want invalid", err)
 	}
-	if _, _, err := p.Build("FACIAL_AUTHENTICATION", provider.Fields{}); hub.ErrorCode(err) != hub.EINVALID {
-		t.Errorf("Build(FACIAL_AUTHENTICATION) = %v, want invalid", err)
+	if _, _, err := p.Build("COMPANY_REVIEW", provider.Fields{}); hub.ErrorCode(err) != hub.EINVALID {
+		t.Errorf("Build(COMPANY_REVIEW) = %v, want invalid", err)
 	}
 }
 

@@ -42,6 +42,12 @@ func (Provider) Parse(h http.Header, body []byte) (hub.Parsed, error) {
 func parse(p hub.Parsed, body []byte) (hub.Parsed, error) {
 	var cb callback
 	event := canonicalEvent(p.EventName)
+	switch event {
+	case EventAgeEstimation:
+		return ageEstimation(p, body)
+	case EventFacialAuthentication:
+		return facialAuthentication(p, body)
+	}
 	if err := json.Unmarshal(body, &cb); err != nil && p.EventName != "" && !known(event) {
 		return p, provider.Unrecognized("unsupported event type %q: %s", p.EventName, describe(err))
 	} else if err != nil {
@@ -124,6 +130,58 @@ func decodeJSON(body []byte) (v any, ok bool) {
 		return nil, false
 	}
 	return v, true
+}
+
+// ageEstimation maps an AGE_ESTIMATION webhook to an applicant.age_estimated
+// event.
+func ageEstimation(p hub.Parsed, body []byte) (hub.Parsed, error) {
+	var w struct {
+		ScanRef      text     `json:"scanRef"`
+		ClientID     text     `json:"clientId"`
+		Status       text     `json:"status"`
+		Outcome      text     `json:"outcome"`
+		Verdict      text     `json:"verdict"`
+		OccurredAt   text     `json:"occurredAt"`
+		EstimatedAge *float64 `json:"estimatedAge"`
+		Confidence   *float64 `json:"confidence"`
+	}
+	if err := json.Unmarshal(body, &w); err != nil {
+		return p, provider.Unrecognized("%s: %s", EventAgeEstimation, describe(err))
+	}
+	if strings.TrimSpace(string(w.ScanRef)) == "" || strings.TrimSpace(string(w.Status)) == "" {
+		return p, provider.Unrecognized("%s without scanRef or status", EventAgeEstimation)
+	}
+	p.Events = []hub.EventDraft{{Type: hub.EventApplicantAgeEstimated, Data: hub.ApplicantAgeEstimated{
+		ProviderRef: strings.TrimSpace(string(w.ScanRef)), ApplicantRef: strings.TrimSpace(string(w.ClientID)),
+		Status: string(w.Status), Outcome: string(w.Outcome), Verdict: string(w.Verdict),
+		EstimatedAge: w.EstimatedAge, Confidence: w.Confidence, OccurredAt: string(w.OccurredAt),
+	}}}
+	return p, nil
+}
+
+// facialAuthentication maps a FACIAL_AUTHENTICATION webhook to an
+// applicant.face_authentication_ended event: it succeeded when it names no
+// failReason. The face photo link and the IP address are left out.
+func facialAuthentication(p hub.Parsed, body []byte) (hub.Parsed, error) {
+	var w struct {
+		Token      text `json:"token"`
+		Type       text `json:"type"`
+		Method     text `json:"method"`
+		FailReason text `json:"failReason"`
+		RiskTags   tags `json:"riskTags"`
+	}
+	if err := json.Unmarshal(body, &w); err != nil {
+		return p, provider.Unrecognized("%s: %s", EventFacialAuthentication, describe(err))
+	}
+	if strings.TrimSpace(string(w.Token)) == "" {
+		return p, provider.Unrecognized("%s without token", EventFacialAuthentication)
+	}
+	p.Events = []hub.EventDraft{{Type: hub.EventApplicantFaceAuthenticationEnded, Data: hub.ApplicantFaceAuthenticationEnded{
+		SessionRef: strings.TrimSpace(string(w.Token)), Kind: string(w.Type), Method: string(w.Method),
+		Succeeded: strings.TrimSpace(string(w.FailReason)) == "", FailReason: string(w.FailReason),
+		RiskTags: append([]string{}, w.RiskTags...),
+	}}}
+	return p, nil
 }
 
 // statusOf maps an understood identification event (canonical spelling),
