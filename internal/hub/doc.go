@@ -5,7 +5,8 @@
 //
 // The story of one webhook: a provider POSTs to /ingest/{source}. The source's
 // provider package authenticates the raw bytes and parses them into a Parsed
-// value: the provider's own event name, a deduplication key, zero or more
+// value: the provider's own event name, a deduplication key and how long it
+// holds (Dedup), zero or more
 // status Observations of a verification, and zero or more other events
 // (an OTP to send, a video call update ...). The ingest package hands all of
 // it to Store.Ingest, which in one durable transaction stores the message,

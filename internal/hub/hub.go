@@ -103,7 +103,11 @@ type Message struct {
 	// Reason says why a message was quarantined or rejected.
 	Reason    string `json:"reason,omitempty"`
 	EventName string `json:"event_name,omitempty"`
-	DedupKey  string `json:"dedup_key,omitempty"`
+	// DedupKey is the key given to Store.Ingest; a message read back holds
+	// the key it is stored under, which Dedup may have suffixed.
+	DedupKey string `json:"dedup_key,omitempty"`
+	// Dedup says for how long DedupKey makes a later copy a duplicate.
+	Dedup Dedup `json:"-"`
 	// Body is the raw payload with any in-body secret removed. Stores encrypt
 	// it at rest; it is nil for rejected messages and after retention purges.
 	Body []byte `json:"-"`
@@ -142,6 +146,20 @@ type Observation struct {
 	Reasons      []string  `json:"reasons,omitempty"`
 	AttemptsLeft *int      `json:"attempts_left,omitempty"`
 	ProviderTime time.Time `json:"provider_time,omitzero"`
+	// Current marks an observation that states the verification's current
+	// status and carries no timestamp (Identomat's session-change): it
+	// replaces even a final status (see Apply, rule 3).
+	Current bool `json:"current,omitempty"`
+	// FinalIfNoAttempts makes the observation final only when no attempt is
+	// left (a KYCAID rejection: the applicant may try again while attempts
+	// remain); Final is then false. See Apply.
+	FinalIfNoAttempts bool `json:"final_if_no_attempts,omitempty"`
+	// FormerRef is the reference the verification may be stored under
+	// before the provider named it (KYCAID's applicant, while its
+	// verification_id is null). When no verification is stored under
+	// ProviderRef but one is under FormerRef, Store.Ingest applies the
+	// observation to that one, which takes ProviderRef (see Apply).
+	FormerRef string `json:"former_ref,omitempty"`
 	// ProviderEvent is the provider's own event name.
 	ProviderEvent string    `json:"provider_event"`
 	ReceivedAt    time.Time `json:"received_at,omitzero"`
@@ -290,6 +308,8 @@ type Parsed struct {
 	// the provider's event id where one exists, else "sha256:" and the hex
 	// hash of the canonical content (see CanonicalHash).
 	DedupKey string
+	// Dedup says for how long DedupKey makes a later copy a duplicate.
+	Dedup Dedup
 	// Body is what is stored: the raw body with any in-body secret removed.
 	Body []byte
 	// Observations are the verification statuses the message reports; the

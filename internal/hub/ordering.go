@@ -12,17 +12,27 @@ import (
 //
 // cur is the current verification; exists is false for the first observation
 // of a verification, which is always applied. Rule 1 (duplicates change
-// nothing) is enforced before Apply, by the store's dedup key. Then:
+// nothing) is enforced before Apply, by the store's dedup key (see Dedup).
+// Then:
 //
 //  2. When both carry a provider timestamp, the older never replaces the newer.
 //  3. A non-final observation never replaces a final one unless its provider
-//     timestamp is strictly newer.
+//     timestamp is strictly newer, or it is Current: a provider that states
+//     the current status without a timestamp (Identomat) is believed, so a
+//     decided session that a reviewer reopens is reopened.
 //  4. Otherwise the later-received observation wins.
 //
+// An observation marked FinalIfNoAttempts is final only when no attempt is
+// left: its AttemptsLeft, else the verification's last known one, is 0.
+//
 // An observation that wins but states what is already current (same status,
-// final, reasons, applicant and attempts) is applied without a new version.
+// final, reasons, applicant, attempts and provider reference) is applied
+// without a new version. A winning observation whose ProviderRef differs from
+// cur's (the store found cur under the observation's FormerRef) gives the
+// verification its provider reference, which is a change.
 // Apply is pure: it touches neither cur nor obs.
 func Apply(cur Verification, exists bool, obs Observation) (next Verification, outcome Outcome, changed bool) {
+	obs.Final = obs.final(cur, exists)
 	if !exists {
 		v := Verification{
 			Source: obs.Source, Provider: obs.Provider, ProviderRef: obs.ProviderRef,
@@ -36,7 +46,7 @@ func Apply(cur Verification, exists bool, obs Observation) (next Verification, o
 	if bothTimed && obs.ProviderTime.Before(cur.ProviderTime) {
 		return cur, OutcomeSuperseded, false
 	}
-	if cur.Final && !obs.Final && !(bothTimed && obs.ProviderTime.After(cur.ProviderTime)) {
+	if cur.Final && !obs.Final && !obs.Current && !(bothTimed && obs.ProviderTime.After(cur.ProviderTime)) {
 		return cur, OutcomeSuperseded, false
 	}
 	next = cur
@@ -50,10 +60,23 @@ func Apply(cur Verification, exists bool, obs Observation) (next Verification, o
 	return next, OutcomeApplied, true
 }
 
+// final reports whether obs, applied to cur, makes the verification final.
+func (obs Observation) final(cur Verification, exists bool) bool {
+	if obs.Final || !obs.FinalIfNoAttempts {
+		return obs.Final
+	}
+	left := obs.AttemptsLeft
+	if left == nil && exists {
+		left = cur.AttemptsLeft
+	}
+	return left != nil && *left == 0
+}
+
 // fill copies what an applied observation says onto v. Fields the provider
 // did not send (an empty applicant, no attempts count, no timestamp) keep
 // their current value.
 func fill(v *Verification, obs Observation) {
+	v.ProviderRef = obs.ProviderRef
 	v.Kind = obs.Kind
 	if v.Kind == "" {
 		v.Kind = KindKYC
@@ -79,7 +102,7 @@ func fill(v *Verification, obs Observation) {
 func sameState(a, b Verification) bool {
 	sameAttempts := (a.AttemptsLeft == nil) == (b.AttemptsLeft == nil) &&
 		(a.AttemptsLeft == nil || *a.AttemptsLeft == *b.AttemptsLeft)
-	return a.Status == b.Status && a.Final == b.Final && a.Kind == b.Kind &&
+	return a.Status == b.Status && a.Final == b.Final && a.Kind == b.Kind && a.ProviderRef == b.ProviderRef &&
 		a.ApplicantRef == b.ApplicantRef && sameAttempts && slices.Equal(a.Reasons, b.Reasons)
 }
 

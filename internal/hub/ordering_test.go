@@ -23,12 +23,26 @@ func obs(status hub.Status, final bool, received, provider int) hub.Observation 
 	return o
 }
 
+// current marks o as stating the current status (Identomat).
+func current(o hub.Observation) hub.Observation { o.Current = true; return o }
+
+// attempt makes o a KYCAID-like observation with attempts left (nil: not
+// sent); a rejection is final only once none is left.
+func attempt(o hub.Observation, left *int) hub.Observation {
+	o.AttemptsLeft = left
+	if o.Status == hub.StatusRejected {
+		o.Final, o.FinalIfNoAttempts = false, true
+	}
+	return o
+}
+
 func TestApply(t *testing.T) {
 	t.Parallel()
 	type step struct {
 		obs     hub.Observation
 		outcome hub.Outcome
 	}
+	zero, one, two := 0, 1, 2
 	tests := []struct {
 		name        string
 		steps       []step
@@ -110,6 +124,46 @@ func TestApply(t *testing.T) {
 			wantStatus: hub.StatusActionRequired, wantFinal: false, wantVersion: 3,
 		},
 		{
+			name: "identomat: a reviewer reopens a rejected session, the current status wins",
+			steps: []step{
+				{current(obs(hub.StatusRejected, true, 0, -1)), hub.OutcomeApplied},
+				{current(obs(hub.StatusActionRequired, false, 1, -1)), hub.OutcomeApplied},
+			},
+			wantStatus: hub.StatusActionRequired, wantFinal: false, wantVersion: 2,
+		},
+		{
+			name: "kycaid: a rejection with attempts left is not final, the next attempt applies",
+			steps: []step{
+				{attempt(obs(hub.StatusPending, false, 0, -1), &two), hub.OutcomeApplied},
+				{attempt(obs(hub.StatusRejected, false, 1, -1), nil), hub.OutcomeApplied},
+				{attempt(obs(hub.StatusPending, false, 2, -1), &one), hub.OutcomeApplied},
+			},
+			wantStatus: hub.StatusPending, wantFinal: false, wantVersion: 3,
+		},
+		{
+			name: "kycaid: the rejection of the last attempt is final",
+			steps: []step{
+				{attempt(obs(hub.StatusPending, false, 0, -1), &zero), hub.OutcomeApplied},
+				{attempt(obs(hub.StatusRejected, false, 1, -1), nil), hub.OutcomeApplied},
+				{attempt(obs(hub.StatusPending, false, 2, -1), &zero), hub.OutcomeSuperseded},
+			},
+			wantStatus: hub.StatusRejected, wantFinal: true, wantVersion: 2,
+		},
+		{
+			name: "kycaid: a rejection carrying its own count of 0 is final",
+			steps: []step{
+				{attempt(obs(hub.StatusRejected, false, 0, -1), &zero), hub.OutcomeApplied},
+			},
+			wantStatus: hub.StatusRejected, wantFinal: true, wantVersion: 1,
+		},
+		{
+			name: "kycaid: a rejection with attempts unknown or unlimited is not final",
+			steps: []step{
+				{attempt(obs(hub.StatusRejected, false, 0, -1), nil), hub.OutcomeApplied},
+			},
+			wantStatus: hub.StatusRejected, wantFinal: false, wantVersion: 1,
+		},
+		{
 			name: "the same state again is applied without a new version",
 			steps: []step{
 				{obs(hub.StatusPending, false, 0, -1), hub.OutcomeApplied},
@@ -176,5 +230,20 @@ func TestApplyKeepsWhatIsNotSent(t *testing.T) {
 	}
 	if v.Reasons == nil {
 		t.Error("reasons is nil; want an empty list so the JSON says []")
+	}
+}
+
+func TestApplyTakesTheProviderRef(t *testing.T) {
+	t.Parallel()
+	first := obs(hub.StatusPending, false, 0, -1)
+	first.ProviderRef = "applicant:a1"
+	v, _, _ := hub.Apply(hub.Verification{}, false, first)
+	v.ID = "ver_1"
+	named := obs(hub.StatusPending, false, 1, -1) // the same state, under its own reference
+	named.ProviderRef, named.FormerRef = "ver-1", "applicant:a1"
+	next, outcome, changed := hub.Apply(v, true, named)
+	if outcome != hub.OutcomeApplied || !changed || next.ProviderRef != "ver-1" || next.ID != "ver_1" || next.Version != 2 {
+		t.Errorf("naming: %s changed %v, %s %s v%d; want applied, changed, ver_1 ver-1 v2",
+			outcome, changed, next.ID, next.ProviderRef, next.Version)
 	}
 }

@@ -243,7 +243,8 @@ func copyList(list []string) []string {
 // the message's, as are an event's empty Source, Provider, MessageID and zero
 // CreatedAt. An id that is not 1 to 128 of [A-Za-z0-9_.-], a message status
 // other than accepted or quarantined, a preview or event data that is not
-// JSON, an observation or event that names another source or message, an
+// JSON, a Dedup that Dedup's documentation rules out, an observation or
+// event that names another source or message, an
 // observation without a provider reference, and an unknown status, kind or
 // event type are EINVALID, and so is a time that storeTime refuses; every
 // time is replaced with what storeTime returns.
@@ -272,6 +273,9 @@ func (in *Ingest) Prepare(now time.Time, storeTime StoreTime) error {
 	}
 	if len(m.Preview) > 0 && !json.Valid(m.Preview) {
 		return Errorf(EINVALID, "message preview is not JSON")
+	}
+	if err := m.Dedup.validate(len(in.Observations)); err != nil {
+		return err
 	}
 
 	var obs []Observation

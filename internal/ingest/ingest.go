@@ -143,6 +143,7 @@ func (s *Service) Receive(ctx context.Context, r Request) (Result, error) {
 	in := hub.Ingest{Message: msg}
 	if perr == nil {
 		in.Observations, in.Events, perr = normalized(parsed, src, msg, now)
+		in.Message.Dedup = parsed.Dedup
 	}
 	if perr != nil {
 		// Not understood, or the adapter failed on it: either way the message
@@ -153,6 +154,7 @@ func (s *Service) Receive(ctx context.Context, r Request) (Result, error) {
 			s.log().Error("parse message", "source", src.ID, "err", perr)
 		}
 		in.Observations, in.Events = nil, nil
+		in.Message.Dedup = hub.Dedup{} // a quarantined message describes no state: it dedups for ever
 		in.Message.Status, in.Message.Reason = hub.MessageQuarantined, quarantineReason(perr)
 	}
 

@@ -49,13 +49,24 @@
 //
 // One Ingest is one READ COMMITTED transaction of four round trips: BEGIN,
 // a pipelined batch that deduplicates and locks, a pipelined batch that
-// writes, COMMIT (see ingestTx).
+// writes, COMMIT (see ingestTx); a message deduplicated while current takes
+// a fifth, which sets its key.
 //
 //   - Dedup: INSERT … ON CONFLICT (source_id, dedup_key) DO NOTHING RETURNING
 //     id. A concurrent insert of the same key, uncommitted on another
 //     instance, makes this one wait for its outcome; if it commits, this is
 //     a duplicate of it, and the transaction is rolled back. The same webhook
-//     retried to two instances is stored once.
+//     retried to two instances is stored once. Keys that do not last for
+//     ever (hub.Dedup) keep this: a message deduplicated while the state it
+//     describes is current gets its key (hub.Message.CurrentKey) only after
+//     its verifications are locked and its observations applied, so a copy
+//     waits for the first and sees it; copies of a message with a window,
+//     whose keys differ on either side of an interval's end, first take an
+//     advisory lock on the message's key, so that the second sees the first.
+//   - A verification still stored under an observation's FormerRef (KYCAID's
+//     applicant, before the provider named the verification) is the one
+//     locked and observed when none is stored under its ProviderRef; no
+//     other is created beside it.
 //   - Ordering: each verification the message observes is created if need
 //     be (INSERT … ON CONFLICT DO NOTHING, from its first observation) and
 //     locked with SELECT … FOR UPDATE, in key order, before hub.Apply runs;

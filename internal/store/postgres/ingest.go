@@ -74,6 +74,7 @@ func (s *Store) prepareIngest(in hub.Ingest) (*ingestReq, error) {
 			return nil, hub.Errorf(hub.EINVALID, "observation %d: attempts left %d is out of range", i, *o.AttemptsLeft)
 		}
 		o.Provider, o.ProviderRef, o.Level = clean(o.Provider), clean(o.ProviderRef), clean(o.Level)
+		o.FormerRef = clean(o.FormerRef)
 		o.ApplicantRef, o.ProviderEvent = clean(o.ApplicantRef), clean(o.ProviderEvent)
 		o.Reasons = cleanAll(o.Reasons)
 	}
@@ -110,16 +111,20 @@ var errDuplicate = errors.New("duplicate")
 //     is a duplicate of the committed one (the transaction is rolled back,
 //     undoing the rest of the batch); if it rolls back, ours goes in. Two
 //     deliveries of one webhook are therefore stored once, whichever
-//     instances they reach.
+//     instances they reach. A message with a dedup window first takes an
+//     advisory lock on its key and looks for a copy in the neighbouring
+//     intervals (see hub.Message.DedupCheck); a message deduplicated while
+//     current is inserted without a key, which it gets in step 2.
 //
 //     Then lock every verification the message observes, in key order (so
 //     that two messages observing the same verifications cannot deadlock):
 //     INSERT ... ON CONFLICT (source, provider_ref, level) DO NOTHING
 //     creates it from its first observation if it does not exist (a
 //     concurrent creator makes it wait, as above), and SELECT ... FOR UPDATE
-//     locks and reads the row, ours or the winner's. In READ COMMITTED a row
-//     that another transaction has locked is waited for and then read as
-//     that transaction committed it. From here to commit no other
+//     locks and reads the row, ours or the winner's (or the one stored
+//     under the observation's FormerRef, beside which none is inserted). In
+//     READ COMMITTED a row that another transaction has locked is waited
+//     for and then read as that transaction committed it. From here to commit no other
 //     transaction can apply an observation to these verifications, so
 //     hub.Apply always sees the latest committed state, and each
 //     verification's observations are applied (and numbered, by
@@ -127,10 +132,14 @@ var errDuplicate = errors.New("duplicate")
 //
 //     Last, read the enabled endpoints (see enabledEndpoints).
 //
-//  2. Apply each observation in order, in memory; then write the changed
-//     verifications, the timeline rows, the events, a delivery for each
-//     event and each enabled endpoint that Matches it, and a NOTIFY, which
-//     PostgreSQL delivers at commit.
+//  2. Apply each observation in order, in memory. A message deduplicated
+//     while current then takes the key hub.Message.CurrentKey gives, in a
+//     statement of its own, unless a copy holds it (one that committed
+//     first is seen, as the verifications are locked): then it is a
+//     duplicate, rolled back. Then write the changed verifications, the
+//     timeline rows, the events, a delivery for each event and each enabled
+//     endpoint that Matches it, and a NOTIFY, which PostgreSQL delivers at
+//     commit.
 func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.IngestResult, error) {
 	m := r.m
 	now := s.now()
@@ -150,29 +159,46 @@ func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.Inge
 	})
 	created := make([]hub.Verification, len(keys))
 
+	chk := m.DedupCheck()
 	b := &pgx.Batch{}
+	if len(chk.Near) > 0 {
+		// Copies of one message in neighbouring intervals have different
+		// keys, which the unique index cannot tell apart: this lock makes
+		// them wait for one another, so that the second sees the first.
+		b.Queue(`SELECT pg_advisory_xact_lock($1, hashtext(current_schema() || ' ' || $2 || ' ' || $3))`,
+			lockDedup, m.SourceID, m.DedupKey)
+		b.Queue(`SELECT id FROM messages WHERE source_id = $1 AND dedup_key IN ($2, $3)
+			AND received_at > $4 AND received_at < $5 LIMIT 1`,
+			m.SourceID, chk.Near[0], chk.Near[1], chk.Since, chk.Until)
+	}
 	b.Queue(`INSERT INTO messages
 			(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name, dedup_key, body, preview)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 			ON CONFLICT (source_id, dedup_key) DO NOTHING
 			RETURNING id`,
 		m.ID, m.SourceID, m.Provider, m.ReceivedAt, m.RemoteAddr, string(m.Status), m.HTTPStatus, m.Reason,
-		m.EventName, nullString(m.DedupKey), r.body, r.preview)
+		m.EventName, nullString(chk.Key), r.body, r.preview)
 	for i, k := range keys {
-		v, _, _ := hub.Apply(hub.Verification{}, false, r.obs[first[k]])
+		o := r.obs[first[k]]
+		v, _, _ := hub.Apply(hub.Verification{}, false, o)
 		v.ID = hub.NewID("ver", now)
 		created[i] = v
+		// A verification stored under the observation's FormerRef is the
+		// one observed (see hub.Observation): none is created beside it.
 		b.Queue(`INSERT INTO verifications
 				(id, source, provider, provider_ref, level, applicant_ref, kind, status, final, version,
 				 reasons, attempts_left, provider_time, created_at, updated_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+				SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15
+				WHERE NOT EXISTS (SELECT 1 FROM verifications WHERE provider_ref = $16 AND source = $2 AND level = $5)
 				ON CONFLICT (source, provider_ref, level) DO NOTHING
 				RETURNING id`,
 			v.ID, v.Source, v.Provider, v.ProviderRef, v.Level, v.ApplicantRef, string(v.Kind), string(v.Status),
-			v.Final, v.Version, nonNil(v.Reasons), v.AttemptsLeft, nullTime(v.ProviderTime), v.CreatedAt, v.UpdatedAt)
+			v.Final, v.Version, nonNil(v.Reasons), v.AttemptsLeft, nullTime(v.ProviderTime), v.CreatedAt, v.UpdatedAt,
+			nullString(o.FormerRef))
 		b.Queue(`SELECT `+verificationCols+` FROM verifications
-			WHERE source = $1 AND provider_ref = $2 AND level = $3
-			FOR UPDATE`, k.Source, k.ProviderRef, k.Level)
+			WHERE source = $1 AND provider_ref IN ($2, $4) AND level = $3
+			ORDER BY provider_ref = $2 DESC LIMIT 1
+			FOR UPDATE`, k.Source, k.ProviderRef, k.Level, nullString(o.FormerRef))
 	}
 	// Nearly every message has events (a verification.updated at least).
 	wantEndpoints := len(r.obs) > 0 || len(r.events) > 0
@@ -183,10 +209,22 @@ func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.Inge
 	states := make(map[hub.VerificationKey]*verificationState, len(keys))
 	var eps []hub.Endpoint
 	duplicate := false
+	dupID := "" // a copy found in a neighbouring interval of a window
 	err := func() error {
 		br := tx.SendBatch(ctx, b)
 		defer br.Close()
 		var id string
+		if len(chk.Near) > 0 {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("lock dedup key: %w", err)
+			}
+			err := br.QueryRow().Scan(&dupID)
+			if err == nil {
+				return nil // the rest is rolled back
+			} else if !errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("find duplicate: %w", err)
+			}
+		}
 		err := br.QueryRow().Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			duplicate = true
@@ -224,16 +262,13 @@ func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.Inge
 	if err != nil {
 		return hub.IngestResult{}, err
 	}
+	if dupID != "" {
+		return hub.IngestResult{MessageID: dupID, Duplicate: true}, errDuplicate
+	}
 	if duplicate {
 		// The conflicting row has committed (or ON CONFLICT would have
 		// waited), so this statement, with its new snapshot, sees it.
-		var id string
-		err = tx.QueryRow(ctx, `SELECT id FROM messages WHERE source_id = $1 AND dedup_key = $2`,
-			m.SourceID, m.DedupKey).Scan(&id)
-		if err != nil {
-			return hub.IngestResult{}, fmt.Errorf("find duplicate: %w", err)
-		}
-		return hub.IngestResult{MessageID: id, Duplicate: true}, errDuplicate
+		return duplicateOf(ctx, tx, m.SourceID, chk.Key)
 	}
 
 	b = &pgx.Batch{}
@@ -268,24 +303,40 @@ func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.Inge
 		}
 		queue("insert observation", `INSERT INTO observations
 				(id, verification_id, message_id, source, provider, provider_ref, level, kind, applicant_ref,
-				 status, final, reasons, attempts_left, provider_time, provider_event, received_at, outcome, version)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+				 status, final, reasons, attempts_left, provider_time, provider_event, received_at, outcome, version,
+				 current_state, final_if_no_attempts)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
 			obsID, next.ID, o.MessageID, o.Source, o.Provider, o.ProviderRef, o.Level, string(o.Kind), o.ApplicantRef,
 			string(o.Status), o.Final, o.Reasons, o.AttemptsLeft, nullTime(o.ProviderTime), o.ProviderEvent,
-			o.ReceivedAt, string(outcome), next.Version)
+			o.ReceivedAt, string(outcome), next.Version, o.Current, o.FinalIfNoAttempts)
 		if changed {
 			events = append(events, hub.UpdatedEvent(hub.NewID("evt", now), next, prev, o))
 		}
 	}
+	versions := make(map[hub.VerificationKey]int, len(keys))
 	for _, k := range keys {
-		if st := states[k]; st.dirty {
+		st := states[k]
+		versions[k] = st.v.Version
+		if st.dirty {
 			v := st.v
 			queue("update verification", `UPDATE verifications SET
-					applicant_ref = $1, kind = $2, status = $3, final = $4, version = $5, reasons = $6,
-					attempts_left = $7, provider_time = $8, updated_at = $9
-				WHERE id = $10`,
-				v.ApplicantRef, string(v.Kind), string(v.Status), v.Final, v.Version, nonNil(v.Reasons),
-				v.AttemptsLeft, nullTime(v.ProviderTime), v.UpdatedAt, v.ID)
+					provider_ref = $1, applicant_ref = $2, kind = $3, status = $4, final = $5, version = $6,
+					reasons = $7, attempts_left = $8, provider_time = $9, updated_at = $10
+				WHERE id = $11`,
+				v.ProviderRef, v.ApplicantRef, string(v.Kind), string(v.Status), v.Final, v.Version,
+				nonNil(v.Reasons), v.AttemptsLeft, nullTime(v.ProviderTime), v.UpdatedAt, v.ID)
+		}
+	}
+	if key := m.CurrentKey(r.obs, versions); key != "" {
+		// Every verification the message observes is locked, so a copy
+		// that committed first is seen here (see hub.Message.CurrentKey).
+		tag, err := tx.Exec(ctx, `UPDATE messages SET dedup_key = $1 WHERE id = $2
+			AND NOT EXISTS (SELECT 1 FROM messages WHERE source_id = $3 AND dedup_key = $1)`, key, m.ID, m.SourceID)
+		if err != nil {
+			return hub.IngestResult{}, fmt.Errorf("set dedup key: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return duplicateOf(ctx, tx, m.SourceID, key)
 		}
 	}
 	events = append(events, r.events...)
@@ -316,6 +367,17 @@ func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.Inge
 		return hub.IngestResult{}, err
 	}
 	return hub.IngestResult{MessageID: m.ID, Events: events, Deliveries: n}, nil
+}
+
+// duplicateOf reports the message stored under key as the one a duplicate
+// copies, with errDuplicate, which rolls back the transaction.
+func duplicateOf(ctx context.Context, tx pgx.Tx, source, key string) (hub.IngestResult, error) {
+	var id string
+	err := tx.QueryRow(ctx, `SELECT id FROM messages WHERE source_id = $1 AND dedup_key = $2`, source, key).Scan(&id)
+	if err != nil {
+		return hub.IngestResult{}, fmt.Errorf("find duplicate: %w", err)
+	}
+	return hub.IngestResult{MessageID: id, Duplicate: true}, errDuplicate
 }
 
 // runBatch sends the queued statements in one round trip and reports the

@@ -35,6 +35,7 @@ var migrations embed.FS
 const (
 	lockMigrate int32 = 0x76686d31 // "vhm1": Open's migrations and key check
 	lockPurge   int32 = 0x76687031 // "vhp1": PurgeBodies
+	lockDedup   int32 = 0x76686431 // "vhd1": Ingest, copies of a message with a dedup window
 )
 
 // notifyChannel is the LISTEN/NOTIFY channel on which Ingest announces new

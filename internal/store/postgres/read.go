@@ -221,7 +221,8 @@ func (s *Store) Verification(ctx context.Context, id string) (hub.Verification, 
 			return err
 		}
 		rows, err := tx.Query(ctx, `SELECT id, source, provider, provider_ref, level, kind, applicant_ref, status,
-			final, reasons, attempts_left, provider_time, provider_event, received_at, message_id, outcome, version
+			final, reasons, attempts_left, provider_time, provider_event, received_at, message_id, outcome, version,
+			current_state, final_if_no_attempts
 			FROM observations WHERE verification_id = $1 ORDER BY seq`, v.ID)
 		if err != nil {
 			return fmt.Errorf("get timeline: %w", err)
@@ -236,7 +237,7 @@ func (s *Store) Verification(ctx context.Context, id string) (hub.Verification, 
 			)
 			if err := rows.Scan(&o.ID, &o.Source, &o.Provider, &o.ProviderRef, &o.Level, &kind, &o.ApplicantRef,
 				&status, &o.Final, &o.Reasons, &o.AttemptsLeft, &providerTime, &o.ProviderEvent, &o.ReceivedAt,
-				&o.MessageID, &outcome, &o.Version); err != nil {
+				&o.MessageID, &outcome, &o.Version, &o.Current, &o.FinalIfNoAttempts); err != nil {
 				return fmt.Errorf("get timeline: %w", err)
 			}
 			o.Kind, o.Status, o.Outcome = hub.Kind(kind), hub.Status(status), hub.Outcome(outcome)

@@ -16,7 +16,7 @@ import (
 type ingestReq struct {
 	m       hub.Message
 	body    []byte // sealed
-	dedup   sql.NullString
+	dedup   hub.DedupCheck
 	preview sql.NullString
 	obs     []hub.Observation
 	reasons []string // reasonsJSON of each observation
@@ -43,11 +43,16 @@ func (s *Store) Ingest(ctx context.Context, in hub.Ingest) (hub.IngestResult, er
 		res, err = s.ingestTx(tx, r)
 		return err
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errDuplicate) {
 		return hub.IngestResult{}, err
 	}
 	return res, nil
 }
+
+// errDuplicate makes the writer roll back the savepoint of a message found
+// to be a duplicate only after its observations were applied (see
+// hub.Message.CurrentKey); Ingest then reports the duplicate.
+var errDuplicate = errors.New("duplicate")
 
 func (s *Store) prepareIngest(in hub.Ingest) (*ingestReq, error) {
 	if err := in.Prepare(s.now(), storeTime); err != nil {
@@ -57,7 +62,7 @@ func (s *Store) prepareIngest(in hub.Ingest) (*ingestReq, error) {
 	r := &ingestReq{
 		m:       m,
 		body:    s.cipher.Seal(m.Body, hub.SealedMessageBody, m.ID),
-		dedup:   nullString(m.DedupKey),
+		dedup:   m.DedupCheck(),
 		preview: nullString(string(m.Preview)),
 		obs:     in.Observations,
 		events:  in.Events,
@@ -70,30 +75,42 @@ func (s *Store) prepareIngest(in hub.Ingest) (*ingestReq, error) {
 
 // ingestTx is Ingest's work inside the writer's transaction.
 func (s *Store) ingestTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
-	m := r.m
-	// The dedup rule: the UNIQUE index on (source_id, dedup_key) turns a
-	// duplicate into no row inserted, and only then is the first copy's id
-	// looked up. A message without a dedup key never conflicts.
+	m, chk := r.m, r.dedup
+	// The dedup rule (see hub.Dedup): the UNIQUE index on (source_id,
+	// dedup_key) turns a duplicate into no row inserted, and only then is
+	// the first copy's id looked up. The writer is the only one, so a copy
+	// from a neighbouring interval of a window can be looked for first. A message inserted
+	// without a key never conflicts; a WhileCurrent one gets its key below.
+	if len(chk.Near) > 0 {
+		var id string
+		err := tx.queryRowStmt(s.q.findNear, m.SourceID, chk.Near[0], chk.Near[1], toNanos(chk.Since),
+			toNanos(chk.Until)).Scan(&id)
+		if err == nil {
+			return hub.IngestResult{MessageID: id, Duplicate: true}, nil
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return hub.IngestResult{}, fmt.Errorf("find duplicate: %w", err)
+		}
+	}
 	res, err := tx.execStmt(s.q.insertMessage,
 		m.ID, m.SourceID, m.Provider, toNanos(m.ReceivedAt), m.RemoteAddr, string(m.Status), m.HTTPStatus,
-		m.Reason, m.EventName, r.dedup, r.body, r.preview)
+		m.Reason, m.EventName, nullString(chk.Key), r.body, r.preview)
 	if err != nil {
 		return hub.IngestResult{}, fmt.Errorf("insert message: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
 		return hub.IngestResult{}, fmt.Errorf("insert message: %w", err)
 	} else if n == 0 {
-		var id string
-		if err := tx.queryRowStmt(s.q.findDuplicate, m.SourceID, r.dedup).Scan(&id); err != nil {
-			return hub.IngestResult{}, fmt.Errorf("find duplicate: %w", err)
-		}
-		return hub.IngestResult{MessageID: id, Duplicate: true}, nil
+		return s.duplicate(tx, m.SourceID, chk.Key)
 	}
 
 	now := s.now()
 	var events []hub.Event
+	versions := map[hub.VerificationKey]int{}
 	for i, o := range r.obs {
 		cur, err := scanVerification(tx.queryRowStmt(s.q.loadVerification, o.ProviderRef, o.Source, o.Level))
+		if errors.Is(err, sql.ErrNoRows) && o.FormerRef != "" {
+			cur, err = scanVerification(tx.queryRowStmt(s.q.loadVerification, o.FormerRef, o.Source, o.Level))
+		}
 		exists := err == nil
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return hub.IngestResult{}, fmt.Errorf("load verification: %w", err)
@@ -112,6 +129,7 @@ func (s *Store) ingestTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 				return hub.IngestResult{}, err
 			}
 		}
+		versions[o.VerificationKey] = next.Version
 		obsID := o.ID
 		if obsID == "" {
 			obsID = hub.NewID("obs", now)
@@ -119,7 +137,8 @@ func (s *Store) ingestTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 		if _, err := tx.execStmt(s.q.insertObservation,
 			obsID, next.ID, o.MessageID, o.Source, o.Provider, o.ProviderRef, o.Level, string(o.Kind), o.ApplicantRef,
 			string(o.Status), boolInt(o.Final), r.reasons[i], nullInt(o.AttemptsLeft), toNullNanos(o.ProviderTime),
-			o.ProviderEvent, toNanos(o.ReceivedAt), string(outcome), next.Version); err != nil {
+			o.ProviderEvent, toNanos(o.ReceivedAt), string(outcome), next.Version,
+			boolInt(o.Current), boolInt(o.FinalIfNoAttempts)); err != nil {
 			return hub.IngestResult{}, fmt.Errorf("insert observation: %w", err)
 		}
 		if changed {
@@ -132,6 +151,22 @@ func (s *Store) ingestTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 				return hub.IngestResult{}, err
 			}
 			events = append(events, e)
+		}
+	}
+	if key := m.CurrentKey(r.obs, versions); key != "" {
+		res, err := tx.execStmt(s.q.setCurrentKey, key, m.ID, m.SourceID)
+		if err != nil {
+			return hub.IngestResult{}, fmt.Errorf("set dedup key: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return hub.IngestResult{}, fmt.Errorf("set dedup key: %w", err)
+		} else if n == 0 {
+			// Applying it changed nothing since the stored copy: undo it all.
+			res, err := s.duplicate(tx, m.SourceID, key)
+			if err != nil {
+				return hub.IngestResult{}, err
+			}
+			return res, errDuplicate
 		}
 	}
 	for _, e := range r.events {
@@ -149,6 +184,16 @@ func (s *Store) ingestTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 	return hub.IngestResult{MessageID: m.ID, Events: events, Deliveries: n}, nil
 }
 
+// duplicate reports the message stored under key as the one a duplicate
+// copies.
+func (s *Store) duplicate(tx *wtx, source, key string) (hub.IngestResult, error) {
+	var id string
+	if err := tx.queryRowStmt(s.q.findDuplicate, source, key).Scan(&id); err != nil {
+		return hub.IngestResult{}, fmt.Errorf("find duplicate: %w", err)
+	}
+	return hub.IngestResult{MessageID: id, Duplicate: true}, nil
+}
+
 func (s *Store) insertVerification(tx *wtx, v hub.Verification) error {
 	_, err := tx.execStmt(s.q.insertVerification,
 		v.ID, v.Source, v.Provider, v.ProviderRef, v.Level, v.ApplicantRef, string(v.Kind), string(v.Status),
@@ -162,7 +207,7 @@ func (s *Store) insertVerification(tx *wtx, v hub.Verification) error {
 
 func (s *Store) updateVerification(tx *wtx, v hub.Verification) error {
 	_, err := tx.execStmt(s.q.updateVerification,
-		v.ApplicantRef, string(v.Kind), string(v.Status), boolInt(v.Final), v.Version, reasonsJSON(v.Reasons),
+		v.ProviderRef, v.ApplicantRef, string(v.Kind), string(v.Status), boolInt(v.Final), v.Version, reasonsJSON(v.Reasons),
 		nullInt(v.AttemptsLeft), toNullNanos(v.ProviderTime), toNanos(v.UpdatedAt), v.ID)
 	if err != nil {
 		return fmt.Errorf("update verification: %w", err)

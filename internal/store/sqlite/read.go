@@ -236,7 +236,8 @@ func (s *Store) Verification(ctx context.Context, id string) (hub.Verification, 
 		return hub.Verification{}, notFound("get verification", err, fmt.Sprintf("verification %q not found", id))
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT id, source, provider, provider_ref, level, kind, applicant_ref, status,
-		final, reasons, attempts_left, provider_time, provider_event, received_at, message_id, outcome, version
+		final, reasons, attempts_left, provider_time, provider_event, received_at, message_id, outcome, version,
+		current_state, final_if_no_attempts
 		FROM observations WHERE verification_id = ? ORDER BY seq`, id)
 	if err != nil {
 		return hub.Verification{}, fail("get timeline", err)
@@ -247,7 +248,7 @@ func (s *Store) Verification(ctx context.Context, id string) (hub.Verification, 
 		var (
 			o                    hub.Observation
 			kind, status, outcom string
-			final                int
+			final, current, ifNo int
 			reasons              string
 			attemptsLeft         sql.NullInt64
 			providerTime         sql.NullInt64
@@ -255,10 +256,11 @@ func (s *Store) Verification(ctx context.Context, id string) (hub.Verification, 
 		)
 		if err := rows.Scan(&o.ID, &o.Source, &o.Provider, &o.ProviderRef, &o.Level, &kind, &o.ApplicantRef, &status,
 			&final, &reasons, &attemptsLeft, &providerTime, &o.ProviderEvent, &receivedAt, &o.MessageID, &outcom,
-			&o.Version); err != nil {
+			&o.Version, &current, &ifNo); err != nil {
 			return hub.Verification{}, fail("get timeline", err)
 		}
 		o.Kind, o.Status, o.Final, o.Outcome = hub.Kind(kind), hub.Status(status), final != 0, hub.Outcome(outcom)
+		o.Current, o.FinalIfNoAttempts = current != 0, ifNo != 0
 		if o.Reasons, err = fromReasonsJSON(reasons); err != nil {
 			return hub.Verification{}, fmt.Errorf("get timeline: observation %s: reasons: %w", o.ID, err)
 		}

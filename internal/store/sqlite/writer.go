@@ -229,7 +229,7 @@ func run(w *wtx, fn func(*wtx) error) (err error) {
 type prepared struct {
 	savepoint, rollbackTo, release *sql.Stmt
 
-	findDuplicate, insertMessage, loadVerification, insertVerification, updateVerification,
+	findDuplicate, findNear, setCurrentKey, insertMessage, loadVerification, insertVerification, updateVerification,
 	insertObservation, insertEvent *sql.Stmt
 
 	dataVersion, enabledEndpoints, insertDelivery *sql.Stmt
@@ -252,6 +252,11 @@ func prepare(ctx context.Context, db *sql.DB) (*prepared, error) {
 		{&q.rollbackTo, `ROLLBACK TO request`},
 		{&q.release, `RELEASE request`},
 		{&q.findDuplicate, `SELECT id FROM messages WHERE source_id = ? AND dedup_key = ?`},
+		{&q.findNear, `SELECT id FROM messages WHERE source_id = ? AND dedup_key IN (?, ?)
+			AND received_at > ? AND received_at < ? LIMIT 1`},
+		// A key another message of the source holds leaves the row as it is.
+		{&q.setCurrentKey, `UPDATE messages SET dedup_key = ?1 WHERE id = ?2
+			AND NOT EXISTS (SELECT 1 FROM messages WHERE source_id = ?3 AND dedup_key = ?1)`},
 		{&q.insertMessage, `INSERT INTO messages
 			(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name, dedup_key, body, preview)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -263,13 +268,14 @@ func prepare(ctx context.Context, db *sql.DB) (*prepared, error) {
 			 reasons, attempts_left, provider_time, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&q.updateVerification, `UPDATE verifications SET
-			applicant_ref = ?, kind = ?, status = ?, final = ?, version = ?, reasons = ?,
+			provider_ref = ?, applicant_ref = ?, kind = ?, status = ?, final = ?, version = ?, reasons = ?,
 			attempts_left = ?, provider_time = ?, updated_at = ?
 			WHERE id = ?`},
 		{&q.insertObservation, `INSERT INTO observations
 			(id, verification_id, message_id, source, provider, provider_ref, level, kind, applicant_ref,
-			 status, final, reasons, attempts_left, provider_time, provider_event, received_at, outcome, version)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			 status, final, reasons, attempts_left, provider_time, provider_event, received_at, outcome, version,
+			 current_state, final_if_no_attempts)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&q.insertEvent, `INSERT INTO events
 			(id, type, created_at, source, provider, data, message_id, verification_id)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},

@@ -148,11 +148,29 @@ func testOrdering(t *testing.T, s hub.Store) {
 
 // testDedupRace: the same message delivered 32 times at once is stored once,
 // and every delivery is told the stored message's id.
-func testDedupRace(t *testing.T, s hub.Store) { dedupRace(t, []hub.Store{s}) }
+func testDedupRace(t *testing.T, s hub.Store) { dedupRace(t, []hub.Store{s}, hub.Dedup{}) }
+
+// testDedupRaceWhileCurrent is testDedupRace for a message deduplicated
+// while the state it describes is current (hub.Dedup.WhileCurrent).
+func testDedupRaceWhileCurrent(t *testing.T, s hub.Store) {
+	dedupRace(t, []hub.Store{s}, hub.Dedup{WhileCurrent: true})
+}
+
+// testDedupRaceWindow is testDedupRace for a message deduplicated within a
+// window (hub.Dedup.Window), with copies on both sides of the end of a
+// window-long interval, whose keys differ.
+func testDedupRaceWindow(t *testing.T, s hub.Store) {
+	dedupRace(t, []hub.Store{s}, hub.Dedup{Window: raceWindow})
+}
+
+// raceWindow is the dedup window of testDedupRaceWindow: the race's copies
+// arrive within 1.6 s of t0+29.5 s, across the end of the interval at t0+30 s.
+const raceWindow = 30 * time.Second
 
 // dedupRace is testDedupRace with the deliveries spread over stores that
-// share one database (see RunShared); it reads back through the first.
-func dedupRace(t *testing.T, stores []hub.Store) {
+// share one database (see RunShared), for messages deduplicated by d; it
+// reads back through the first.
+func dedupRace(t *testing.T, stores []hub.Store, d hub.Dedup) {
 	s := stores[0]
 	const n = 32
 	var (
@@ -163,10 +181,16 @@ func dedupRace(t *testing.T, stores []hub.Store) {
 	)
 	start := make(chan struct{})
 	for i := range n {
-		m := msg("idenfy-main", "scan-race:final", at(i))
+		when := at(i)
+		if d.Window > 0 {
+			when = t0.Truncate(raceWindow).Add(raceWindow - 500*time.Millisecond + time.Duration(i)*50*time.Millisecond)
+		}
+		m := msg("idenfy-main", "scan-race:final", when)
+		m.Dedup = d
 		ids = append(ids, m.ID)
-		in := hub.Ingest{Message: m, Observations: []hub.Observation{observe(m, "scan-race", "", hub.StatusApproved, true)},
-			Events: []hub.Event{otpEvent(m)}}
+		o := observe(m, "scan-race", "", hub.StatusApproved, true)
+		o.Current = d.WhileCurrent
+		in := hub.Ingest{Message: m, Observations: []hub.Observation{o}, Events: []hub.Event{otpEvent(m)}}
 		s := stores[i%len(stores)]
 		wg.Go(func() {
 			<-start
@@ -356,4 +380,230 @@ func replay(t *testing.T, v hub.Verification) (changes int) {
 		t.Errorf("stored state differs from the serial replay of its timeline: %s", d)
 	}
 	return changes
+}
+
+// identomatMsg returns a message of a provider that sends neither an event
+// id nor a timestamp and states the current status (Identomat), whose
+// session-change body with this result has dedup key key.
+func identomatMsg(key string, when time.Time) hub.Message {
+	m := msg("identomat-main", key, when)
+	m.Provider, m.EventName, m.Dedup = hub.ProviderIdentomat, "session-change", hub.Dedup{WhileCurrent: true}
+	return m
+}
+
+// testDedupWhileCurrent: SPEC section 5 rule 1 for such a provider (see
+// hub.Dedup.WhileCurrent). An identical body is a duplicate only while the
+// state it describes is current; a state that comes back after another one
+// is a change, and the provider's current status wins over a final one.
+func testDedupWhileCurrent(t *testing.T, s hub.Store) {
+	bodies := map[hub.Status]string{ // one body per result, as Identomat sends them
+		hub.StatusReview: "sha256:manual-check", hub.StatusActionRequired: "sha256:info-requested",
+		hub.StatusRejected: "sha256:rejected",
+	}
+	steps := []struct {
+		status      hub.Status
+		wantDupOf   int // 1-based step whose message a duplicate reports; 0: not a duplicate
+		wantVersion int
+	}{
+		{hub.StatusReview, 0, 1},
+		{hub.StatusReview, 1, 1}, // the provider's retry while it is current
+		{hub.StatusActionRequired, 0, 2},
+		{hub.StatusReview, 0, 3}, // MANUAL_CHECK comes back: a change
+		{hub.StatusReview, 4, 3},
+		{hub.StatusRejected, 0, 4},
+		{hub.StatusActionRequired, 0, 5}, // a reviewer reopens the rejected session
+		{hub.StatusRejected, 0, 6},       // and rejects it again: the same body as step 6
+		{hub.StatusRejected, 8, 6},
+	}
+	var ids []string
+	stored, events := 0, 0
+	for i, st := range steps {
+		m := identomatMsg(bodies[st.status], at(i))
+		o := observe(m, "sess-1", "", st.status, st.status == hub.StatusRejected)
+		o.Current = true
+		res := ingest(t, s, m, []hub.Observation{o})
+		ids = append(ids, m.ID)
+		switch {
+		case st.wantDupOf > 0 && (!res.Duplicate || res.MessageID != ids[st.wantDupOf-1] || len(res.Events) != 0):
+			t.Errorf("step %d: Ingest = {%s, duplicate %v, %d events}, want a duplicate of step %d (%s)",
+				i+1, res.MessageID, res.Duplicate, len(res.Events), st.wantDupOf, ids[st.wantDupOf-1])
+		case st.wantDupOf == 0 && (res.Duplicate || res.MessageID != m.ID || len(res.Events) != 1):
+			t.Errorf("step %d: Ingest = {%s, duplicate %v, %d events}, want a new message with one event",
+				i+1, res.MessageID, res.Duplicate, len(res.Events))
+		}
+		if st.wantDupOf == 0 {
+			stored++
+			events += len(res.Events)
+		}
+		v := only(t, s, hub.VerificationFilter{ProviderRef: "sess-1"})
+		if v.Status != st.status || v.Version != st.wantVersion {
+			t.Fatalf("after step %d: %s v%d, want %s v%d", i+1, v.Status, v.Version, st.status, st.wantVersion)
+		}
+	}
+	v := only(t, s, hub.VerificationFilter{ProviderRef: "sess-1"})
+	if len(v.Timeline) != stored {
+		t.Errorf("timeline has %d entries, want %d", len(v.Timeline), stored)
+	}
+	replay(t, v)
+	if ms := allMessages(t, s, hub.MessageFilter{}); len(ms) != stored {
+		t.Errorf("%d messages stored, want %d", len(ms), stored)
+	}
+	if es := allEvents(t, s, hub.EventFilter{}); len(es) != events || events != 6 {
+		t.Errorf("%d events stored, %d returned; want 6", len(es), events)
+	}
+}
+
+// windowMsg returns an OTP request of a provider that sends neither an event
+// id nor a timestamp (Identomat), whose copies within window are retries.
+func windowMsg(source string, when time.Time) hub.Message {
+	m := msg(source, "sha256:otp", when)
+	m.Provider, m.EventName, m.Dedup = hub.ProviderIdentomat, "one-time-password", hub.Dedup{Window: 30 * time.Second}
+	return m
+}
+
+// testDedupWindow: SPEC section 5 rule 1 for requests a provider may send
+// again on purpose (see hub.Dedup.Window): an identical message is a
+// duplicate only when it comes less than the window after the stored copy,
+// whichever side of a window-long interval's end either falls.
+func testDedupWindow(t *testing.T, s hub.Store) {
+	// t0 is 0.123456 s past a multiple of 30 s since 1970: 30 s later is the
+	// next interval.
+	steps := []struct {
+		source    string
+		after     time.Duration // after t0
+		wantDupOf int           // 1-based; 0: a new request
+	}{
+		{"identomat-main", 20 * time.Second, 0},
+		{"identomat-main", 35 * time.Second, 1}, // 15 s later, in the next interval
+		{"identomat-main", 49 * time.Second, 1}, // 29 s later
+		{"identomat-main", 51 * time.Second, 0}, // 31 s later: the user asked again
+		{"identomat-main", 52 * time.Second, 4}, // in the same interval
+		{"identomat-main", 81 * time.Second, 0}, // exactly 30 s after step 4: not a retry
+		{"identomat-other", 20 * time.Second, 0},
+	}
+	var ids []string
+	events := 0
+	for i, st := range steps {
+		m := windowMsg(st.source, t0.Add(st.after))
+		res := ingest(t, s, m, nil, otpEvent(m))
+		ids = append(ids, m.ID)
+		switch {
+		case st.wantDupOf > 0 && (!res.Duplicate || res.MessageID != ids[st.wantDupOf-1] || len(res.Events) != 0):
+			t.Errorf("step %d: Ingest = {%s, duplicate %v, %d events}, want a duplicate of step %d (%s)",
+				i+1, res.MessageID, res.Duplicate, len(res.Events), st.wantDupOf, ids[st.wantDupOf-1])
+		case st.wantDupOf == 0 && (res.Duplicate || res.MessageID != m.ID || len(res.Events) != 1):
+			t.Errorf("step %d: Ingest = {%s, duplicate %v, %d events}, want a new message with its event",
+				i+1, res.MessageID, res.Duplicate, len(res.Events))
+		}
+		events += len(res.Events)
+	}
+	if es := allEvents(t, s, hub.EventFilter{Type: hub.EventOTPRequested}); len(es) != 4 || events != 4 {
+		t.Errorf("%d otp.requested events stored, %d returned; want 4", len(es), events)
+	}
+	if ms := allMessages(t, s, hub.MessageFilter{}); len(ms) != 4 {
+		t.Errorf("%d messages stored, want 4", len(ms))
+	}
+}
+
+// testFormerRef: a verification the provider has not named yet is kept
+// under its FormerRef (KYCAID's applicant, while verification_id is null)
+// and continues, same id, once the provider names it.
+func testFormerRef(t *testing.T, s hub.Store) {
+	send := func(i int, ref, former string, status hub.Status, final bool) hub.IngestResult {
+		t.Helper()
+		m := msg("kycaid-main", fmt.Sprintf("request_id:%d", i), at(i))
+		o := observe(m, ref, "", status, final)
+		o.FormerRef = former
+		return ingest(t, s, m, []hub.Observation{o})
+	}
+	first := send(1, "applicant:a1", "", hub.StatusPending, false)
+	v := only(t, s, hub.VerificationFilter{ProviderRef: "applicant:a1"})
+	named := send(2, "ver-1", "applicant:a1", hub.StatusPending, false)
+	send(3, "ver-1", "applicant:a1", hub.StatusApproved, true)
+	got := only(t, s, hub.VerificationFilter{ProviderRef: "ver-1"})
+	if got.ID != v.ID || got.Status != hub.StatusApproved || got.Version != 3 || len(got.Timeline) != 3 {
+		t.Fatalf("named verification %s %s v%d with %d timeline entries, want %s approved v3 with 3",
+			got.ID, got.Status, got.Version, len(got.Timeline), v.ID)
+	}
+	replay(t, got)
+	// Taking its id is a change, which the company hears of.
+	if len(first.Events) != 1 || len(named.Events) != 1 {
+		t.Fatalf("events: %d then %d, want 1 and 1", len(first.Events), len(named.Events))
+	}
+	if u := updated(t, named.Events[0]); u.Verification.ProviderRef != "ver-1" || u.Verification.ID != v.ID || u.Verification.Version != 2 {
+		t.Errorf("event on naming: %s %s v%d, want %s ver-1 v2", u.Verification.ID, u.Verification.ProviderRef,
+			u.Verification.Version, v.ID)
+	}
+	if vs := allVerifications(t, s, hub.VerificationFilter{ProviderRef: "applicant:a1"}); len(vs) != 0 {
+		t.Errorf("%d verifications still under the applicant, want 0", len(vs))
+	}
+
+	// The applicant's next verification starts unnamed again: a new one.
+	send(4, "applicant:a1", "", hub.StatusPending, false)
+	next := only(t, s, hub.VerificationFilter{ProviderRef: "applicant:a1"})
+	send(5, "ver-2", "applicant:a1", hub.StatusPending, false)
+	if got := only(t, s, hub.VerificationFilter{ProviderRef: "ver-2"}); got.ID != next.ID || got.ID == v.ID {
+		t.Errorf("ver-2 is %s, want %s (the applicant's second verification)", got.ID, next.ID)
+	}
+	// A verification stored under its own reference is the one observed,
+	// even when one is also under the FormerRef.
+	send(6, "applicant:a2", "", hub.StatusPending, false)
+	send(7, "ver-3", "", hub.StatusPending, false)
+	send(8, "ver-3", "applicant:a2", hub.StatusApproved, true)
+	if got := only(t, s, hub.VerificationFilter{ProviderRef: "ver-3"}); got.Version != 2 || got.Status != hub.StatusApproved {
+		t.Errorf("ver-3 = %s v%d, want approved v2", got.Status, got.Version)
+	}
+	if got := only(t, s, hub.VerificationFilter{ProviderRef: "applicant:a2"}); got.Version != 1 {
+		t.Errorf("applicant:a2 = v%d, want v1 (untouched)", got.Version)
+	}
+	if vs := allVerifications(t, s, hub.VerificationFilter{}); len(vs) != 4 {
+		t.Errorf("%d verifications, want 4", len(vs))
+	}
+}
+
+// testAttempts: a rejection that is final only when no attempt is left
+// (KYCAID, hub.Observation.FinalIfNoAttempts), with attempts_left the
+// provider's latest figure.
+func testAttempts(t *testing.T, s hub.Store) {
+	steps := []struct {
+		status       hub.Status
+		attempts     *int
+		wantOutcome  hub.Outcome
+		wantFinal    bool
+		wantAttempts int
+	}{
+		{hub.StatusPending, ptr(2), hub.OutcomeApplied, false, 2},
+		{hub.StatusRejected, nil, hub.OutcomeApplied, false, 2},   // attempts remain: not final
+		{hub.StatusPending, ptr(1), hub.OutcomeApplied, false, 1}, // the next attempt
+		{hub.StatusRejected, nil, hub.OutcomeApplied, false, 1},
+		{hub.StatusPending, ptr(0), hub.OutcomeApplied, false, 0},
+		{hub.StatusRejected, nil, hub.OutcomeApplied, true, 0}, // the last attempt failed
+		{hub.StatusPending, ptr(0), hub.OutcomeSuperseded, true, 0},
+	}
+	for i, st := range steps {
+		m := msg("kycaid-main", fmt.Sprintf("request_id:%d", i), at(i))
+		o := observe(m, "ver-1", "", st.status, false) // no attempt left: final (see FinalIfNoAttempts)
+		o.AttemptsLeft, o.FinalIfNoAttempts = st.attempts, st.status == hub.StatusRejected
+		ingest(t, s, m, []hub.Observation{o})
+		v := only(t, s, hub.VerificationFilter{ProviderRef: "ver-1"})
+		last := v.Timeline[len(v.Timeline)-1]
+		applied := st.wantOutcome == hub.OutcomeApplied
+		if applied && v.Status != st.status || v.Final != st.wantFinal ||
+			v.AttemptsLeft == nil || *v.AttemptsLeft != st.wantAttempts || last.Outcome != st.wantOutcome {
+			t.Fatalf("after step %d: %s final %v attempts %s (%s), want %s final %v attempts %d (%s)", i+1,
+				v.Status, v.Final, attempts(v.AttemptsLeft), last.Outcome, st.status, st.wantFinal,
+				st.wantAttempts, st.wantOutcome)
+		}
+		if i == len(steps)-1 {
+			replay(t, v)
+		}
+	}
+}
+
+// attempts renders an attempts count for a failure message.
+func attempts(n *int) string {
+	if n == nil {
+		return "none"
+	}
+	return fmt.Sprint(*n)
 }

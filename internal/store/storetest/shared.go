@@ -20,7 +20,9 @@ func RunShared(t *testing.T, open func(t *testing.T) []hub.Store) {
 		name string
 		fn   func(t *testing.T, stores []hub.Store)
 	}{
-		{"DedupRace", dedupRace},
+		{"DedupRace", func(t *testing.T, stores []hub.Store) { dedupRace(t, stores, hub.Dedup{}) }},
+		{"DedupRaceWhileCurrent", func(t *testing.T, stores []hub.Store) { dedupRace(t, stores, hub.Dedup{WhileCurrent: true}) }},
+		{"DedupRaceWindow", func(t *testing.T, stores []hub.Store) { dedupRace(t, stores, hub.Dedup{Window: raceWindow}) }},
 		{"OrderingRace", orderingRace},
 		{"ConcurrentIngest", concurrentIngest},
 		{"ClaimRace", claimRace},

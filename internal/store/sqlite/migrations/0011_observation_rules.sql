@@ -1,0 +1,7 @@
+-- The ordering rules an observation asked for (hub.Observation): current_state
+-- for a provider that states the current status without a timestamp
+-- (Identomat), final_if_no_attempts for a rejection that is final only when
+-- no attempt is left (KYCAID). They are kept so that a verification's
+-- timeline, run through hub.Apply again, gives its stored state.
+ALTER TABLE observations ADD COLUMN current_state INTEGER NOT NULL DEFAULT 0 CHECK (current_state IN (0, 1));
+ALTER TABLE observations ADD COLUMN final_if_no_attempts INTEGER NOT NULL DEFAULT 0 CHECK (final_if_no_attempts IN (0, 1));
