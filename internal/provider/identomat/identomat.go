@@ -22,6 +22,33 @@
 // hash (hub.CanonicalHashOf) of that same object: a retry dedups whatever key
 // or member order it arrives with.
 //
+// Identomat sends no timestamp either, and may send the same body again on
+// purpose, so how long the key holds depends on the callback (hub.Dedup):
+//
+//   - session-change states the session's current status ("The result field
+//     in a session-change callback reflects the current session status",
+//     and the callback is sent "whenever a session's status changes"). Its
+//     body is a duplicate only while the state it describes is current
+//     (hub.Dedup.WhileCurrent): MANUAL_CHECK, ADDITIONAL_INFORMATION_REQUESTED,
+//     MANUAL_CHECK is three changes, and a retry of the last while it is
+//     still current is answered duplicate:true. Its observation is Current:
+//     arrival order decides, and a later status replaces even a final one,
+//     so a session that a reviewer reopens after REJECTED or APPROVED is
+//     reopened. Assumed: Identomat sends session-change in the order the
+//     status changed, and a retry of an old status does not arrive after a
+//     newer one (its documents say nothing of retries or order; without a
+//     timestamp nothing else could tell).
+//   - The OTP and session-link requests are a duplicate only within
+//     RetryWindow, 30 seconds, of the stored copy: a second share of a link
+//     or a second code request, identical to the first, is a new request
+//     with its own event. Identomat documents no retries (timeout, schedule
+//     and response code are NOT FOUND in its documents), so the window is
+//     assumed: long enough for a client's immediate retry after a lost
+//     answer, shorter than a person takes to ask again (an OTP screen makes
+//     its user wait before it offers to resend).
+//   - video-call-status-update and unrecognized bodies are duplicates for
+//     ever: a room's status goes one way.
+//
 // # Assumptions
 //
 // Identomat's callbacks page could be read only in part; only the SMS OTP
@@ -37,7 +64,7 @@
 //   - session-change carries its result in result (documented) or, failing
 //     that, status; values are matched case-insensitively.
 //   - Identomat documents no timestamp in any callback, so no ProviderTime is
-//     read and the ordering rules fall back to arrival order.
+//     read and the ordering rules fall back to arrival order (see above).
 //   - The KYB sessionType enum is UNCONFIRMED: a non-empty sessionType other
 //     than "KYC" (any case) means a KYB session; Build sends "KYB".
 //   - video-call-status-update fields may be null (read as ""); its ids
@@ -62,6 +89,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/verihook/verihook/internal/hub"
 	"github.com/verihook/verihook/internal/provider"
@@ -178,7 +206,7 @@ func (Provider) Parse(_ http.Header, body []byte) (hub.Parsed, error) {
 	if typ == "" {
 		return parsed, provider.Unrecognized("body has no type")
 	}
-	parse, ok := parsers[typ]
+	cb, ok := callbacks[typ]
 	if !ok {
 		return parsed, provider.Unrecognized("unknown type %q", clip(typ))
 	}
@@ -189,11 +217,11 @@ func (Provider) Parse(_ http.Header, body []byte) (hub.Parsed, error) {
 	if ref == "" {
 		return parsed, provider.Unrecognized("%s has no sessionId", typ)
 	}
-	obs, ev, err := parse(m, typ, ref)
+	obs, ev, err := cb.parse(m, typ, ref)
 	if err != nil {
 		return parsed, err
 	}
-	parsed.Observations, parsed.Events = obs, ev
+	parsed.Observations, parsed.Events, parsed.Dedup = obs, ev, cb.dedup
 	return parsed, nil
 }
 
@@ -201,14 +229,33 @@ func (Provider) Parse(_ http.Header, body []byte) (hub.Parsed, error) {
 // non-empty sessionId.
 type parser func(m fields, typ, ref string) ([]hub.Observation, []hub.EventDraft, error)
 
-var parsers = map[string]parser{
-	EventOTP:           parseOTP("sms"),
-	EventOTPRequest:    parseOTP("sms"),
-	EventEmailOTP:      parseOTP("email"),
-	EventLinkSMS:       parseLink("sms"),
-	EventLinkEmail:     parseLink("email"),
-	EventSessionChange: parseSessionChange,
-	EventVideoCall:     parseVideoCall,
+// RetryWindow is how long after a dispatch request (an OTP, a session link)
+// an identical one is taken for a retry of it rather than a new request (see
+// the package documentation).
+const RetryWindow = 30 * time.Second
+
+// callback is how one callback type is mapped and deduplicated.
+type callback struct {
+	parse parser
+	dedup hub.Dedup
+}
+
+var (
+	// A session-change states the current status: the same body again is a
+	// retry only while that status is still current.
+	whileCurrent = hub.Dedup{WhileCurrent: true}
+	// The same dispatch request again is a retry only within RetryWindow.
+	retryWindow = hub.Dedup{Window: RetryWindow}
+)
+
+var callbacks = map[string]callback{
+	EventOTP:           {parseOTP("sms"), retryWindow},
+	EventOTPRequest:    {parseOTP("sms"), retryWindow},
+	EventEmailOTP:      {parseOTP("email"), retryWindow},
+	EventLinkSMS:       {parseLink("sms"), retryWindow},
+	EventLinkEmail:     {parseLink("email"), retryWindow},
+	EventSessionChange: {parseSessionChange, whileCurrent},
+	EventVideoCall:     {parseVideoCall, hub.Dedup{}}, // a room's status, which never comes back
 }
 
 // emailFields are the candidate names of the email callbacks' address field,
@@ -315,6 +362,7 @@ func parseSessionChange(m fields, typ, ref string) ([]hub.Observation, []hub.Eve
 		Kind:            kind,
 		Status:          r.status,
 		Final:           r.final,
+		Current:         true,
 		ProviderEvent:   EventSessionChange,
 	}}, nil, nil
 }

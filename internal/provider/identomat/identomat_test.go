@@ -170,7 +170,7 @@ func TestParse(t *testing.T) {
 	}
 	obs := func(kind hub.Kind, status hub.Status, final bool) []hub.Observation {
 		return []hub.Observation{{VerificationKey: hub.VerificationKey{ProviderRef: ref}, Provider: "identomat",
-			Kind: kind, Status: status, Final: final, ProviderEvent: "session-change"}}
+			Kind: kind, Status: status, Final: final, Current: true, ProviderEvent: "session-change"}}
 	}
 	video := func(d hub.VideoCallUpdated) []hub.EventDraft {
 		d.SessionRef = ref
@@ -501,7 +501,7 @@ func TestSimulated(t *testing.T) {
 			events: []hub.EventDraft{{Type: hub.EventSessionLinkRequested, Data: hub.SessionLinkRequested{Channel: "email", Recipient: "a@example.com", Text: "Hi", Link: "https://l.test/2", SessionRef: ref}}}},
 		{event: EventSessionChange, f: provider.Fields{Ref: ref, Status: "REJECTED", Kind: hub.KindKYB},
 			obs: []hub.Observation{{VerificationKey: hub.VerificationKey{ProviderRef: ref}, Provider: "identomat", Kind: hub.KindKYB,
-				Status: hub.StatusRejected, Final: true, ProviderEvent: "session-change"}}},
+				Status: hub.StatusRejected, Final: true, Current: true, ProviderEvent: "session-change"}}},
 		{event: EventVideoCall, f: provider.Fields{Ref: ref, Status: "empty"},
 			events: []hub.EventDraft{{Type: hub.EventVideoCallUpdated, Data: hub.VideoCallUpdated{SessionRef: ref,
 				RoomID: "RM" + token("room", ref, 32), RoomStatus: "empty"}}}},

@@ -199,6 +199,7 @@ type outcome struct {
 	ErrorMessage string            `json:"error_message,omitempty"`
 	EventName    string            `json:"event_name,omitempty"`
 	DedupKey     string            `json:"dedup_key,omitempty"`
+	Dedup        string            `json:"dedup,omitempty"` // how long the key dedups; empty: for ever
 	StoredBody   json.RawMessage   `json:"stored_body,omitempty"`
 	Observations []hub.Observation `json:"observations,omitempty"`
 	Events       []draft           `json:"events,omitempty"`
@@ -221,6 +222,12 @@ func Outcome(p provider.Provider, secrets map[string]string, h http.Header, body
 			o.Error, o.ErrorMessage = hub.ErrorCode(err), hub.ErrorMessage(err)
 		}
 		o.EventName, o.DedupKey, o.Observations = parsed.EventName, parsed.DedupKey, parsed.Observations
+		switch d := parsed.Dedup; {
+		case d.WhileCurrent:
+			o.Dedup = "while current"
+		case d.Window > 0:
+			o.Dedup = "within " + d.Window.String()
+		}
 		if !bytes.Equal(parsed.Body, body) && json.Valid(parsed.Body) {
 			o.StoredBody = parsed.Body
 		}
