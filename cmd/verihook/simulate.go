@@ -36,6 +36,7 @@ type fieldFlags struct {
 	Link      string `yaml:"link"`
 	EventID   string `yaml:"event_id"`
 	Reason    string `yaml:"reason"`
+	Attempts  string `yaml:"attempts_left"`
 }
 
 // scenario is a --scenario file: steps sent in order.
@@ -109,6 +110,13 @@ func (f fieldFlags) fields(now time.Time) (provider.Fields, error) {
 	if f.Reason != "" {
 		out.Reasons = strings.Split(f.Reason, ",")
 	}
+	if f.Attempts != "" {
+		n, err := strconv.Atoi(f.Attempts)
+		if err != nil || n < 0 {
+			return out, fmt.Errorf("attempts_left %q: want a number, 0 or more", f.Attempts)
+		}
+		out.AttemptsLeft = &n
+	}
 	if out.EventID == "" {
 		var b [18]byte
 		rand.Read(b[:])
@@ -132,7 +140,7 @@ func runSimulate(ctx context.Context, e env, args []string) error {
 	secret := fs.String("secret", "", "the source's secret (callback API key, signing key, API token or webhook secret)")
 	list := fs.Bool("list", false, "list the provider's events")
 	scenarioFile := fs.String("scenario", "", "YAML file of steps to play in order (see README)")
-	fs.StringVar(&ff.Ref, "ref", "", "provider reference: Identomat sessionId, iDenfy scanRef, KYCAID verification_id, Fractal user_id")
+	fs.StringVar(&ff.Ref, "ref", "", "provider reference: Identomat sessionId, iDenfy scanRef, KYCAID verification_id (null: none yet), Fractal user_id")
 	fs.StringVar(&ff.Applicant, "applicant", "", "the company's user id (iDenfy clientId, KYCAID external_applicant_id)")
 	fs.StringVar(&ff.Status, "status", "", "the provider's own status value (APPROVED, DENIED, SUSPECTED, true, false, pending …)")
 	fs.StringVar(&ff.Final, "final", "", "iDenfy final flag: true or false")
@@ -144,6 +152,7 @@ func runSimulate(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&ff.Link, "link", "", "session link")
 	fs.StringVar(&ff.EventID, "event-id", "", "the provider's event id (KYCAID request_id; random if empty)")
 	fs.StringVar(&ff.Reason, "reason", "", "comma-separated reasons (decline reasons, fraud tags, Fractal note)")
+	fs.StringVar(&ff.Attempts, "attempts-left", "", "attempts the applicant has left (KYCAID verification_attempts_left; empty: null)")
 	// Let flags follow the positional arguments: simulate idenfy EVENT --to …
 	var pos []string
 	for len(args) > 0 {

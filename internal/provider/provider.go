@@ -66,6 +66,7 @@ type Fields struct {
 	Text         string    // message text
 	Link         string    // session link
 	EventID      string    // the provider's event id (KYCAID request_id)
+	AttemptsLeft *int      // attempts the applicant has left (KYCAID verification_attempts_left); nil: null
 	Reasons      []string  // decline reasons, fraud tags …
 }
 

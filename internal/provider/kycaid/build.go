@@ -25,9 +25,13 @@ const defaultDeclineReason = "The document has expired"
 // JSON, with a Content-Type header. It reads:
 //
 //   - Ref: verification_id (default: an id derived from ApplicantRef);
+//     "null" sends null, as KYCAID does before the verification exists;
 //   - ApplicantRef: external_applicant_id (default: "" in
 //     VERIFICATION_STATUS_CHANGED, as in KYCAID's sample; null in the
-//     applicant of VERIFICATION_COMPLETED);
+//     applicant of VERIFICATION_COMPLETED); applicant_id is derived from it
+//     (else from Ref), so that one applicant keeps one id;
+//   - AttemptsLeft: VERIFICATION_STATUS_CHANGED's verification_attempts_left
+//     (default null, "not limited");
 //   - EventID: request_id (default: derived from the event, the
 //     verification_id and the status, so the same build dedups alike);
 //   - Status: for VERIFICATION_STATUS_CHANGED the verification_status,
@@ -58,14 +62,15 @@ func (p Provider) Build(event string, f provider.Fields) ([]byte, http.Header, e
 			return nil, nil, hub.Errorf(hub.EINVALID, "%s status %q: want unused, pending or completed", event, f.Status)
 		}
 		body = statusChanged{
-			Type:                event,
-			VerificationStatus:  status,
-			ApplicantID:         hexID("applicant", ref),
-			ExternalApplicantID: f.ApplicantRef,
-			FormID:              hexID("form"),
-			FormToken:           hexID("form_token", ref),
-			VerificationID:      ref,
-			RequestID:           provider.Or(f.EventID, hexID("request", event, ref, status)),
+			Type:                     event,
+			VerificationStatus:       status,
+			ApplicantID:              applicantID(ref, f),
+			ExternalApplicantID:      f.ApplicantRef,
+			FormID:                   hexID("form"),
+			FormToken:                hexID("form_token", ref),
+			VerificationID:           verificationID(ref),
+			VerificationAttemptsLeft: f.AttemptsLeft,
+			RequestID:                provider.Or(f.EventID, hexID("request", event, ref, status)),
 		}
 	case EventVerificationCompleted:
 		verified, name, err := buildVerified(f.Status)
@@ -97,6 +102,22 @@ func (p Provider) Sign(secrets map[string]string, h http.Header, body []byte) ([
 	return body, nil
 }
 
+// verificationID returns the verification_id Build sends for ref: nil for
+// "null".
+func verificationID(ref string) *string {
+	if strings.EqualFold(ref, "null") {
+		return nil
+	}
+	return &ref
+}
+
+// applicantID returns the applicant_id Build sends: derived from the
+// company's user id when there is one, so that it stays the same once the
+// verification_id appears.
+func applicantID(ref string, f provider.Fields) string {
+	return hexID("applicant", provider.Or(f.ApplicantRef, ref))
+}
+
 // hexID returns a 36-character lowercase hex id derived from parts, shaped
 // like KYCAID's ids (which are not RFC 4122 UUIDs).
 func hexID(parts ...string) string {
@@ -123,15 +144,15 @@ func buildVerified(status string) (*bool, string, error) {
 // statusChanged is VERIFICATION_STATUS_CHANGED, fields in the order of
 // KYCAID's sample.
 type statusChanged struct {
-	Type                     string `json:"type"`
-	VerificationStatus       string `json:"verification_status"`
-	ApplicantID              string `json:"applicant_id"`
-	ExternalApplicantID      string `json:"external_applicant_id"`
-	FormID                   string `json:"form_id"`
-	FormToken                string `json:"form_token"`
-	VerificationID           string `json:"verification_id"`
-	VerificationAttemptsLeft *int   `json:"verification_attempts_left"`
-	RequestID                string `json:"request_id"`
+	Type                     string  `json:"type"`
+	VerificationStatus       string  `json:"verification_status"`
+	ApplicantID              string  `json:"applicant_id"`
+	ExternalApplicantID      string  `json:"external_applicant_id"`
+	FormID                   string  `json:"form_id"`
+	FormToken                string  `json:"form_token"`
+	VerificationID           *string `json:"verification_id"`
+	VerificationAttemptsLeft *int    `json:"verification_attempts_left"`
+	RequestID                string  `json:"request_id"`
 }
 
 // completed is VERIFICATION_COMPLETED, fields in the order of KYCAID's
@@ -139,7 +160,7 @@ type statusChanged struct {
 type completed struct {
 	Type           string        `json:"type"`
 	RequestID      string        `json:"request_id"`
-	VerificationID string        `json:"verification_id"`
+	VerificationID *string       `json:"verification_id"`
 	ApplicantID    string        `json:"applicant_id"`
 	FormID         string        `json:"form_id"`
 	FormToken      string        `json:"form_token"`
@@ -236,7 +257,7 @@ type document struct {
 // completedBody builds VERIFICATION_COMPLETED for verification ref with the
 // given verified value (name is its canonical spelling).
 func completedBody(event, ref, name string, verified *bool, f provider.Fields) completed {
-	applicantID := hexID("applicant", ref)
+	appID := applicantID(ref, f)
 	var external *string
 	if f.ApplicantRef != "" {
 		external = &f.ApplicantRef
@@ -266,7 +287,7 @@ func completedBody(event, ref, name string, verified *bool, f provider.Fields) c
 	if f.Kind == hub.KindKYB {
 		email := "compliance@northwind-trading.example"
 		applicant = company{
-			ApplicantID:         applicantID,
+			ApplicantID:         appID,
 			ExternalApplicantID: external,
 			Type:                "COMPANY",
 			CreatedAt:           createdAt,
@@ -281,7 +302,7 @@ func completedBody(event, ref, name string, verified *bool, f provider.Fields) c
 	} else {
 		email := "olena.marchenko@example.com"
 		applicant = person{
-			ApplicantID:         applicantID,
+			ApplicantID:         appID,
 			ExternalApplicantID: external,
 			Type:                "PERSON",
 			CreatedAt:           createdAt,
@@ -311,8 +332,8 @@ func completedBody(event, ref, name string, verified *bool, f provider.Fields) c
 	return completed{
 		Type:           event,
 		RequestID:      provider.Or(f.EventID, hexID("request", event, ref, name)),
-		VerificationID: ref,
-		ApplicantID:    applicantID,
+		VerificationID: verificationID(ref),
+		ApplicantID:    appID,
 		FormID:         hexID("form"),
 		FormToken:      hexID("form_token", ref),
 		Status:         "completed",

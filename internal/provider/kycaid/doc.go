@@ -20,8 +20,14 @@
 //     verification_status (unused, pending or completed) never carries a
 //     decision, so it maps to pending, not final.
 //   - VERIFICATION_COMPLETED, sent when KYCAID, a manager or a project member
-//     sets the result. Its verified field maps true to approved, false to
-//     rejected (both final) and null to pending (not final). The schema calls
+//     sets the result. Its verified field maps true to approved (final),
+//     false to rejected and null to pending (not final). A rejection is
+//     final only when the applicant has no attempt left: the verification's
+//     last known verification_attempts_left (this callback's, else the
+//     latest one KYCAID sent) is 0 (hub.Observation.FinalIfNoAttempts).
+//     While one is left, or the count is unknown or null ("not limited"),
+//     the applicant may try again, and the new attempt's pending applies.
+//     The schema calls
 //     verified "string or null" while the example sends a JSON boolean, so
 //     both the booleans and the strings "true" and "false" (any case) are
 //     accepted; any other value quarantines the message.
@@ -32,16 +38,26 @@
 //
 // Decoding is lenient: a field of an unexpected JSON type is treated as
 // absent, except where the message cannot be mapped without it (type,
-// verification_id, verification_status, verified), which quarantines it.
+// verification_status, verified, and verification_id when applicant_id is
+// absent too), which quarantines it.
 //
 // # What the observation holds
 //
-// ProviderRef is verification_id. ApplicantRef is the top-level
+// ProviderRef is verification_id. The schema allows it to be null, which
+// KYCAID sends before the verification exists (a form not yet submitted):
+// the status is then kept against the applicant, under ProviderRef
+// "applicant:" + applicant_id (ApplicantRefPrefix). Every callback that has
+// both names the applicant's reference as its FormerRef, so the first one
+// with a verification_id continues that verification, same id and timeline,
+// which then takes the verification_id as its provider_ref (a change, with
+// its verification.updated event). The applicant's next verification starts
+// anew. ApplicantRef is the top-level
 // external_applicant_id, else applicant.external_applicant_id (an empty
 // string means none). Kind is kyb when applicant.type is COMPANY, else kyc;
 // VERIFICATION_STATUS_CHANGED carries no applicant object, so it is always
 // kyc. AttemptsLeft is verification_attempts_left (null, documented as
-// "not limited", gives none). KYCAID sends no event timestamp
+// "not limited", gives none), which the verification keeps as the latest
+// figure sent. KYCAID sends no event timestamp
 // (applicant.created_at is when the applicant was created, not when the
 // event happened), so observations carry no provider time and the ordering
 // rules fall back to arrival order.

@@ -72,11 +72,12 @@ func integrityMessage(body []byte) []byte {
 }
 
 // Parse maps an authenticated callback to one observation of the
-// verification named by verification_id (see the package documentation for
-// the mapping). It returns an EUNRECOGNIZED *hub.Error, with EventName and
-// DedupKey filled where it could find them, for a body that is not a JSON
-// object, an unknown type, a missing verification_id, or a status it cannot
-// map. Body is always the raw body unchanged.
+// verification named by verification_id, or by the applicant while it is
+// null (see the package documentation for the mapping). It returns an
+// EUNRECOGNIZED *hub.Error, with EventName and DedupKey filled where it could
+// find them, for a body that is not a JSON object, an unknown type, neither
+// a verification_id nor an applicant_id, or a status it cannot map. Body is
+// always the raw body unchanged.
 func (Provider) Parse(_ http.Header, body []byte) (hub.Parsed, error) {
 	parsed := hub.Parsed{Body: body}
 	var v any
@@ -106,14 +107,14 @@ func (Provider) Parse(_ http.Header, body []byte) (hub.Parsed, error) {
 		return parsed, provider.Unrecognized("unknown type %.64q", typ)
 	}
 
-	ref, _ := m["verification_id"].(string)
-	if strings.TrimSpace(ref) == "" {
-		return parsed, provider.Unrecognized("%s without a verification_id", typ)
-	}
-
 	applicant, _ := m["applicant"].(map[string]any)
+	ref, former, err := refs(m, applicant)
+	if err != nil {
+		return parsed, provider.Unrecognized("%s %s", typ, hub.ErrorMessage(err))
+	}
 	obs := hub.Observation{
 		VerificationKey: hub.VerificationKey{ProviderRef: ref},
+		FormerRef:       former,
 		Provider:        hub.ProviderKYCAID,
 		Kind:            hub.KindKYC,
 		ApplicantRef:    applicantRef(m, applicant),
@@ -144,11 +145,40 @@ func (Provider) Parse(_ http.Header, body []byte) (hub.Parsed, error) {
 		case *verified:
 			obs.Status, obs.Final = hub.StatusApproved, true
 		default:
-			obs.Status, obs.Final = hub.StatusRejected, true
+			// Final only once no attempt is left (see hub.Apply): while
+			// one is, the applicant may try again.
+			obs.Status, obs.FinalIfNoAttempts = hub.StatusRejected, true
 		}
 	}
 	parsed.Observations = []hub.Observation{obs}
 	return parsed, nil
+}
+
+// ApplicantRefPrefix begins the provider reference of a verification that
+// KYCAID has not named yet: its verification_id is null, so it is known by
+// its applicant_id until one appears.
+const ApplicantRefPrefix = "applicant:"
+
+// refs returns the observation's ProviderRef and FormerRef: the
+// verification_id, and the applicant's reference under which the
+// verification may be stored while its id was null; or, while it is null,
+// the applicant's reference alone. Without either it returns an error that
+// says so.
+func refs(m, applicant map[string]any) (ref, former string, err error) {
+	id, _ := m["applicant_id"].(string)
+	if strings.TrimSpace(id) == "" {
+		id, _ = applicant["applicant_id"].(string)
+	}
+	if strings.TrimSpace(id) != "" {
+		former = ApplicantRefPrefix + id
+	}
+	switch ref, _ = m["verification_id"].(string); {
+	case strings.TrimSpace(ref) != "":
+		return ref, former, nil
+	case former != "":
+		return former, "", nil
+	}
+	return "", "", provider.Unrecognized("without a verification_id or an applicant_id")
 }
 
 // applicantRef returns the company's own user id: the top-level

@@ -137,7 +137,7 @@ func TestParse(t *testing.T) {
 		{name: "completed true", body: `{` + vc + `,"verified":true}`,
 			want: hub.Observation{Kind: hub.KindKYC, Status: hub.StatusApproved, Final: true}},
 		{name: "completed false", body: `{` + vc + `,"verified":false}`,
-			want: hub.Observation{Kind: hub.KindKYC, Status: hub.StatusRejected, Final: true}},
+			want: hub.Observation{Kind: hub.KindKYC, Status: hub.StatusRejected, FinalIfNoAttempts: true}},
 		{name: "completed null", body: `{` + vc + `,"verified":null}`,
 			want: hub.Observation{Kind: hub.KindKYC, Status: hub.StatusPending}},
 		{name: "completed absent", body: `{` + vc + `}`,
@@ -145,7 +145,7 @@ func TestParse(t *testing.T) {
 		{name: "completed string true", body: `{` + vc + `,"verified":"true"}`,
 			want: hub.Observation{Kind: hub.KindKYC, Status: hub.StatusApproved, Final: true}},
 		{name: "completed string FALSE", body: `{` + vc + `,"verified":"FALSE"}`,
-			want: hub.Observation{Kind: hub.KindKYC, Status: hub.StatusRejected, Final: true}},
+			want: hub.Observation{Kind: hub.KindKYC, Status: hub.StatusRejected, FinalIfNoAttempts: true}},
 		{name: "completed maybe", body: `{` + vc + `,"verified":"maybe"}`, wantErr: `verified "maybe"`},
 		{name: "completed empty string", body: `{` + vc + `,"verified":""}`, wantErr: "verified"},
 		{name: "completed number", body: `{` + vc + `,"verified":1}`, wantErr: "verified 1"},
@@ -188,16 +188,16 @@ func TestParse(t *testing.T) {
 
 		{name: "reasons in part-name order then applicant, deduplicated",
 			body: `{` + vc + `,"verified":false,"verifications":{"profile":{"decline_reasons":["b","a"]},"document":{"decline_reasons":["c","b"]},"aml":{"decline_reasons":["z"]}},"applicant":{"decline_reasons":["a","d"]}}`,
-			want: hub.Observation{Kind: hub.KindKYC, Status: hub.StatusRejected, Final: true, Reasons: []string{"z", "c", "b", "a", "d"}}},
+			want: hub.Observation{Kind: hub.KindKYC, Status: hub.StatusRejected, FinalIfNoAttempts: true, Reasons: []string{"z", "c", "b", "a", "d"}}},
 		{name: "reasons kept as sent, blanks dropped",
 			body: `{` + vc + `,"verified":false,"verifications":{"document":{"decline_reasons":[" Expired document ","","  ",null]}}}`,
-			want: hub.Observation{Kind: hub.KindKYC, Status: hub.StatusRejected, Final: true, Reasons: []string{" Expired document "}}},
+			want: hub.Observation{Kind: hub.KindKYC, Status: hub.StatusRejected, FinalIfNoAttempts: true, Reasons: []string{" Expired document "}}},
 		{name: "reason objects",
 			body: `{` + vc + `,"verified":false,"verifications":{"document":{"decline_reasons":[{"id":3,"name":"Blurred"},{"code":"EXPIRED","name":""},{"title":"Glare"},{"id":9},7]}}}`,
-			want: hub.Observation{Kind: hub.KindKYC, Status: hub.StatusRejected, Final: true, Reasons: []string{"Blurred", "EXPIRED", "Glare", `{"id":9}`, "7"}}},
+			want: hub.Observation{Kind: hub.KindKYC, Status: hub.StatusRejected, FinalIfNoAttempts: true, Reasons: []string{"Blurred", "EXPIRED", "Glare", `{"id":9}`, "7"}}},
 		{name: "lone reason string",
 			body: `{` + vc + `,"verified":false,"verifications":{"document":{"decline_reasons":"Expired"}}}`,
-			want: hub.Observation{Kind: hub.KindKYC, Status: hub.StatusRejected, Final: true, Reasons: []string{"Expired"}}},
+			want: hub.Observation{Kind: hub.KindKYC, Status: hub.StatusRejected, FinalIfNoAttempts: true, Reasons: []string{"Expired"}}},
 		{name: "malformed verifications ignored",
 			body: `{` + vc + `,"verified":true,"verifications":[{"decline_reasons":["x"]}],"applicant":{"decline_reasons":null}}`,
 			want: hub.Observation{Kind: hub.KindKYC, Status: hub.StatusApproved, Final: true}},
@@ -353,10 +353,10 @@ func TestBuild(t *testing.T) {
 		{name: "completed approved alias", event: "VERIFICATION_COMPLETED", f: provider.Fields{Status: "Approved", ApplicantRef: "user-2"},
 			want: hub.Observation{Kind: hub.KindKYC, Status: hub.StatusApproved, Final: true, ApplicantRef: "user-2"}},
 		{name: "completed false gets a default reason", event: "VERIFICATION_COMPLETED", f: provider.Fields{Status: "false"},
-			want: hub.Observation{Kind: hub.KindKYC, Status: hub.StatusRejected, Final: true, Reasons: []string{"The document has expired"}}},
+			want: hub.Observation{Kind: hub.KindKYC, Status: hub.StatusRejected, FinalIfNoAttempts: true, Reasons: []string{"The document has expired"}}},
 		{name: "completed declined with reasons", event: "VERIFICATION_COMPLETED",
 			f:    provider.Fields{Status: "declined", Reasons: []string{"Selfie does not match", "Blurred photo"}},
-			want: hub.Observation{Kind: hub.KindKYC, Status: hub.StatusRejected, Final: true, Reasons: []string{"Selfie does not match", "Blurred photo"}}},
+			want: hub.Observation{Kind: hub.KindKYC, Status: hub.StatusRejected, FinalIfNoAttempts: true, Reasons: []string{"Selfie does not match", "Blurred photo"}}},
 		{name: "completed null", event: "VERIFICATION_COMPLETED", f: provider.Fields{Status: "null"},
 			want: hub.Observation{Kind: hub.KindKYC, Status: hub.StatusPending}},
 		{name: "completed company", event: "VERIFICATION_COMPLETED", f: provider.Fields{Kind: hub.KindKYB, ApplicantRef: "acme"},
@@ -399,6 +399,7 @@ func TestBuild(t *testing.T) {
 			want := tt.want
 			want.Provider = hub.ProviderKYCAID
 			want.ProviderRef = m["verification_id"].(string)
+			want.FormerRef = kycaid.ApplicantRefPrefix + m["applicant_id"].(string)
 			want.ProviderEvent = strings.ToUpper(tt.event)
 			if len(parsed.Observations) != 1 || !equalObs(parsed.Observations[0], want) {
 				t.Errorf("observations %+v, want %s", parsed.Observations, render(want))
@@ -502,5 +503,59 @@ func BenchmarkVerifyParse(b *testing.B) {
 		if _, err := p.Parse(h, body); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestParseRefs(t *testing.T) {
+	t.Parallel()
+	const sc = `"type":"VERIFICATION_STATUS_CHANGED","verification_status":"unused","request_id":"r1"`
+	tests := []struct {
+		name, body      string
+		wantRef, former string
+	}{
+		{"verification and applicant", `{` + sc + `,"verification_id":"v1","applicant_id":"a1"}`, "v1", "applicant:a1"},
+		{"applicant inside", `{"type":"VERIFICATION_COMPLETED","verified":true,"verification_id":"v1","applicant":{"applicant_id":"a2"}}`,
+			"v1", "applicant:a2"},
+		{"verification alone", `{` + sc + `,"verification_id":"v1"}`, "v1", ""},
+		{"verification_id null: the applicant", `{` + sc + `,"verification_id":null,"applicant_id":"a1"}`, "applicant:a1", ""},
+		{"verification_id absent", `{` + sc + `,"applicant_id":"a1"}`, "applicant:a1", ""},
+		{"verification_id blank", `{` + sc + `,"verification_id":" ","applicant_id":"a1"}`, "applicant:a1", ""},
+	}
+	for _, tt := range tests {
+		parsed, err := kycaid.New().Parse(http.Header{}, []byte(tt.body))
+		if err != nil || len(parsed.Observations) != 1 {
+			t.Errorf("%s: Parse = %v with %d observations", tt.name, err, len(parsed.Observations))
+			continue
+		}
+		if o := parsed.Observations[0]; o.ProviderRef != tt.wantRef || o.FormerRef != tt.former {
+			t.Errorf("%s: ProviderRef %q, FormerRef %q; want %q, %q", tt.name, o.ProviderRef, o.FormerRef, tt.wantRef, tt.former)
+		}
+	}
+}
+
+func TestBuildNullVerificationAndAttempts(t *testing.T) {
+	t.Parallel()
+	p := kycaid.New()
+	left := 2
+	null, _, err := p.Build("VERIFICATION_STATUS_CHANGED", provider.Fields{Ref: "null", ApplicantRef: "u1", AttemptsLeft: &left})
+	if err != nil {
+		t.Fatal(err)
+	}
+	named, _, _ := p.Build("VERIFICATION_COMPLETED", provider.Fields{Ref: "v1", ApplicantRef: "u1"})
+	var a, b struct {
+		VerificationID *string `json:"verification_id"`
+		ApplicantID    string  `json:"applicant_id"`
+		Attempts       *int    `json:"verification_attempts_left"`
+	}
+	_ = json.Unmarshal(null, &a)
+	_ = json.Unmarshal(named, &b)
+	if a.VerificationID != nil || a.Attempts == nil || *a.Attempts != 2 || a.ApplicantID != b.ApplicantID {
+		t.Errorf("built %s and %s: want verification_id null, attempts 2, one applicant_id", null, named)
+	}
+	pa, _ := p.Parse(nil, null)
+	pb, _ := p.Parse(nil, named)
+	if pa.Observations[0].ProviderRef != pb.Observations[0].FormerRef {
+		t.Errorf("the named verification's FormerRef %q is not the unnamed one's ref %q",
+			pb.Observations[0].FormerRef, pa.Observations[0].ProviderRef)
 	}
 }
