@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +26,13 @@ const examplesDir = "../../examples"
 // and a temporary data dir, with one endpoint that takes every event.
 func startExamples(t *testing.T) (*Main, *endpointReceiver) {
 	t.Helper()
+	cfg, rc := examplesConfig(t)
+	return startMain(t, cfg), rc
+}
+
+// examplesConfig is startExamples' configuration and endpoint.
+func examplesConfig(t *testing.T) (Config, *endpointReceiver) {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(examplesDir, "verihook.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +47,7 @@ func startExamples(t *testing.T) (*Main, *endpointReceiver) {
 	secret := hub.NewEndpointSecret()
 	rc := newReceiver(t, secret, 0)
 	cfg.Endpoints = []EndpointConfig{{ID: "all", URL: rc.srv.URL, Secret: secret}}
-	return startMain(t, cfg), rc
+	return cfg, rc
 }
 
 // playExample plays one scenario of examples/ against base (the file's own
@@ -178,5 +187,74 @@ func TestProviderCases(t *testing.T) {
 		if !slices.Equal(s.EventsWithoutSecret, want) {
 			t.Errorf("source %s: events_without_secret %q, want %q", s.ID, s.EventsWithoutSecret, want)
 		}
+	}
+}
+
+// TestOrderingCases plays the Identomat and KYCAID cases of issue 11 (items
+// 1, 2, 6 and 7) and follows each through status, events and delivery. The
+// clock that stamps received messages is a fake one, moved past Identomat's
+// 30 s retry window instead of waiting.
+func TestOrderingCases(t *testing.T) {
+	t.Parallel()
+	cfg, rc := examplesConfig(t)
+	var clock atomic.Int64 // an hour ago, so that deliveries are due at once
+	clock.Store(time.Now().Add(-time.Hour).UnixNano())
+	m := &Main{Config: cfg, Now: func() time.Time { return time.Unix(0, clock.Add(int64(time.Millisecond))) }}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	base := "http://" + m.Addr()
+	tok := token(t, m, hub.RoleViewer)
+
+	// 1. A state that comes back is a change; a retry of the current one is
+	// not; a decided session can be reopened.
+	playExample(t, "identomat-state-comes-back.yaml", base)
+	v := verificationOf(t, base, tok, "identomat-main", "sess-back-1", "")
+	if v.Status != hub.StatusActionRequired || v.Final || v.Version != 5 || len(v.Timeline) != 5 {
+		t.Errorf("state comes back: %s final %v v%d with %d timeline entries, want action_required v5 with 5",
+			v.Status, v.Final, v.Version, len(v.Timeline))
+	}
+
+	// 2. A request sent again at once is a retry (the file expects
+	// duplicates); the same again 30 s later is a second request (the file
+	// expects them accepted).
+	playExample(t, "identomat-second-request.yaml", base)
+	clock.Add(int64(30 * time.Second))
+	playExample(t, "identomat-second-request.yaml", base)
+
+	// 6. verification_id null, then named: one verification.
+	playExample(t, "kycaid-verification-id-null.yaml", base)
+	v = verificationOf(t, base, tok, "kycaid-main", "kv-null-1", "")
+	if v.Status != hub.StatusApproved || !v.Final || v.Version != 3 || len(v.Timeline) != 3 ||
+		!strings.HasPrefix(v.Timeline[0].ProviderRef, "applicant:") {
+		t.Errorf("verification_id null: %+v", v)
+	}
+	var l verificationList
+	getJSON(t, base+"/api/v1/verifications?source=kycaid-main&applicant_ref=user-null-1", tok, &l)
+	if len(l.Data) != 1 {
+		t.Errorf("applicant user-null-1 has %d verifications, want 1", len(l.Data))
+	}
+
+	// 7. A rejection with attempts left is not final; the last one is.
+	playExample(t, "kycaid-attempts.yaml", base)
+	v = verificationOf(t, base, tok, "kycaid-main", "kv-attempts-1", "")
+	if v.Status != hub.StatusRejected || !v.Final || v.Version != 4 || v.AttemptsLeft == nil || *v.AttemptsLeft != 0 ||
+		len(v.Timeline) != 5 || v.Timeline[1].Final || v.Timeline[2].Outcome != hub.OutcomeApplied ||
+		v.Timeline[4].Outcome != hub.OutcomeSuperseded {
+		t.Errorf("attempts: %+v", v)
+	}
+
+	// Every event reached the endpoint: 5 + 2 + 2 + 3 + 4.
+	waitFor(t, "16 deliveries", 10*time.Second, func() bool { return rc.distinct() == 16 })
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	byType := map[string]int{}
+	for _, e := range rc.events {
+		byType[e.Type]++
+	}
+	if byType[hub.EventOTPRequested] != 2 || byType[hub.EventSessionLinkRequested] != 2 ||
+		byType[hub.EventVerificationUpdated] != 12 {
+		t.Errorf("delivered %v, want 2 otp.requested, 2 session_link.requested, 12 verification.updated", byType)
 	}
 }

@@ -107,4 +107,3 @@ func containsString(list []string, s string) bool {
 	}
 	return false
 }
-

@@ -58,6 +58,9 @@ type Main struct {
 	LogOutput io.Writer
 	Logger    *slog.Logger
 	Registry  provider.Registry
+	// Now is the clock that stamps received messages; nil means time.Now
+	// (tests move it to play retry windows without waiting).
+	Now func() time.Time
 
 	Store   hub.Store
 	Worker  *delivery.Worker
@@ -139,7 +142,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		OnAttempt:   mets.ObserveAttempt,
 	}
 	svc := &ingest.Service{Store: m.Store, Providers: m.Registry, Logger: m.Logger, Wake: m.Worker.Wake,
-		MissingSecret: mets.ObserveMissingSecret}
+		MissingSecret: mets.ObserveMissingSecret, Now: m.Now}
 	api := &httpapi.Server{
 		Store: m.Store, Receiver: ingest.Receiver{Service: svc}, Logger: m.Logger, MaxBody: m.Config.MaxBodyBytes,
 		CheckURL: checkURL, Wake: m.Worker.Wake, ObserveIngest: mets.ObserveIngest,
