@@ -423,14 +423,7 @@ func testDedupWhileCurrent(t *testing.T, s hub.Store) {
 		o.Current = true
 		res := ingest(t, s, m, []hub.Observation{o})
 		ids = append(ids, m.ID)
-		switch {
-		case st.wantDupOf > 0 && (!res.Duplicate || res.MessageID != ids[st.wantDupOf-1] || len(res.Events) != 0):
-			t.Errorf("step %d: Ingest = {%s, duplicate %v, %d events}, want a duplicate of step %d (%s)",
-				i+1, res.MessageID, res.Duplicate, len(res.Events), st.wantDupOf, ids[st.wantDupOf-1])
-		case st.wantDupOf == 0 && (res.Duplicate || res.MessageID != m.ID || len(res.Events) != 1):
-			t.Errorf("step %d: Ingest = {%s, duplicate %v, %d events}, want a new message with one event",
-				i+1, res.MessageID, res.Duplicate, len(res.Events))
-		}
+		checkDuplicate(t, i, res, ids, st.wantDupOf)
 		if st.wantDupOf == 0 {
 			stored++
 			events += len(res.Events)
@@ -487,14 +480,7 @@ func testDedupWindow(t *testing.T, s hub.Store) {
 		m := windowMsg(st.source, t0.Add(st.after))
 		res := ingest(t, s, m, nil, otpEvent(m))
 		ids = append(ids, m.ID)
-		switch {
-		case st.wantDupOf > 0 && (!res.Duplicate || res.MessageID != ids[st.wantDupOf-1] || len(res.Events) != 0):
-			t.Errorf("step %d: Ingest = {%s, duplicate %v, %d events}, want a duplicate of step %d (%s)",
-				i+1, res.MessageID, res.Duplicate, len(res.Events), st.wantDupOf, ids[st.wantDupOf-1])
-		case st.wantDupOf == 0 && (res.Duplicate || res.MessageID != m.ID || len(res.Events) != 1):
-			t.Errorf("step %d: Ingest = {%s, duplicate %v, %d events}, want a new message with its event",
-				i+1, res.MessageID, res.Duplicate, len(res.Events))
-		}
+		checkDuplicate(t, i, res, ids, st.wantDupOf)
 		events += len(res.Events)
 	}
 	if es := allEvents(t, s, hub.EventFilter{Type: hub.EventOTPRequested}); len(es) != 4 || events != 4 {
@@ -606,4 +592,19 @@ func attempts(n *int) string {
 		return "none"
 	}
 	return fmt.Sprint(*n)
+}
+
+// checkDuplicate checks the result of step i (0-based), whose message id is
+// ids[i]: a duplicate of the 1-based step dupOf, or, when dupOf is 0, a new
+// message with one event.
+func checkDuplicate(t *testing.T, i int, res hub.IngestResult, ids []string, dupOf int) {
+	t.Helper()
+	switch {
+	case dupOf > 0 && (!res.Duplicate || res.MessageID != ids[dupOf-1] || len(res.Events) != 0):
+		t.Errorf("step %d: Ingest = {%s, duplicate %v, %d events}, want a duplicate of step %d (%s)",
+			i+1, res.MessageID, res.Duplicate, len(res.Events), dupOf, ids[dupOf-1])
+	case dupOf == 0 && (res.Duplicate || res.MessageID != ids[i] || len(res.Events) != 1):
+		t.Errorf("step %d: Ingest = {%s, duplicate %v, %d events}, want a new message with one event",
+			i+1, res.MessageID, res.Duplicate, len(res.Events))
+	}
 }
