@@ -31,6 +31,7 @@ type Config struct {
 	AllowPrivateEndpoints bool          `yaml:"allow_private_endpoints"`
 	MaxBodyBytes          int64         `yaml:"max_body_bytes"`
 	Retention             time.Duration `yaml:"retention"`
+	OTPRetention          time.Duration `yaml:"otp_retention"` // OTP codes and session links: sooner than Retention
 	LogLevel              string        `yaml:"log_level"`
 	// DeliveryTimeout bounds one delivery attempt.
 	DeliveryTimeout time.Duration `yaml:"delivery_timeout"`
@@ -77,6 +78,7 @@ func DefaultConfig() Config {
 		DataDir:      "./verihook-data",
 		MaxBodyBytes: 1 << 20,
 		Retention:    30 * 24 * time.Hour,
+		OTPRetention: 24 * time.Hour,
 		LogLevel:     "info",
 
 		DeliveryTimeout:     15 * time.Second,
@@ -181,6 +183,9 @@ func (cfg *Config) validate(getenv func(string) string, registry provider.Regist
 	}
 	if cfg.Retention < time.Hour {
 		return fmt.Errorf("config: retention %s: want at least 1h", cfg.Retention)
+	}
+	if cfg.OTPRetention < time.Hour || cfg.OTPRetention > cfg.Retention {
+		return fmt.Errorf("config: otp_retention %s: want at least 1h and at most retention (%s)", cfg.OTPRetention, cfg.Retention)
 	}
 	switch cfg.LogLevel {
 	case "debug", "info", "warn", "error":

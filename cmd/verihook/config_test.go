@@ -31,6 +31,8 @@ func TestBadConfigRefusesToStart(t *testing.T) {
 		{"bad metrics_listen", "metrics_listen: nowhere\n", nil, `metrics_listen "nowhere": want host:port`},
 		{"metrics on the ingest listener", "listen: 127.0.0.1:8089\nmetrics_listen: 127.0.0.1:8089\n", nil, `metrics_listen "127.0.0.1:8089": want an address of its own`},
 		{"bad shutdown_timeout", "shutdown_timeout: 0s\n", nil, "shutdown_timeout 0s: want 1s to 10m"},
+		{"bad otp retention", "otp_retention: 10m\n", nil, "otp_retention 10m0s: want at least 1h and at most retention"},
+		{"otp retention past retention", "retention: 2h\n", nil, "otp_retention 24h0m0s: want at least 1h and at most retention (2h0m0s)"},
 		{"bad env", "", map[string]string{"VERIHOOK_LOG_LEVEL": "loud"}, `log_level "loud"`},
 		{"bad key", "", map[string]string{"VERIHOOK_ENCRYPTION_KEY": "short"}, "VERIHOOK_ENCRYPTION_KEY: want 32 bytes"},
 	}

@@ -293,22 +293,35 @@ func within(ctx context.Context, fn func() error, timeout error) error {
 	}
 }
 
-// purgeLoop deletes raw payloads older than the retention period, hourly.
+// purgeLoop purges personal data past retention (see purge), at start-up
+// and hourly.
 func (m *Main) purgeLoop(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		n, err := m.Store.PurgeBodies(ctx, time.Now().Add(-m.Config.Retention))
-		if err != nil && ctx.Err() == nil {
-			m.Logger.Error("purge payloads", "err", err)
-		} else if n > 0 {
-			m.Logger.Info("purged payloads past retention", "count", n)
-		}
+		m.purge(ctx, time.Now())
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// purge purges, as of now, what is older than retention, and the data of
+// OTP and session-link events older than otp_retention, and logs what it
+// did: counts only.
+func (m *Main) purge(ctx context.Context, now time.Time) {
+	res, err := m.Store.Purge(ctx, hub.Purge{
+		Before:    now.Add(-m.Config.Retention),
+		OTPBefore: now.Add(-m.Config.OTPRetention),
+	})
+	if err != nil && ctx.Err() == nil {
+		m.Logger.Error("purge personal data", "err", err)
+	}
+	if res.Any() {
+		m.Logger.Info("purged personal data past retention", "bodies", res.Bodies, "events", res.Events,
+			"attempts", res.Attempts, "rejections", res.Rejections)
 	}
 }
 

@@ -43,9 +43,14 @@ type Store interface {
 	// Message returns one message with its body (nil once purged) and the
 	// ids of the events it produced; its preview as Messages.
 	Message(ctx context.Context, id string) (Message, error)
-	// PurgeBodies deletes the bodies of messages received before t, keeping
-	// their rows, previews, statuses and timelines; it returns how many.
-	PurgeBodies(ctx context.Context, before time.Time) (int, error)
+	// Purge removes the personal data that p names (see Purge), keeping
+	// every row, status, timeline and count: a message keeps its preview
+	// (rendered from its body if it had none stored), an event keeps its
+	// data in the redacted form (Event.Redact), which is then what its
+	// deliveries send and the reads return. It works in short transactions
+	// and returns what it changed, also when it fails part way. EINVALID
+	// for a time the store cannot keep.
+	Purge(ctx context.Context, p Purge) (PurgeResult, error)
 
 	// Verifications lists verifications newest first, without timelines.
 	Verifications(ctx context.Context, f VerificationFilter) ([]Verification, string, error)

@@ -102,10 +102,12 @@
 //
 // # Periodic jobs
 //
-// PurgeBodies, which every instance runs periodically, is done by one
-// instance at a time: each of its transactions first takes an advisory lock
-// with pg_try_advisory_xact_lock, which never waits; an instance that does
-// not get it returns at once, having purged nothing, as another is at work.
+// Purge, which every instance runs periodically, is done by one instance at
+// a time: each of its transactions first takes an advisory lock with
+// pg_try_advisory_xact_lock, which never waits; an instance that does not
+// get it returns at once, having purged nothing, as another is at work.
+// (The purge of named events, Purge.Events, takes no lock: it is no
+// periodic job, and its caller wants it done now.)
 // Advisory locks are keyed on the schema too, so deployments in different
 // schemas of one database do not hold each other up.
 //

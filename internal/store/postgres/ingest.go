@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -413,83 +412,4 @@ func (s *Store) RecordRejection(ctx context.Context, m hub.Message) error {
 		m.ID, clean(m.SourceID), clean(m.Provider), ts(m.ReceivedAt), clean(m.RemoteAddr), m.HTTPStatus,
 		clean(m.Reason), clean(m.EventName))
 	return fail("record rejection", err)
-}
-
-// purgeChunk is how many bodies PurgeBodies clears per transaction, so that a
-// purge of millions of rows never holds a transaction (and vacuum's horizon)
-// open for long.
-const purgeChunk = 1000
-
-// PurgeBodies deletes the bodies of messages received before t, in chunks of
-// purgeChunk (each its own transaction), and returns how many it deleted,
-// also when it fails part way. A message without a stored preview gets the
-// one rendered from its body (see hub.Store): Ingest leaves the preview to be
-// rendered on read, and a purged body can no longer be read.
-//
-// Only one instance purges at a time: each chunk's transaction first takes
-// the purge advisory lock with pg_try_advisory_xact_lock, which never waits.
-// When another instance holds it, PurgeBodies returns at once with what it
-// has done so far (0 if it had not started) and a nil error: the other
-// instance is doing the same work, and the next periodic run will find what
-// is left.
-func (s *Store) PurgeBodies(ctx context.Context, before time.Time) (int, error) {
-	if err := checkTime(before, "before"); err != nil {
-		return 0, fmt.Errorf("purge bodies: %w", err)
-	}
-	if s.closed.Load() {
-		return 0, fmt.Errorf("purge bodies: %w", errClosed)
-	}
-	if before.IsZero() {
-		return 0, nil // nothing was received before the zero time
-	}
-	chunk := cmp.Or(s.purgeChunk, purgeChunk)
-	total := 0
-	for {
-		var (
-			n      int64
-			locked bool
-		)
-		err := s.inTx(ctx, "purge bodies", func(tx pgx.Tx) error {
-			n = 0
-			if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema()))`,
-				lockPurge).Scan(&locked); err != nil || !locked {
-				return err
-			}
-			ids, previews, err := s.purgeCandidates(ctx, tx, before, chunk)
-			if err != nil || len(ids) == 0 {
-				return err
-			}
-			tag, err := tx.Exec(ctx, `UPDATE messages m SET body = NULL, preview = u.preview::json
-				FROM unnest($1::text[], $2::text[]) AS u (id, preview) WHERE m.id = u.id`, ids, previews)
-			n = tag.RowsAffected()
-			return err
-		})
-		if err != nil {
-			return total, err
-		}
-		total += int(n)
-		if !locked || n < int64(chunk) {
-			return total, nil
-		}
-	}
-}
-
-// purgeCandidates locks and returns the next chunk of messages received
-// before t that still have a body, with their previews: the stored one, or
-// the one rendered from the body, which the purge stores (see PurgeBodies).
-func (s *Store) purgeCandidates(ctx context.Context, tx pgx.Tx, before time.Time, chunk int) (ids, previews []string, err error) {
-	rows, err := tx.Query(ctx, `SELECT `+messageCols+` FROM messages
-		WHERE body IS NOT NULL AND received_at < $1 LIMIT $2 FOR UPDATE`, tsCeil(before), chunk)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		m, err := s.scanMessage(rows, false)
-		if err != nil {
-			return nil, nil, err
-		}
-		ids, previews = append(ids, m.ID), append(previews, string(m.Preview))
-	}
-	return ids, previews, rows.Err()
 }

@@ -34,7 +34,7 @@ var migrations embed.FS
 // one-bigint space other applications usually lock in.
 const (
 	lockMigrate int32 = 0x76686d31 // "vhm1": Open's migrations and key check
-	lockPurge   int32 = 0x76687031 // "vhp1": PurgeBodies
+	lockPurge   int32 = 0x76687031 // "vhp1": Purge
 	lockDedup   int32 = 0x76686431 // "vhd1": Ingest, copies of a message with a dedup window
 )
 

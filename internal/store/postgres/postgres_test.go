@@ -699,8 +699,9 @@ func TestListenDeliveries(t *testing.T) {
 }
 
 // TestPurgeExclusive: while one instance purges (holds the purge lock), the
-// others' PurgeBodies return at once having done nothing; afterwards one
-// purges everything, chunk by chunk.
+// others' Purge returns at once having done nothing, except for the events it
+// names, which are purged whoever holds the lock; afterwards one purges
+// everything, chunk by chunk.
 func TestPurgeExclusive(t *testing.T) {
 	t.Parallel()
 	conns.reserve(t, poolSize+1)
@@ -708,9 +709,14 @@ func TestPurgeExclusive(t *testing.T) {
 	s := openStore(t, dbURL, newKey(t))
 	s.purgeChunk = 2
 	ctx := ctxFor(t)
+	var events []string
 	for i := range 5 {
-		if _, err := s.Ingest(ctx, testIngest("src", fmt.Sprint("k", i), fmt.Sprint("ref-", i), []byte(`{"x":1}`))); err != nil {
+		res, err := s.Ingest(ctx, testIngest("src", fmt.Sprint("k", i), fmt.Sprint("ref-", i), []byte(`{"x":1}`)))
+		if err != nil {
 			t.Fatal(err)
+		}
+		for _, e := range res.Events {
+			events = append(events, e.ID)
 		}
 	}
 	before := t0.Add(time.Hour)
@@ -728,9 +734,9 @@ func TestPurgeExclusive(t *testing.T) {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, lockPurge, schema); err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.PurgeBodies(ctx, before)
-	if err != nil || n != 0 {
-		t.Errorf("PurgeBodies while another instance purges = %d, %v; want 0, nil", n, err)
+	res, err := s.Purge(ctx, hub.Purge{Before: before, OTPBefore: before, Events: events[:1]})
+	if err != nil || res != (hub.PurgeResult{Events: 1}) {
+		t.Errorf("Purge while another instance purges = %+v, %v; want the one named event, nil", res, err)
 	}
 	if got := countBodies(t, schema); got != 5 {
 		t.Errorf("%d bodies left, want 5: nothing purged", got)
@@ -738,8 +744,9 @@ func TestPurgeExclusive(t *testing.T) {
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := s.PurgeBodies(ctx, before); err != nil || n != 5 {
-		t.Errorf("PurgeBodies once the lock is free = %d, %v; want 5, nil", n, err)
+	want := hub.PurgeResult{Bodies: 5, Events: len(events) - 1}
+	if res, err := s.Purge(ctx, hub.Purge{Before: before}); err != nil || res != want {
+		t.Errorf("Purge once the lock is free = %+v, %v; want %+v, nil", res, err, want)
 	}
 	if got := countBodies(t, schema); got != 0 {
 		t.Errorf("%d bodies left, want 0", got)

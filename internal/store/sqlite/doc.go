@@ -25,7 +25,7 @@
 //
 // An fsync costs about a millisecond on a good disk and far more on a cheap
 // one; one per webhook would cap the hub at a few hundred per second. So every
-// write (Ingest, RecordRejection, UpsertSource, CreateToken, PurgeBodies) is
+// write (Ingest, RecordRejection, UpsertSource, CreateToken, Purge) is
 // sent to the writer as a request and waits. The writer takes the first
 // request and everything queued behind it (up to 256), runs them in ONE
 // transaction, each under its own SAVEPOINT, commits once, and only then

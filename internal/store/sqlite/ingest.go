@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/verihook/verihook/internal/hub"
 )
@@ -244,83 +243,4 @@ func (s *Store) RecordRejection(ctx context.Context, m hub.Message) error {
 			m.HTTPStatus, m.Reason, m.EventName)
 		return err
 	})
-}
-
-// purgeChunk is how many bodies PurgeBodies clears per transaction, so that a
-// purge of millions of rows never holds the writer for long.
-const purgeChunk = 1000
-
-// PurgeBodies deletes the bodies of messages received before t, in chunks of
-// purgeChunk (each its own transaction), and returns how many it deleted,
-// also when it fails part way. A message without a stored preview gets the
-// one rendered from its body (see hub.Store): Ingest leaves the preview to be
-// rendered on read, and a purged body can no longer be read. The chunk is
-// read and its previews rendered outside the writer, which then only clears
-// the bodies still there.
-func (s *Store) PurgeBodies(ctx context.Context, before time.Time) (int, error) {
-	if err := checkTime(before, "before"); err != nil {
-		return 0, fmt.Errorf("purge bodies: %w", err)
-	}
-	if before.IsZero() {
-		return 0, nil // nothing was received before the zero time
-	}
-	total := 0
-	for {
-		msgs, err := s.purgeCandidates(ctx, before)
-		if err != nil {
-			return total, err
-		}
-		var n int64
-		err = s.write(ctx, "purge bodies", func(tx *wtx) error {
-			n = 0
-			st, err := tx.tx.PrepareContext(tx.ctx,
-				`UPDATE messages SET body = NULL, preview = ? WHERE id = ? AND body IS NOT NULL`)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			for _, m := range msgs {
-				res, err := st.ExecContext(tx.ctx, string(m.Preview), m.ID)
-				if err != nil {
-					return err
-				}
-				k, err := res.RowsAffected()
-				if err != nil {
-					return err
-				}
-				n += k
-			}
-			return nil
-		})
-		if err != nil {
-			return total, err
-		}
-		total += int(n)
-		if len(msgs) < purgeChunk {
-			return total, nil
-		}
-	}
-}
-
-// purgeCandidates returns the next chunk of messages received before t that
-// still have a body, each with its preview.
-func (s *Store) purgeCandidates(ctx context.Context, before time.Time) ([]hub.Message, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+messageCols+` FROM messages
-		WHERE body IS NOT NULL AND received_at < ? LIMIT ?`, toNanos(before), purgeChunk)
-	if err != nil {
-		return nil, fail("purge bodies", err)
-	}
-	defer rows.Close()
-	var msgs []hub.Message
-	for rows.Next() {
-		m, err := s.scanMessage(rows, false)
-		if err != nil {
-			return nil, fail("purge bodies", err)
-		}
-		msgs = append(msgs, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fail("purge bodies", err)
-	}
-	return msgs, nil
 }

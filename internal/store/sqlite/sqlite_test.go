@@ -977,3 +977,22 @@ func BenchmarkClaimAndRecord(b *testing.B) { benchClaimAndRecord(b, 1) }
 // BenchmarkClaimAndRecordParallel is the same with 16 workers, whose writes
 // share commits.
 func BenchmarkClaimAndRecordParallel(b *testing.B) { benchClaimAndRecord(b, 16) }
+
+// TestPurgePlans: each purge query searches the partial index of the rows
+// still to purge (migration 0007), so that a purge costs what it purges, not
+// the size of the history.
+func TestPurgePlans(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, filepath.Join(t.TempDir(), "verihook.db"), newKey(t))
+	for q, want := range map[string]string{
+		purgeBodiesSQL: "SEARCH messages USING INDEX messages_purge (received_at<?)",
+		purgeEventsSQL + `created_at < ? LIMIT ?`:  "SEARCH events USING INDEX events_unpurged (created_at<?)",
+		purgeEventsSQL + purgeOTPCond + ` LIMIT ?`: "SEARCH events USING INDEX events_otp_unpurged (created_at<?)",
+		purgeAttemptsSQL:   "SEARCH attempts USING INDEX attempts_unpurged (at<?)",
+		purgeRejectionsSQL: "SEARCH messages USING INDEX messages_rejections_unpurged (received_at<?)",
+	} {
+		if all := strings.Join(queryPlan(t, s, q, 0, 10), "; "); !strings.Contains(all, want) {
+			t.Errorf("plan of %s = %s; want %s", q, all, want)
+		}
+	}
+}

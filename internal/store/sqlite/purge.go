@@ -1,0 +1,215 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/verihook/verihook/internal/hub"
+)
+
+// purgeChunk is how many rows one transaction of Purge changes, so that a
+// purge of millions of rows never holds the writer for long.
+const purgeChunk = 1000
+
+// Purge removes the personal data that p names (see hub.Store and
+// hub.Purge), one kind after another, purgeChunk rows at a time, each chunk
+// its own write, and returns what it changed, also when it fails part way.
+// Where a chunk needs the cipher (a preview to render, event data to
+// redact), the rows are read and the new values made outside the writer,
+// which then changes only the rows that are still unpurged.
+func (s *Store) Purge(ctx context.Context, p hub.Purge) (hub.PurgeResult, error) {
+	var res hub.PurgeResult
+	for what, t := range map[string]time.Time{"before": p.Before, "otp_before": p.OTPBefore} {
+		if err := checkTime(t, what); err != nil {
+			return res, fmt.Errorf("purge: %w", err)
+		}
+	}
+	for ids := range chunks(p.Events) {
+		n, _, err := s.redactEventsChunk(ctx, `id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, anys(ids)...)
+		res.Events += n
+		if err != nil {
+			return res, err
+		}
+	}
+	if !p.OTPBefore.IsZero() {
+		if err := untilDone(&res.Events, func() (int, int, error) {
+			return s.redactEventsChunk(ctx, purgeOTPCond, toNanos(p.OTPBefore))
+		}); err != nil {
+			return res, err
+		}
+	}
+	if p.Before.IsZero() {
+		return res, nil // nothing happened before the zero time
+	}
+	before := toNanos(p.Before)
+	steps := []struct {
+		n    *int
+		step func() (changed, found int, err error)
+	}{
+		{&res.Bodies, func() (int, int, error) { return s.purgeBodies(ctx, before) }},
+		{&res.Events, func() (int, int, error) { return s.redactEventsChunk(ctx, `created_at < ?`, before) }},
+		{&res.Attempts, func() (int, int, error) {
+			return s.purgeWrite(ctx, "purge attempts", purgeAttemptsSQL, before)
+		}},
+		{&res.Rejections, func() (int, int, error) {
+			return s.purgeWrite(ctx, "purge rejections", purgeRejectionsSQL, before)
+		}},
+	}
+	for _, st := range steps {
+		if err := untilDone(st.n, st.step); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// The queries of Purge that find what is left to purge. Each repeats the
+// condition of the partial index that holds those rows (migration 0007), as
+// SQLite uses a partial index only for a query whose WHERE clause contains
+// it (TestPurgePlans).
+const (
+	purgeBodiesSQL = `SELECT ` + messageCols + ` FROM messages WHERE body IS NOT NULL AND received_at < ? LIMIT ?`
+	// purgeEventsSQL is followed by a condition, then LIMIT ?.
+	purgeEventsSQL   = `SELECT ` + eventCols + ` FROM events WHERE purged_at IS NULL AND `
+	purgeAttemptsSQL = `UPDATE attempts SET response = '', error = '' WHERE seq IN (
+		SELECT seq FROM attempts WHERE (response <> '' OR error <> '') AND at < ? LIMIT ?)`
+	purgeRejectionsSQL = `UPDATE messages SET remote_addr = '' WHERE id IN (
+		SELECT id FROM messages WHERE status = 'rejected' AND remote_addr <> '' AND received_at < ? LIMIT ?)`
+)
+
+// purgeOTPCond selects the events of hub.OTPEventTypes created before a time.
+var purgeOTPCond = `type IN ('` + strings.Join(hub.OTPEventTypes, "', '") + `') AND created_at < ?`
+
+// untilDone runs step, one chunk, adding what it changed to *n, until it
+// finds less than a full chunk of rows to purge.
+func untilDone(n *int, step func() (changed, found int, err error)) error {
+	for {
+		changed, found, err := step()
+		*n += changed
+		if err != nil || found < purgeChunk {
+			return err
+		}
+	}
+}
+
+// chunks splits ids into lists of at most purgeChunk.
+func chunks(ids []string) func(yield func([]string) bool) {
+	return func(yield func([]string) bool) {
+		for len(ids) > 0 {
+			n := min(len(ids), purgeChunk)
+			if !yield(ids[:n]) {
+				return
+			}
+			ids = ids[n:]
+		}
+	}
+}
+
+func anys(ids []string) []any {
+	out := make([]any, len(ids))
+	for i, id := range ids {
+		out[i] = id
+	}
+	return out
+}
+
+// purgeWrite runs one chunk of a purge that needs nothing but SQL: stmt,
+// with before and purgeChunk as its last arguments, in one write.
+func (s *Store) purgeWrite(ctx context.Context, op, stmt string, before int64) (changed, found int, err error) {
+	var n int64
+	err = s.write(ctx, op, func(tx *wtx) error {
+		res, err := tx.exec(stmt, before, purgeChunk)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), int(n), err
+}
+
+// purgeBodies deletes the bodies of the next chunk of messages received
+// before before. A message without a stored preview gets the one rendered
+// from its body (see hub.Store): Ingest leaves the preview to be rendered
+// on read, and a purged body can no longer be read.
+func (s *Store) purgeBodies(ctx context.Context, before int64) (changed, found int, err error) {
+	msgs, err := readAll(ctx, s, "purge bodies", purgeBodiesSQL, []any{before, purgeChunk},
+		func(r scanner) (hub.Message, error) { return s.scanMessage(r, false) })
+	if err != nil || len(msgs) == 0 {
+		return 0, 0, err
+	}
+	n, err := s.purgeRows(ctx, "purge bodies", `UPDATE messages SET body = NULL, preview = ? WHERE id = ? AND body IS NOT NULL`,
+		len(msgs), func(i int) []any { return []any{string(msgs[i].Preview), msgs[i].ID} })
+	return n, len(msgs), err
+}
+
+// redactEventsChunk replaces by its redacted form (hub.Event.Redact) the
+// data of the next chunk of unpurged events that match cond.
+func (s *Store) redactEventsChunk(ctx context.Context, cond string, args ...any) (changed, found int, err error) {
+	evs, err := readAll(ctx, s, "purge events", purgeEventsSQL+cond+` LIMIT ?`, append(args, purgeChunk), s.scanEvent)
+	if err != nil || len(evs) == 0 {
+		return 0, 0, err
+	}
+	now := toNanos(s.now())
+	n, err := s.purgeRows(ctx, "purge events", `UPDATE events SET data = ?, purged_at = ? WHERE id = ? AND purged_at IS NULL`,
+		len(evs), func(i int) []any {
+			evs[i].Redact()
+			return []any{s.cipher.Seal(evs[i].Data, hub.SealedEventData, evs[i].ID), now, evs[i].ID}
+		})
+	return n, len(evs), err
+}
+
+// purgeRows runs stmt once for each of n rows, with the arguments args
+// gives, in one write, and returns how many rows it changed.
+func (s *Store) purgeRows(ctx context.Context, op, stmt string, n int, args func(i int) []any) (int, error) {
+	// The new values are made here, outside the writer.
+	all := make([][]any, n)
+	for i := range all {
+		all[i] = args(i)
+	}
+	var changed int64
+	err := s.write(ctx, op, func(tx *wtx) error {
+		changed = 0
+		st, err := tx.tx.PrepareContext(tx.ctx, stmt)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, a := range all {
+			res, err := st.ExecContext(tx.ctx, a...)
+			if err != nil {
+				return err
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			changed += k
+		}
+		return nil
+	})
+	return int(changed), err
+}
+
+// readAll runs a query on the read pool and scans every row.
+func readAll[T any](ctx context.Context, s *Store, op, stmt string, args []any, scan func(scanner) (T, error)) ([]T, error) {
+	rows, err := s.rdb.QueryContext(ctx, stmt, args...)
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fail(op, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fail(op, err)
+	}
+	return out, nil
+}
