@@ -92,7 +92,7 @@ func (s *Store) ingestTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 	}
 	res, err := tx.execStmt(s.q.insertMessage,
 		m.ID, m.SourceID, m.Provider, toNanos(m.ReceivedAt), m.RemoteAddr, string(m.Status), m.HTTPStatus,
-		m.Reason, m.EventName, nullString(chk.Key), r.body, r.preview)
+		m.Reason, m.EventName, nullString(chk.Key), r.preview)
 	if err != nil {
 		return hub.IngestResult{}, fmt.Errorf("insert message: %w", err)
 	}
@@ -100,6 +100,11 @@ func (s *Store) ingestTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 		return hub.IngestResult{}, fmt.Errorf("insert message: %w", err)
 	} else if n == 0 {
 		return s.duplicate(tx, m.SourceID, chk.Key)
+	}
+	if r.body != nil {
+		if _, err := tx.execStmt(s.q.insertBody, toNanos(m.ReceivedAt), m.ID, r.body); err != nil {
+			return hub.IngestResult{}, fmt.Errorf("insert body: %w", err)
+		}
 	}
 
 	now := s.now()

@@ -49,6 +49,7 @@ func (s *Store) Purge(ctx context.Context, p hub.Purge) (hub.PurgeResult, error)
 		step func() (changed, found int, err error)
 	}{
 		{&res.Bodies, func() (int, int, error) { return s.purgeBodies(ctx, before) }},
+		{&res.Bodies, func() (int, int, error) { return s.purgeBodyTable(ctx, before) }},
 		{&res.Events, func() (int, int, error) { return s.redactEventsChunk(ctx, `created_at < ?`, before) }},
 		{&res.Attempts, func() (int, int, error) {
 			return s.purgeWrite(ctx, "purge attempts", purgeAttemptsSQL, before)
@@ -65,12 +66,13 @@ func (s *Store) Purge(ctx context.Context, p hub.Purge) (hub.PurgeResult, error)
 	return res, nil
 }
 
-// The queries of Purge that find what is left to purge. Each repeats the
-// condition of the partial index that holds those rows (migration 0007), as
-// SQLite uses a partial index only for a query whose WHERE clause contains
-// it (TestPurgePlans).
+// The queries of Purge that find what is left to purge, through an index of
+// those rows alone (migration 0007): that of message_bodies, or a partial
+// index, whose condition the query repeats, as SQLite uses a partial index
+// only for a query whose WHERE clause contains it (TestPurgePlans).
 const (
-	purgeBodiesSQL = `SELECT ` + messageCols + ` FROM messages WHERE body IS NOT NULL AND received_at < ? LIMIT ?`
+	purgeBodiesSQL    = `SELECT ` + messageCols + ` FROM messages WHERE body IS NOT NULL AND received_at < ? LIMIT ?`
+	purgeBodyTableSQL = `SELECT seq, message_id FROM message_bodies WHERE received_at < ? LIMIT ?`
 	// purgeEventsSQL is followed by a condition, then LIMIT ?.
 	purgeEventsSQL   = `SELECT ` + eventCols + ` FROM events WHERE purged_at IS NULL AND `
 	purgeAttemptsSQL = `UPDATE attempts SET response = '', error = '' WHERE seq IN (
@@ -130,10 +132,11 @@ func (s *Store) purgeWrite(ctx context.Context, op, stmt string, before int64) (
 	return int(n), int(n), err
 }
 
-// purgeBodies deletes the bodies of the next chunk of messages received
-// before before. A message without a stored preview gets the one rendered
-// from its body (see hub.Store): Ingest leaves the preview to be rendered
-// on read, and a purged body can no longer be read.
+// purgeBodies deletes the next chunk of the bodies stored in messages.body
+// (before migration 0007) of messages received before before. A message
+// without a stored preview gets the one rendered from its body (see
+// hub.Store): Ingest leaves the preview to be rendered on read, and a purged
+// body can no longer be read.
 func (s *Store) purgeBodies(ctx context.Context, before int64) (changed, found int, err error) {
 	msgs, err := readAll(ctx, s, "purge bodies", purgeBodiesSQL, []any{before, purgeChunk},
 		func(r scanner) (hub.Message, error) { return s.scanMessage(r, false) })
@@ -143,6 +146,53 @@ func (s *Store) purgeBodies(ctx context.Context, before int64) (changed, found i
 	n, err := s.purgeRows(ctx, "purge bodies", `UPDATE messages SET body = NULL, preview = ? WHERE id = ? AND body IS NOT NULL`,
 		len(msgs), func(i int) []any { return []any{string(msgs[i].Preview), msgs[i].ID} })
 	return n, len(msgs), err
+}
+
+// purgeBodyTable deletes the next chunk of the bodies in message_bodies of
+// messages received before before, and stores their messages' previews as
+// purgeBodies does.
+func (s *Store) purgeBodyTable(ctx context.Context, before int64) (changed, found int, err error) {
+	type body struct {
+		seq int64
+		id  string
+	}
+	bodies, err := readAll(ctx, s, "purge bodies", purgeBodyTableSQL, []any{before, purgeChunk},
+		func(r scanner) (b body, err error) { return b, r.Scan(&b.seq, &b.id) })
+	if err != nil || len(bodies) == 0 {
+		return 0, 0, err
+	}
+	ids := make([]any, len(bodies))
+	for i, b := range bodies {
+		ids[i] = b.id
+	}
+	msgs, err := readAll(ctx, s, "purge bodies", `SELECT `+messageCols+` FROM messages
+		WHERE id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, ids,
+		func(r scanner) (hub.Message, error) { return s.scanMessage(r, false) })
+	if err != nil {
+		return 0, 0, err
+	}
+	var n int64
+	err = s.write(ctx, "purge bodies", func(tx *wtx) error {
+		n = 0
+		for _, m := range msgs {
+			if _, err := tx.exec(`UPDATE messages SET preview = ? WHERE id = ? AND preview IS NULL`, string(m.Preview), m.ID); err != nil {
+				return err
+			}
+		}
+		for _, b := range bodies {
+			res, err := tx.exec(`DELETE FROM message_bodies WHERE seq = ?`, b.seq)
+			if err != nil {
+				return err
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			n += k
+		}
+		return nil
+	})
+	return int(n), len(bodies), err
 }
 
 // redactEventsChunk replaces by its redacted form (hub.Event.Redact) the

@@ -66,8 +66,11 @@ func list[T any](ctx context.Context, s *Store, op, stmt string, args []any, lim
 	return out, "", nil
 }
 
+// messageCols are the columns of a message; its body is in message_bodies,
+// or in messages.body if it was stored before migration 0007.
 const messageCols = `id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name,
-	dedup_key, preview, body`
+	dedup_key, preview, coalesce(body,
+		(SELECT b.body FROM message_bodies b WHERE b.received_at = messages.received_at AND b.message_id = messages.id))`
 
 // scanMessage reads a row of messageCols and opens the body as withBody asks
 // (see hub.Message.OpenBody). A body that does not decrypt with the store's

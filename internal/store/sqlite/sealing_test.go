@@ -30,19 +30,28 @@ func TestSealing(t *testing.T) {
 		key := newKey(t)
 		s := openStore(t, path, key)
 		db := rawDB(t, path)
+		// A message's body is in message_bodies (migration 0007).
+		row := func(table, column string) (string, string) {
+			if table == "messages" && column == "body" {
+				return "message_bodies", "message_id"
+			}
+			return table, "id"
+		}
 		return s, storetest.Raw{
 			Key: key,
 			Get: func(t *testing.T, table, column, id string) []byte {
 				t.Helper()
 				var v []byte
-				if err := db.QueryRow(`SELECT `+column+` FROM `+table+` WHERE id = ?`, id).Scan(&v); err != nil {
+				tab, idCol := row(table, column)
+				if err := db.QueryRow(`SELECT `+column+` FROM `+tab+` WHERE `+idCol+` = ?`, id).Scan(&v); err != nil {
 					t.Fatalf("read %s.%s of %s: %v", table, column, id, err)
 				}
 				return v
 			},
 			Set: func(t *testing.T, table, column, id string, v []byte) {
 				t.Helper()
-				if _, err := db.Exec(`UPDATE `+table+` SET `+column+` = ? WHERE id = ?`, v, id); err != nil {
+				tab, idCol := row(table, column)
+				if _, err := db.Exec(`UPDATE `+tab+` SET `+column+` = ? WHERE `+idCol+` = ?`, v, id); err != nil {
 					t.Fatalf("write %s.%s of %s: %v", table, column, id, err)
 				}
 			},

@@ -985,9 +985,12 @@ func TestPurgePlans(t *testing.T) {
 	t.Parallel()
 	s := openStore(t, filepath.Join(t.TempDir(), "verihook.db"), newKey(t))
 	for q, want := range map[string]string{
-		purgeBodiesSQL: "SEARCH messages USING INDEX messages_purge (received_at<?)",
-		purgeEventsSQL + `created_at < ? LIMIT ?`:  "SEARCH events USING INDEX events_unpurged (created_at<?)",
-		purgeEventsSQL + purgeOTPCond + ` LIMIT ?`: "SEARCH events USING INDEX events_otp_unpurged (created_at<?)",
+		purgeBodiesSQL:    "SEARCH messages USING INDEX messages_purge (received_at<?)",
+		purgeBodyTableSQL: "SEARCH message_bodies USING COVERING INDEX sqlite_autoindex_message_bodies_1 (received_at<?)",
+		// A message's body, as every read of messages finds it.
+		`SELECT ` + messageCols + ` FROM messages WHERE id > ? LIMIT ?`: "SEARCH b USING INDEX sqlite_autoindex_message_bodies_1 (received_at=? AND message_id=?)",
+		purgeEventsSQL + `created_at < ? LIMIT ?`:                       "SEARCH events USING INDEX events_unpurged (created_at<?)",
+		purgeEventsSQL + purgeOTPCond + ` LIMIT ?`:                      "SEARCH events USING INDEX events_otp_unpurged (created_at<?)",
 		purgeAttemptsSQL:   "SEARCH attempts USING INDEX attempts_unpurged (at<?)",
 		purgeRejectionsSQL: "SEARCH messages USING INDEX messages_rejections_unpurged (received_at<?)",
 	} {

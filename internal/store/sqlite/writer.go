@@ -229,7 +229,7 @@ func run(w *wtx, fn func(*wtx) error) (err error) {
 type prepared struct {
 	savepoint, rollbackTo, release *sql.Stmt
 
-	findDuplicate, findNear, setCurrentKey, insertMessage, loadVerification, insertVerification, updateVerification,
+	findDuplicate, findNear, setCurrentKey, insertMessage, insertBody, loadVerification, insertVerification, updateVerification,
 	insertObservation, insertEvent *sql.Stmt
 
 	dataVersion, enabledEndpoints, insertDelivery *sql.Stmt
@@ -258,9 +258,10 @@ func prepare(ctx context.Context, db *sql.DB) (*prepared, error) {
 		{&q.setCurrentKey, `UPDATE messages SET dedup_key = ?1 WHERE id = ?2
 			AND NOT EXISTS (SELECT 1 FROM messages WHERE source_id = ?3 AND dedup_key = ?1)`},
 		{&q.insertMessage, `INSERT INTO messages
-			(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name, dedup_key, body, preview)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name, dedup_key, preview)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (source_id, dedup_key) DO NOTHING`},
+		{&q.insertBody, `INSERT INTO message_bodies (received_at, message_id, body) VALUES (?, ?, ?)`},
 		{&q.loadVerification, `SELECT ` + verificationCols + `
 			FROM verifications WHERE provider_ref = ? AND source = ? AND level = ?`},
 		{&q.insertVerification, `INSERT INTO verifications

@@ -4,6 +4,27 @@
 -- Rows stay (statuses, timelines and counts are kept), so rowid is still
 -- insertion order.
 --
+-- Message bodies live in a table of their own, in the order they were
+-- stored, so that the purge deletes them whole, oldest first, and the pages
+-- it frees are reused by the bodies that come next. Cleared in place in
+-- messages, a body left its page mostly empty: SQLite does not merge pages
+-- that an UPDATE shrinks, and new rows go after the old ones, never among
+-- them, so that space was never used again and the file grew as if nothing
+-- had been purged (TestPurgeBoundsTheFile). Bodies stored before this
+-- migration stay in messages.body until they are purged.
+--
+-- One index serves both the purge, which looks for the bodies received
+-- before a time, and a read, which finds a message's body by its
+-- received_at and id. message_id has no foreign key: messages are never
+-- deleted, and the check would cost every ingest a lookup.
+CREATE TABLE message_bodies (
+	seq         INTEGER NOT NULL PRIMARY KEY,
+	received_at INTEGER NOT NULL,
+	message_id  TEXT    NOT NULL,
+	body        BLOB    NOT NULL,  -- sealed
+	UNIQUE (received_at, message_id)
+) STRICT;
+
 -- purged_at is when an event's data was replaced by its redacted form
 -- (hub.Event.Redact, still sealed like any event data); NULL until then.
 ALTER TABLE events ADD COLUMN purged_at INTEGER;
