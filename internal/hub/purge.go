@@ -1,6 +1,9 @@
 package hub
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Purge says what Store.Purge removes: the personal data kept past its
 // retention (SPEC section 10). Statuses, timelines and counts stay.
@@ -17,6 +20,17 @@ type Purge struct {
 	// Events: the data of these events, whatever their age (an OTP once it
 	// has been dispatched). Unknown or already purged ids change nothing.
 	Events []string
+}
+
+// Check returns an EINVALID error for a time of p that the store, whose
+// times storeTime describes, cannot keep.
+func (p Purge) Check(storeTime StoreTime) error {
+	for field, t := range map[string]time.Time{"before": p.Before, "otp_before": p.OTPBefore} {
+		if _, err := storeTime(t, field); err != nil {
+			return fmt.Errorf("purge: %w", err)
+		}
+	}
+	return nil
 }
 
 // OTPEventTypes are the event types whose data Purge.OTPBefore purges.

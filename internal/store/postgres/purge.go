@@ -30,10 +30,8 @@ const purgeChunk = 1000
 // in p.Events are purged without the lock.
 func (s *Store) Purge(ctx context.Context, p hub.Purge) (hub.PurgeResult, error) {
 	var res hub.PurgeResult
-	for what, t := range map[string]time.Time{"before": p.Before, "otp_before": p.OTPBefore} {
-		if err := checkTime(t, what); err != nil {
-			return res, fmt.Errorf("purge: %w", err)
-		}
+	if err := p.Check(storeTime); err != nil {
+		return res, err
 	}
 	if s.closed.Load() {
 		return res, fmt.Errorf("purge: %w", errClosed)

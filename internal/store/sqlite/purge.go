@@ -2,9 +2,7 @@ package sqlite
 
 import (
 	"context"
-	"fmt"
 	"strings"
-	"time"
 
 	"github.com/verihook/verihook/internal/hub"
 )
@@ -21,10 +19,8 @@ const purgeChunk = 1000
 // which then changes only the rows that are still unpurged.
 func (s *Store) Purge(ctx context.Context, p hub.Purge) (hub.PurgeResult, error) {
 	var res hub.PurgeResult
-	for what, t := range map[string]time.Time{"before": p.Before, "otp_before": p.OTPBefore} {
-		if err := checkTime(t, what); err != nil {
-			return res, fmt.Errorf("purge: %w", err)
-		}
+	if err := p.Check(storeTime); err != nil {
+		return res, err
 	}
 	for ids := range chunks(p.Events) {
 		n, _, err := s.redactEventsChunk(ctx, `id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, anys(ids)...)
@@ -143,8 +139,11 @@ func (s *Store) purgeBodies(ctx context.Context, before int64) (changed, found i
 	if err != nil || len(msgs) == 0 {
 		return 0, 0, err
 	}
-	n, err := s.purgeRows(ctx, "purge bodies", `UPDATE messages SET body = NULL, preview = ? WHERE id = ? AND body IS NOT NULL`,
-		len(msgs), func(i int) []any { return []any{string(msgs[i].Preview), msgs[i].ID} })
+	up := rowsStmt{stmt: `UPDATE messages SET body = NULL, preview = ? WHERE id = ? AND body IS NOT NULL`}
+	for _, m := range msgs {
+		up.args = append(up.args, []any{string(m.Preview), m.ID})
+	}
+	n, err := s.purgeRows(ctx, "purge bodies", up)
 	return n, len(msgs), err
 }
 
@@ -171,28 +170,16 @@ func (s *Store) purgeBodyTable(ctx context.Context, before int64) (changed, foun
 	if err != nil {
 		return 0, 0, err
 	}
-	var n int64
-	err = s.write(ctx, "purge bodies", func(tx *wtx) error {
-		n = 0
-		for _, m := range msgs {
-			if _, err := tx.exec(`UPDATE messages SET preview = ? WHERE id = ? AND preview IS NULL`, string(m.Preview), m.ID); err != nil {
-				return err
-			}
-		}
-		for _, b := range bodies {
-			res, err := tx.exec(`DELETE FROM message_bodies WHERE seq = ?`, b.seq)
-			if err != nil {
-				return err
-			}
-			k, err := res.RowsAffected()
-			if err != nil {
-				return err
-			}
-			n += k
-		}
-		return nil
-	})
-	return int(n), len(bodies), err
+	previews := rowsStmt{stmt: `UPDATE messages SET preview = ? WHERE id = ? AND preview IS NULL`}
+	for _, m := range msgs {
+		previews.args = append(previews.args, []any{string(m.Preview), m.ID})
+	}
+	del := rowsStmt{stmt: `DELETE FROM message_bodies WHERE seq = ?`}
+	for _, b := range bodies {
+		del.args = append(del.args, []any{b.seq})
+	}
+	n, err := s.purgeRows(ctx, "purge bodies", previews, del)
+	return n, len(bodies), err
 }
 
 // redactEventsChunk replaces by its redacted form (hub.Event.Redact) the
@@ -203,40 +190,46 @@ func (s *Store) redactEventsChunk(ctx context.Context, cond string, args ...any)
 		return 0, 0, err
 	}
 	now := toNanos(s.now())
-	n, err := s.purgeRows(ctx, "purge events", `UPDATE events SET data = ?, purged_at = ? WHERE id = ? AND purged_at IS NULL`,
-		len(evs), func(i int) []any {
-			evs[i].Redact()
-			return []any{s.cipher.Seal(evs[i].Data, hub.SealedEventData, evs[i].ID), now, evs[i].ID}
-		})
+	up := rowsStmt{stmt: `UPDATE events SET data = ?, purged_at = ? WHERE id = ? AND purged_at IS NULL`}
+	for _, e := range evs {
+		e.Redact()
+		up.args = append(up.args, []any{s.cipher.Seal(e.Data, hub.SealedEventData, e.ID), now, e.ID})
+	}
+	n, err := s.purgeRows(ctx, "purge events", up)
 	return n, len(evs), err
 }
 
-// purgeRows runs stmt once for each of n rows, with the arguments args
-// gives, in one write, and returns how many rows it changed.
-func (s *Store) purgeRows(ctx context.Context, op, stmt string, n int, args func(i int) []any) (int, error) {
-	// The new values are made here, outside the writer.
-	all := make([][]any, n)
-	for i := range all {
-		all[i] = args(i)
-	}
+// rowsStmt is one statement of a purge's write and the arguments of each
+// run of it, one run a row.
+type rowsStmt struct {
+	stmt string
+	args [][]any
+}
+
+// purgeRows runs each statement for each of its rows, in one write, and
+// returns how many rows the last one changed. The callers make the new
+// values beforehand, outside the writer.
+func (s *Store) purgeRows(ctx context.Context, op string, stmts ...rowsStmt) (int, error) {
 	var changed int64
 	err := s.write(ctx, op, func(tx *wtx) error {
-		changed = 0
-		st, err := tx.tx.PrepareContext(tx.ctx, stmt)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		for _, a := range all {
-			res, err := st.ExecContext(tx.ctx, a...)
+		for _, st := range stmts {
+			changed = 0
+			p, err := tx.tx.PrepareContext(tx.ctx, st.stmt)
 			if err != nil {
 				return err
 			}
-			k, err := res.RowsAffected()
-			if err != nil {
-				return err
+			defer p.Close()
+			for _, a := range st.args {
+				res, err := p.ExecContext(tx.ctx, a...)
+				if err != nil {
+					return err
+				}
+				k, err := res.RowsAffected()
+				if err != nil {
+					return err
+				}
+				changed += k
 			}
-			changed += k
 		}
 		return nil
 	})
