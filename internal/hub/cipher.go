@@ -51,6 +51,7 @@ const (
 	SealedSourceSecrets      = "sources.secrets"
 	SealedEndpointSecret     = "endpoints.secret"
 	SealedEndpointPrevSecret = "endpoints.previous_secret"
+	SealedDispatchContent    = "dispatches.content"
 	sealedKeyCheck           = "key_check.sealed"
 )
 

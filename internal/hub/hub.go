@@ -67,7 +67,7 @@ const (
 var EventTypes = []string{EventVerificationUpdated, EventOTPRequested, EventSessionLinkRequested,
 	EventVideoCallUpdated, EventCredentialShared, EventApplicantEmailChanged,
 	EventApplicantAccessRevoked, EventApplicantDocumentExpiration, EventApplicantAgeEstimated,
-	EventApplicantFaceAuthenticationEnded}
+	EventApplicantFaceAuthenticationEnded, EventDispatchFailed, EventDispatchExpired}
 
 // Source is one provider account whose callbacks arrive at /ingest/{ID}.
 type Source struct {
@@ -325,6 +325,9 @@ type Ingest struct {
 	Message      Message
 	Observations []Observation
 	Events       []Event
+	// Dispatches are the OTPs and links of Events that verihook sends
+	// itself (see DispatchFor); they commit with the message or not at all.
+	Dispatches []Dispatch
 }
 
 // IngestResult is what Store.Ingest did.
@@ -337,6 +340,8 @@ type IngestResult struct {
 	Events []Event
 	// Deliveries is how many deliveries the events created.
 	Deliveries int
+	// Dispatches is how many dispatches were created.
+	Dispatches int
 }
 
 // Role is what a bearer token may do.

@@ -115,6 +115,28 @@ type Store interface {
 	// QueueStats counts pending deliveries and finds the oldest due one.
 	QueueStats(ctx context.Context, now time.Time) (QueueStats, error)
 
+	// ClaimDispatches leases up to limit dispatches that are pending, due
+	// (NextAttemptAt <= now), before their deadline (Deadline > now) and
+	// not leased (or whose lease ended by now), oldest due first, each
+	// until now+lease under a new token, with its Content.
+	ClaimDispatches(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]DispatchClaim, error)
+	// RecordDispatch applies the result of work on a claimed dispatch: its
+	// status, attempts (+1 when r.Attempted), last error and next attempt
+	// time (or sent time); the lease is released. When the status is final
+	// the Content is purged, and a failed or expired one raises its
+	// EndedEvent with a delivery to every enabled endpoint that Matches it,
+	// in the same transaction. ENOTFOUND for an unknown dispatch;
+	// ECONFLICT, changing nothing, when the lease is no longer r.Lease.
+	RecordDispatch(ctx context.Context, r DispatchRecord) error
+	// ExpireDispatches marks expired every pending dispatch whose deadline
+	// is at or before now and that no lease holds, as RecordDispatch does
+	// (content purged, dispatch.expired raised), and returns how many.
+	ExpireDispatches(ctx context.Context, now time.Time) (int, error)
+	// Dispatches lists dispatches newest first, without their content.
+	Dispatches(ctx context.Context, f DispatchFilter) ([]Dispatch, string, error)
+	// Dispatch returns one dispatch without its content.
+	Dispatch(ctx context.Context, id string) (Dispatch, error)
+
 	// CreateToken stores a token (its hash only); see Token.Prepare for
 	// what is EINVALID. An id or hash stored already is ECONFLICT.
 	CreateToken(ctx context.Context, t Token) error

@@ -353,7 +353,37 @@ func (in *Ingest) Prepare(now time.Time, storeTime StoreTime) error {
 		e.Data = slices.Clone(e.Data)
 		events = append(events, e)
 	}
-	in.Observations, in.Events = obs, events
+	var dispatches []Dispatch
+	for i, d := range in.Dispatches {
+		if d.Source == "" {
+			d.Source = m.SourceID
+		}
+		if d.Status == "" {
+			d.Status = DispatchPending
+		}
+		if d.CreatedAt.IsZero() {
+			d.CreatedAt = m.ReceivedAt
+		}
+		if d.UpdatedAt.IsZero() {
+			d.UpdatedAt = d.CreatedAt
+		}
+		if d.NextAttemptAt.IsZero() {
+			d.NextAttemptAt = d.CreatedAt
+		}
+		if err := d.validate(i, events); err != nil {
+			return err
+		}
+		if d.Source != m.SourceID || d.Status != DispatchPending || d.Attempts != 0 {
+			return Errorf(EINVALID, "dispatch %d: a new dispatch is pending, of the message's source, with no attempt", i)
+		}
+		for _, t := range []*time.Time{&d.NextAttemptAt, &d.Deadline, &d.CreatedAt, &d.UpdatedAt} {
+			if *t, err = storeTime(*t, "dispatch time"); err != nil {
+				return err
+			}
+		}
+		dispatches = append(dispatches, d)
+	}
+	in.Observations, in.Events, in.Dispatches = obs, events, dispatches
 	return nil
 }
 

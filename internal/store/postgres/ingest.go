@@ -21,6 +21,8 @@ type ingestReq struct {
 	preview []byte // nil when none
 	obs     []hub.Observation
 	events  []hub.Event
+	// dispatches are the message's dispatches, content sealed.
+	dispatches []sealedDispatch
 }
 
 // Ingest stores an authenticated message with its observations and events,
@@ -81,6 +83,7 @@ func (s *Store) prepareIngest(in hub.Ingest) (*ingestReq, error) {
 		e := &r.events[i]
 		e.Source, e.Provider = clean(e.Source), clean(e.Provider)
 	}
+	r.dispatches = s.sealDispatches(in.Dispatches)
 	return r, nil
 }
 
@@ -340,9 +343,7 @@ func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.Inge
 	}
 	events = append(events, r.events...)
 	for _, e := range events {
-		queue("insert event "+e.ID, `INSERT INTO events
-				(id, type, created_at, source, provider, data, message_id, verification_id)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		queue("insert event "+e.ID, insertEventSQL,
 			e.ID, e.Type, e.CreatedAt, e.Source, e.Provider, s.cipher.Seal(e.Data, hub.SealedEventData, e.ID),
 			nullString(e.MessageID), nullString(e.VerificationID))
 	}
@@ -359,13 +360,18 @@ func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.Inge
 	n := ds.len()
 	if n > 0 {
 		queue("insert deliveries", insertDeliveriesSQL, ds.args(m.ReceivedAt)...)
+	}
+	for _, x := range r.dispatches {
+		queue("insert dispatch", insertDispatchSQL, x.args()...)
+	}
+	if n > 0 || len(r.dispatches) > 0 {
 		// Every instance's ListenDeliveries hears it once this commits.
 		queue("notify", `SELECT pg_notify($1, current_schema())`, notifyChannel)
 	}
 	if err := runBatch(ctx, tx, b, labels); err != nil {
 		return hub.IngestResult{}, err
 	}
-	return hub.IngestResult{MessageID: m.ID, Events: events, Deliveries: n}, nil
+	return hub.IngestResult{MessageID: m.ID, Events: events, Deliveries: n, Dispatches: len(r.dispatches)}, nil
 }
 
 // duplicateOf reports the message stored under key as the one a duplicate
@@ -378,6 +384,11 @@ func duplicateOf(ctx context.Context, tx pgx.Tx, source, key string) (hub.Ingest
 	}
 	return hub.IngestResult{MessageID: id, Duplicate: true}, errDuplicate
 }
+
+// insertEventSQL stores one event, its data sealed.
+const insertEventSQL = `INSERT INTO events
+	(id, type, created_at, source, provider, data, message_id, verification_id)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
 
 // runBatch sends the queued statements in one round trip and reports the
 // first that failed, with its label.

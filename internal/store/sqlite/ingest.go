@@ -20,6 +20,8 @@ type ingestReq struct {
 	obs     []hub.Observation
 	reasons []string // reasonsJSON of each observation
 	events  []hub.Event
+	// dispatches are the message's dispatches, content sealed.
+	dispatches []sealedDispatch
 }
 
 // Ingest stores an authenticated message with its observations and events,
@@ -69,6 +71,7 @@ func (s *Store) prepareIngest(in hub.Ingest) (*ingestReq, error) {
 	for _, o := range r.obs {
 		r.reasons = append(r.reasons, reasonsJSON(o.Reasons))
 	}
+	r.dispatches = s.sealDispatches(in.Dispatches)
 	return r, nil
 }
 
@@ -179,13 +182,16 @@ func (s *Store) ingestTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 		}
 		events = append(events, e)
 	}
-	// The deliveries commit with the events, so that an acknowledged message
-	// can never miss its deliveries.
+	// The deliveries and dispatches commit with the events, so that an
+	// acknowledged message can never miss them.
 	n, err := s.enqueue(tx, events, m.ReceivedAt)
 	if err != nil {
 		return hub.IngestResult{}, err
 	}
-	return hub.IngestResult{MessageID: m.ID, Events: events, Deliveries: n}, nil
+	if err := s.insertDispatches(tx, r.dispatches); err != nil {
+		return hub.IngestResult{}, err
+	}
+	return hub.IngestResult{MessageID: m.ID, Events: events, Deliveries: n, Dispatches: len(r.dispatches)}, nil
 }
 
 // duplicate reports the message stored under key as the one a duplicate

@@ -102,6 +102,11 @@ func Run(t *testing.T, open func(t *testing.T) hub.Store) {
 		{"QueueStats", testQueueStats},
 		{"DeleteEndpointCascades", testDeleteEndpointCascades},
 		{"ClaimRace", testClaimRace},
+		{"DispatchIngest", testDispatchIngest},
+		{"DispatchClaimRecord", testDispatchClaimRecord},
+		{"DispatchEnded", testDispatchEnded},
+		{"ExpireDispatches", testExpireDispatches},
+		{"DispatchFilters", testDispatchFilters},
 		{"Closed", testClosed},
 	}
 	for _, tc := range tests {
