@@ -130,8 +130,8 @@ type Store interface {
 	RecordDispatch(ctx context.Context, r DispatchRecord) error
 	// ExpireDispatches marks expired every pending dispatch whose deadline
 	// is at or before now and that no lease holds, as RecordDispatch does
-	// (content purged, dispatch.expired raised), and returns how many.
-	ExpireDispatches(ctx context.Context, now time.Time) (int, error)
+	// (content purged, dispatch.expired raised), and returns them.
+	ExpireDispatches(ctx context.Context, now time.Time) ([]Dispatch, error)
 	// Dispatches lists dispatches newest first, without their content.
 	Dispatches(ctx context.Context, f DispatchFilter) ([]Dispatch, string, error)
 	// Dispatch returns one dispatch without its content.

@@ -226,16 +226,17 @@ func (s *Store) dispatchEnded(ctx context.Context, tx pgx.Tx, ds []hub.Dispatch)
 
 // ExpireDispatches marks expired the pending dispatches whose deadline is at
 // or before now (zero: the store's clock) and that no lease holds, purging
-// their content and raising dispatch.expired for each (see hub.Store).
-func (s *Store) ExpireDispatches(ctx context.Context, now time.Time) (int, error) {
+// their content and raising dispatch.expired for each, and returns them
+// (see hub.Store).
+func (s *Store) ExpireDispatches(ctx context.Context, now time.Time) ([]hub.Dispatch, error) {
 	if now.IsZero() {
 		now = s.now()
 	}
 	if err := checkTime(now, "now"); err != nil {
-		return 0, fmt.Errorf("expire dispatches: %w", err)
+		return nil, fmt.Errorf("expire dispatches: %w", err)
 	}
 	now = ts(now)
-	n := 0
+	var ended []hub.Dispatch
 	err := s.inTx(ctx, "expire dispatches", func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `UPDATE dispatches SET status = 'expired', next_attempt_at = NULL, content = NULL, lease = NULL, lease_until = NULL,
 				last_error = CASE WHEN last_error = '' THEN 'not sent before its deadline' ELSE last_error END,
@@ -247,14 +248,16 @@ func (s *Store) ExpireDispatches(ctx context.Context, now time.Time) (int, error
 		if err != nil {
 			return err
 		}
-		ended, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (hub.Dispatch, error) { return scanDispatch(row) })
+		ended, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (hub.Dispatch, error) { return scanDispatch(row) })
 		if err != nil {
 			return err
 		}
-		n = len(ended)
 		return s.dispatchEnded(ctx, tx, ended)
 	})
-	return n, err
+	if err != nil {
+		return nil, err
+	}
+	return ended, nil
 }
 
 // Dispatches lists dispatches newest first, without their content. An

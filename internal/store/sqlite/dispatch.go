@@ -197,18 +197,19 @@ func (s *Store) dispatchEnded(tx *wtx, d hub.Dispatch) error {
 
 // ExpireDispatches marks expired the pending dispatches whose deadline is at
 // or before now (zero: the store's clock) and that no lease holds, purging
-// their content and raising dispatch.expired for each (see hub.Store).
-func (s *Store) ExpireDispatches(ctx context.Context, now time.Time) (int, error) {
+// their content and raising dispatch.expired for each, and returns them
+// (see hub.Store).
+func (s *Store) ExpireDispatches(ctx context.Context, now time.Time) ([]hub.Dispatch, error) {
 	if now.IsZero() {
 		now = s.now()
 	}
 	if err := checkTime(now, "now"); err != nil {
-		return 0, fmt.Errorf("expire dispatches: %w", err)
+		return nil, fmt.Errorf("expire dispatches: %w", err)
 	}
 	now = utc(now)
-	n := 0
+	var ended []hub.Dispatch
 	err := s.write(ctx, "expire dispatches", func(tx *wtx) error {
-		n = 0
+		ended = ended[:0]
 		rows, err := tx.tx.QueryContext(tx.ctx, `UPDATE dispatches SET status = 'expired', next_attempt_at = NULL, content = NULL, lease = NULL, lease_until = NULL,
 				last_error = CASE WHEN last_error = '' THEN 'not sent before its deadline' ELSE last_error END,
 				updated_at = ?
@@ -219,7 +220,6 @@ func (s *Store) ExpireDispatches(ctx context.Context, now time.Time) (int, error
 		if err != nil {
 			return err
 		}
-		var ended []hub.Dispatch
 		for rows.Next() {
 			d, err := scanDispatch(rows)
 			if err != nil {
@@ -236,10 +236,12 @@ func (s *Store) ExpireDispatches(ctx context.Context, now time.Time) (int, error
 				return err
 			}
 		}
-		n = len(ended)
 		return nil
 	})
-	return n, err
+	if err != nil {
+		return nil, err
+	}
+	return ended, nil
 }
 
 // Dispatches lists dispatches newest first, without their content. An

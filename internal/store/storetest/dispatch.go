@@ -226,9 +226,9 @@ func testExpireDispatches(t *testing.T, s hub.Store) {
 	if got := claimDispatches(t, s, at(60), time.Minute); len(got) != 1 || got[0].Dispatch.ID != later.ID {
 		t.Fatalf("ClaimDispatches at free's deadline = %+v, want only %s", got, later.ID)
 	}
-	n, err := s.ExpireDispatches(ctx(t), at(61))
-	if err != nil || n != 1 {
-		t.Fatalf("ExpireDispatches(t0+61s) = %d, %v; want 1 (the leased one waits for its lease)", n, err)
+	ended, err := s.ExpireDispatches(ctx(t), at(61))
+	if err != nil || len(ended) != 1 || ended[0].ID != free.ID || ended[0].Status != hub.DispatchExpired {
+		t.Fatalf("ExpireDispatches(t0+61s) = %+v, %v; want %s only (the leased one waits for its lease)", ended, err, free.ID)
 	}
 	got := getDispatch(t, s, free.ID)
 	if got.Status != hub.DispatchExpired || got.LastError != "smtp 421: busy" || !got.NextAttemptAt.IsZero() || !got.UpdatedAt.Equal(at(61)) {
@@ -237,9 +237,9 @@ func testExpireDispatches(t *testing.T, s hub.Store) {
 	if got := getDispatch(t, s, held.ID); got.Status != hub.DispatchPending {
 		t.Errorf("leased dispatch = %s, want pending while its lease holds", got.Status)
 	}
-	n, err = s.ExpireDispatches(ctx(t), at(72))
-	if err != nil || n != 1 {
-		t.Fatalf("ExpireDispatches(t0+72s) = %d, %v; want 1", n, err)
+	ended, err = s.ExpireDispatches(ctx(t), at(72))
+	if err != nil || len(ended) != 1 || ended[0].ID != held.ID {
+		t.Fatalf("ExpireDispatches(t0+72s) = %+v, %v; want %s", ended, err, held.ID)
 	}
 	if got := getDispatch(t, s, held.ID); got.Status != hub.DispatchExpired || got.LastError != "not sent before its deadline" {
 		t.Errorf("dispatch after its lease = %+v", got)
@@ -259,8 +259,8 @@ func testExpireDispatches(t *testing.T, s hub.Store) {
 	wantCode(t, "RecordDispatch(expired)", err, hub.ECONFLICT)
 	// later was claimed at t0+60s for a minute, which ended long before its
 	// deadline.
-	if n, err := s.ExpireDispatches(ctx(t), at(400)); err != nil || n != 1 {
-		t.Errorf("ExpireDispatches(t0+400s) = %d, %v; want 1", n, err)
+	if ended, err := s.ExpireDispatches(ctx(t), at(400)); err != nil || len(ended) != 1 || ended[0].ID != later.ID {
+		t.Errorf("ExpireDispatches(t0+400s) = %+v, %v; want %s", ended, err, later.ID)
 	}
 }
 
