@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/verihook/verihook/internal/delivery"
+	"github.com/verihook/verihook/internal/dispatch"
 	"github.com/verihook/verihook/internal/hub"
 	"github.com/verihook/verihook/internal/provider"
 )
@@ -50,6 +51,10 @@ type Config struct {
 	DeliveryConcurrency int              `yaml:"delivery_concurrency"`
 	Sources             []SourceConfig   `yaml:"sources"`
 	Endpoints           []EndpointConfig `yaml:"endpoints"`
+
+	// DispatchLease is how long a worker holds a claimed OTP or link
+	// dispatch; a crashed instance's dispatches are sent once it ends.
+	DispatchLease time.Duration `yaml:"dispatch_lease"`
 }
 
 // SourceConfig declares a source, provisioned at start-up.
@@ -57,6 +62,9 @@ type SourceConfig struct {
 	ID       string         `yaml:"id"`
 	Provider string         `yaml:"provider"`
 	Secrets  map[string]any `yaml:"secrets"`
+	// Dispatch, when set, sends the source's OTPs and session links
+	// (SPEC section 7).
+	Dispatch *dispatch.Config `yaml:"dispatch"`
 }
 
 // EndpointConfig declares an endpoint (SPEC section 6).
@@ -89,6 +97,7 @@ func DefaultConfig() Config {
 		// Longer than delivery_timeout, so that an attempt in flight
 		// normally ends and is recorded before the store closes.
 		ShutdownTimeout: 20 * time.Second,
+		DispatchLease:   dispatch.DefaultLease,
 	}
 }
 
@@ -212,6 +221,9 @@ func (cfg *Config) validate(getenv func(string) string, registry provider.Regist
 	if cfg.ShutdownTimeout < time.Second || cfg.ShutdownTimeout > 10*time.Minute {
 		return fmt.Errorf("config: shutdown_timeout %s: want 1s to 10m", cfg.ShutdownTimeout)
 	}
+	if cfg.DispatchLease < time.Second || cfg.DispatchLease > time.Hour {
+		return fmt.Errorf("config: dispatch_lease %s: want 1s to 1h", cfg.DispatchLease)
+	}
 	seen := map[string]bool{}
 	for i, s := range cfg.Sources {
 		field := fmt.Sprintf("sources[%d]", i)
@@ -232,6 +244,14 @@ func (cfg *Config) validate(getenv func(string) string, registry provider.Regist
 		}
 		if err := p.CheckSecrets(secrets); err != nil {
 			return fmt.Errorf("config: %s.secrets: %s", field, hub.ErrorMessage(err))
+		}
+		if d := s.Dispatch; d != nil {
+			if err := d.Expand(func(v string) (string, error) { return expand(v, getenv) }); err != nil {
+				return fmt.Errorf("config: %s.dispatch.%w", field, err)
+			}
+			if err := d.Validate(); err != nil {
+				return fmt.Errorf("config: %s.dispatch.%w", field, err)
+			}
 		}
 	}
 	seen = map[string]bool{}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/verihook/verihook/internal/delivery"
+	"github.com/verihook/verihook/internal/dispatch"
 	"github.com/verihook/verihook/internal/httpapi"
 	"github.com/verihook/verihook/internal/hub"
 	"github.com/verihook/verihook/internal/ingest"
@@ -61,6 +62,9 @@ type Main struct {
 	// Now is the clock that stamps received messages; nil means time.Now
 	// (tests move it to play retry windows without waiting).
 	Now func() time.Time
+
+	// Dispatcher sends the OTPs and session links of sources with dispatch.
+	Dispatcher *dispatch.Worker
 
 	Store   hub.Store
 	Worker  *delivery.Worker
@@ -141,8 +145,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Logger:      m.Logger,
 		OnAttempt:   mets.ObserveAttempt,
 	}
+	if m.Dispatcher, err = m.newDispatcher(ctx, mets); err != nil {
+		return err
+	}
 	svc := &ingest.Service{Store: m.Store, Providers: m.Registry, Logger: m.Logger, Wake: m.Worker.Wake,
-		MissingSecret: mets.ObserveMissingSecret, Now: m.Now}
+		MissingSecret: mets.ObserveMissingSecret, Now: m.Now, Dispatch: m.dispatchFor, WakeDispatch: m.Dispatcher.Wake}
 	api := &httpapi.Server{
 		Store: m.Store, Receiver: ingest.Receiver{Service: svc}, Logger: m.Logger, MaxBody: m.Config.MaxBodyBytes,
 		CheckURL: checkURL, Wake: m.Worker.Wake, ObserveIngest: mets.ObserveIngest,
@@ -168,12 +175,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			l.ListenDeliveries(bg, m.Worker.Wake)
+			l.ListenDeliveries(bg, func() { m.Worker.Wake(); m.Dispatcher.Wake() })
 		}()
 	}
 	m.wg.Go(func() {
 		if err := m.Worker.Run(bg); err != nil && bg.Err() == nil {
 			m.Logger.Error("delivery worker", "err", err)
+		}
+	})
+	m.wg.Go(func() {
+		if err := m.Dispatcher.Run(bg); err != nil && bg.Err() == nil {
+			m.Logger.Error("dispatch worker", "err", err)
 		}
 	})
 	for _, sv := range m.servers {
@@ -212,6 +224,52 @@ func (m *Main) listen(name, addr string, h http.Handler) error {
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}})
 	return nil
+}
+
+// newDispatcher readies the dispatch of every source configured with it:
+// its SMTP host and gateway URL pass the SSRF guard unless private
+// endpoints are allowed, and its connections go through the guard's
+// dialer. The worker runs whether or not a source has dispatch, so that
+// dispatches left by an earlier configuration end (failed) rather than wait.
+func (m *Main) newDispatcher(ctx context.Context, mets *metrics.Metrics) (*dispatch.Worker, error) {
+	allowPrivate := m.Config.AllowPrivateEndpoints
+	nw := dispatch.Network{
+		Dial:      delivery.NewDialer(allowPrivate, dispatch.DefaultTimeout).DialContext,
+		DialLocal: (&net.Dialer{Timeout: dispatch.DefaultTimeout}).DialContext, // tls none: loopback only, by validation
+		Client:    delivery.NewClient(allowPrivate, 5*time.Minute),             // each attempt's context sets its own timeout
+	}
+	sources := map[string]*dispatch.Source{}
+	for i, sc := range m.Config.Sources {
+		if sc.Dispatch == nil {
+			continue
+		}
+		field := fmt.Sprintf("config: sources[%d].dispatch", i)
+		if !allowPrivate {
+			err := sc.Dispatch.CheckHosts(func(u string) error { return delivery.CheckURL(ctx, u, false, net.DefaultResolver) })
+			if err != nil {
+				return nil, fmt.Errorf("%s.%w", field, err)
+			}
+		}
+		src, err := dispatch.NewSource(*sc.Dispatch, nw, time.Now)
+		if err != nil {
+			return nil, fmt.Errorf("%s.%w", field, err)
+		}
+		sources[sc.ID] = src
+	}
+	return &dispatch.Worker{
+		Store: m.Store, Sources: sources, Lease: m.Config.DispatchLease, Logger: m.Logger, Now: m.Now,
+		OnOutcome: mets.ObserveDispatch, OnEnded: m.Worker.Wake,
+	}, nil
+}
+
+// dispatchFor is the ingest service's Dispatch: the dispatch of an OTP or
+// session-link event of a source with dispatch configured.
+func (m *Main) dispatchFor(ev hub.Event) (hub.Dispatch, bool) {
+	src := m.Dispatcher.Sources[ev.Source]
+	if src == nil {
+		return hub.Dispatch{}, false
+	}
+	return hub.DispatchFor(ev, src.OTPTTL())
 }
 
 // Addr is the address the server listens on.

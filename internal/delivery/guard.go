@@ -128,6 +128,17 @@ func guardControl(network, address string, _ syscall.RawConn) error {
 	return nil
 }
 
+// NewDialer returns the dialer of NewClient: it gives up connecting after
+// timeout and, unless allowPrivate, refuses at connect time any address
+// that CheckURL would refuse. Other outgoing connections (SMTP) use it too.
+func NewDialer(allowPrivate bool, timeout time.Duration) *net.Dialer {
+	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	if !allowPrivate {
+		dialer.Control = guardControl
+	}
+	return dialer
+}
+
 // NewClient returns the HTTP client that sends deliveries: it follows no
 // redirect (a 3xx is the attempt's result, a failure), gives up after timeout
 // (DefaultTimeout when timeout <= 0), uses no proxy from the environment
@@ -137,10 +148,7 @@ func NewClient(allowPrivate bool, timeout time.Duration) *http.Client {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
-	if !allowPrivate {
-		dialer.Control = guardControl
-	}
+	dialer := NewDialer(allowPrivate, timeout)
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = nil
 	t.DialContext = dialer.DialContext

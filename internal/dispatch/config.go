@@ -134,12 +134,25 @@ func TwilioURL(accountSID string) string {
 // Expand replaces every secret written as ${VAR} (usernames, passwords,
 // tokens, header values) with what expand returns for it.
 func (c *Config) Expand(expand func(string) (string, error)) error {
-	var fields []*string
-	if c.Email != nil {
-		fields = append(fields, &c.Email.SMTP.Username, &c.Email.SMTP.Password)
+	type field struct {
+		name string
+		v    *string
+	}
+	var fields []field
+	if e := c.Email; e != nil {
+		fields = append(fields, field{"email.smtp.username", &e.SMTP.Username}, field{"email.smtp.password", &e.SMTP.Password})
+	}
+	if m := c.SMS; m != nil {
+		fields = append(fields, field{"sms.url", &m.URL}, field{"sms.account_sid", &m.AccountSID}, field{"sms.auth_token", &m.AuthToken})
+	}
+	for _, f := range fields {
+		x, err := expand(*f.v)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		*f.v = x
 	}
 	if c.SMS != nil {
-		fields = append(fields, &c.SMS.AccountSID, &c.SMS.AuthToken, &c.SMS.URL)
 		for k, v := range c.SMS.Headers {
 			x, err := expand(v)
 			if err != nil {
@@ -147,13 +160,6 @@ func (c *Config) Expand(expand func(string) (string, error)) error {
 			}
 			c.SMS.Headers[k] = x
 		}
-	}
-	for _, f := range fields {
-		x, err := expand(*f)
-		if err != nil {
-			return err
-		}
-		*f = x
 	}
 	return nil
 }

@@ -120,6 +120,8 @@ var routes = []Route{
 	{"GET /api/v1/deliveries", hub.RoleViewer, (*Server).handleDeliveries},
 	{"GET /api/v1/deliveries/{id}", hub.RoleViewer, (*Server).handleDelivery},
 	{"POST /api/v1/deliveries/{id}/retry", hub.RoleAdmin, (*Server).handleRetry},
+	{"GET /api/v1/dispatches", hub.RoleViewer, (*Server).handleDispatches},
+	{"GET /api/v1/dispatches/{id}", hub.RoleViewer, (*Server).handleDispatch},
 	{"GET /api/v1/tokens", hub.RoleAdmin, (*Server).handleTokens},
 	{"POST /api/v1/tokens", hub.RoleAdmin, (*Server).handleCreateToken},
 	{"DELETE /api/v1/tokens/{id}", hub.RoleAdmin, (*Server).handleRevokeToken},

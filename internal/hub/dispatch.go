@@ -44,9 +44,10 @@ const (
 // itself, by e-mail or SMS, on behalf of the provider that asked for it.
 // It is created with the event that asks for it, in the same transaction.
 type Dispatch struct {
-	ID      string `json:"id"`
-	Source  string `json:"source"`
-	EventID string `json:"event_id"`
+	ID       string `json:"id"`
+	Source   string `json:"source"`
+	Provider string `json:"provider"`
+	EventID  string `json:"event_id"`
 	Kind    string `json:"kind"`    // otp or session_link
 	Channel string `json:"channel"` // email or sms
 	// SessionRef is the provider's session id: not personal.
@@ -95,7 +96,7 @@ func DispatchFor(ev Event, ttl time.Duration) (d Dispatch, ok bool) {
 		return Dispatch{}, false
 	}
 	return Dispatch{
-		ID: NewID("dsp", ev.CreatedAt), Source: ev.Source, EventID: ev.ID, Kind: kind, Channel: data.Channel,
+		ID: NewID("dsp", ev.CreatedAt), Source: ev.Source, Provider: ev.Provider, EventID: ev.ID, Kind: kind, Channel: data.Channel,
 		SessionRef: data.SessionRef, Status: DispatchPending, NextAttemptAt: ev.CreatedAt,
 		Deadline: ev.CreatedAt.Add(ttl), CreatedAt: ev.CreatedAt, UpdatedAt: ev.CreatedAt,
 		Content: DispatchContent{Recipient: data.Recipient, Text: data.Text, Link: data.Link},
@@ -128,7 +129,7 @@ func (d Dispatch) EndedEvent(id string, at time.Time) (ev Event, ok bool) {
 	}
 	data, _ := json.Marshal(DispatchEnded{DispatchID: d.ID, EventID: d.EventID, Kind: d.Kind, Channel: d.Channel,
 		SessionRef: d.SessionRef, Attempts: d.Attempts, Error: d.LastError})
-	return Event{ID: id, Type: typ, CreatedAt: at, Source: d.Source, Data: data}, true
+	return Event{ID: id, Type: typ, CreatedAt: at, Source: d.Source, Provider: d.Provider, Data: data}, true
 }
 
 // DispatchClaim is a dispatch leased to one worker, with its content.

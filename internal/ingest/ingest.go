@@ -30,6 +30,13 @@ type Service struct {
 	// provider's documents name it, else "other" (the type is chosen by
 	// whoever sent the request).
 	MissingSecret func(source, eventType string)
+	// Dispatch, when set, says which events verihook sends to the
+	// applicant itself: the dispatch to create with ev, in the same
+	// transaction (see hub.DispatchFor).
+	Dispatch func(ev hub.Event) (hub.Dispatch, bool)
+	// WakeDispatch, when set, is called after a commit that created
+	// dispatches, so that the dispatch worker sends them at once.
+	WakeDispatch func()
 	// SourceTTL is how long a source read from the store is reused before it
 	// is read again (so that a change made on another instance is seen);
 	// 0 means 5 seconds.
@@ -157,6 +164,13 @@ func (s *Service) Receive(ctx context.Context, r Request) (Result, error) {
 		in.Message.Dedup = hub.Dedup{} // a quarantined message describes no state: it dedups for ever
 		in.Message.Status, in.Message.Reason = hub.MessageQuarantined, quarantineReason(perr)
 	}
+	if s.Dispatch != nil {
+		for _, e := range in.Events {
+			if d, ok := s.Dispatch(e); ok {
+				in.Dispatches = append(in.Dispatches, d)
+			}
+		}
+	}
 
 	res, err := s.Store.Ingest(ctx, in)
 	if err != nil {
@@ -168,6 +182,9 @@ func (s *Service) Receive(ctx context.Context, r Request) (Result, error) {
 	}
 	if res.Deliveries > 0 && s.Wake != nil {
 		s.Wake()
+	}
+	if res.Dispatches > 0 && s.WakeDispatch != nil {
+		s.WakeDispatch()
 	}
 	s.log().Debug("message received", "source", src.ID, "message", res.MessageID,
 		"event", in.Message.EventName, "status", in.Message.Status, "duplicate", res.Duplicate, "events", len(res.Events))

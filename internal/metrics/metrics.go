@@ -24,6 +24,8 @@ type Metrics struct {
 	attempts       *prometheus.CounterVec
 	attemptLatency prometheus.Histogram
 	missingSecret  *prometheus.CounterVec
+	dispatches     *prometheus.CounterVec
+	dispatchTime   prometheus.Histogram
 }
 
 // New registers the collectors. stats is read at every scrape for the queue
@@ -53,8 +55,18 @@ func New(stats func(context.Context, time.Time) (hub.QueueStats, error)) *Metric
 			Name: "verihook_ingest_missing_secret_total",
 			Help: "Requests refused (401) because the source has no secret for their event type, by source and event type (documented types only; any other is \"other\").",
 		}, []string{"source", "event_type"}),
+		dispatches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "verihook_dispatches_total",
+			Help: "OTP and session-link dispatch attempts and ends, by channel (email, sms) and outcome (sent, retrying, failed, expired).",
+		}, []string{"channel", "outcome"}),
+		dispatchTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "verihook_dispatch_attempt_duration_seconds",
+			Help:    "Time an SMTP server or SMS gateway took to accept or refuse a dispatch attempt.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
 	}
 	m.registry.MustRegister(m.received, m.ingestLatency, m.attempts, m.attemptLatency, m.missingSecret,
+		m.dispatches, m.dispatchTime,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		queueCollector{stats: stats})
 	return m
@@ -77,6 +89,15 @@ func (m *Metrics) ObserveMissingSecret(source, eventType string) {
 func (m *Metrics) ObserveAttempt(endpoint, outcome string, d time.Duration) {
 	m.attempts.WithLabelValues(endpoint, outcome).Inc()
 	m.attemptLatency.Observe(d.Seconds())
+}
+
+// ObserveDispatch counts one dispatch outcome; latency is zero for an end
+// without an attempt (an expiry, a rate limit).
+func (m *Metrics) ObserveDispatch(channel, outcome string, latency time.Duration) {
+	m.dispatches.WithLabelValues(channel, outcome).Inc()
+	if latency > 0 {
+		m.dispatchTime.Observe(latency.Seconds())
+	}
 }
 
 // Handler serves the metrics in the Prometheus text format.

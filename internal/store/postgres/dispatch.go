@@ -20,7 +20,7 @@ type sealedDispatch struct {
 func (s *Store) sealDispatches(ds []hub.Dispatch) []sealedDispatch {
 	out := make([]sealedDispatch, 0, len(ds))
 	for _, d := range ds {
-		d.SessionRef = clean(d.SessionRef)
+		d.SessionRef, d.Provider = clean(d.SessionRef), clean(d.Provider)
 		out = append(out, sealedDispatch{d: d, content: d.SealContent(s.cipher)})
 	}
 	return out
@@ -28,17 +28,17 @@ func (s *Store) sealDispatches(ds []hub.Dispatch) []sealedDispatch {
 
 // insertDispatchSQL creates one pending dispatch (see sealedDispatch.args).
 const insertDispatchSQL = `INSERT INTO dispatches
-	(id, source, event_id, kind, channel, session_ref, status, attempts, next_attempt_at, deadline,
+	(id, source, provider, event_id, kind, channel, session_ref, status, attempts, next_attempt_at, deadline,
 	 content, created_at, updated_at)
-	VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8, $9, $10, $11)`
+	VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $9, $10, $11, $12)`
 
 func (x sealedDispatch) args() []any {
 	d := x.d
-	return []any{d.ID, d.Source, d.EventID, d.Kind, d.Channel, d.SessionRef, d.NextAttemptAt, d.Deadline,
+	return []any{d.ID, d.Source, d.Provider, d.EventID, d.Kind, d.Channel, d.SessionRef, d.NextAttemptAt, d.Deadline,
 		x.content, d.CreatedAt, d.UpdatedAt}
 }
 
-const dispatchCols = `id, source, event_id, kind, channel, session_ref, status, attempts, next_attempt_at,
+const dispatchCols = `id, source, provider, event_id, kind, channel, session_ref, status, attempts, next_attempt_at,
 	deadline, last_error, created_at, updated_at, sent_at`
 
 // scanDispatch reads a row of dispatchCols, then the columns of extra.
@@ -48,7 +48,7 @@ func scanDispatch(r pgx.Row, extra ...any) (hub.Dispatch, error) {
 		status     string
 		next, sent *time.Time
 	)
-	dest := append([]any{&d.ID, &d.Source, &d.EventID, &d.Kind, &d.Channel, &d.SessionRef, &status, &d.Attempts,
+	dest := append([]any{&d.ID, &d.Source, &d.Provider, &d.EventID, &d.Kind, &d.Channel, &d.SessionRef, &status, &d.Attempts,
 		&next, &d.Deadline, &d.LastError, &d.CreatedAt, &d.UpdatedAt, &sent}, extra...)
 	if err := r.Scan(dest...); err != nil {
 		return hub.Dispatch{}, err

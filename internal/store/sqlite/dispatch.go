@@ -31,10 +31,10 @@ func (s *Store) insertDispatches(tx *wtx, ds []sealedDispatch) error {
 	for _, x := range ds {
 		d := x.d
 		_, err := tx.exec(`INSERT INTO dispatches
-			(id, source, event_id, kind, channel, session_ref, status, attempts, next_attempt_at, deadline,
+			(id, source, provider, event_id, kind, channel, session_ref, status, attempts, next_attempt_at, deadline,
 			 content, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?)`,
-			d.ID, d.Source, d.EventID, d.Kind, d.Channel, d.SessionRef, toNanos(d.NextAttemptAt),
+			VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?)`,
+			d.ID, d.Source, d.Provider, d.EventID, d.Kind, d.Channel, d.SessionRef, toNanos(d.NextAttemptAt),
 			toNanos(d.Deadline), x.content, toNanos(d.CreatedAt), toNanos(d.UpdatedAt))
 		if err != nil {
 			return fmt.Errorf("insert dispatch: %w", err)
@@ -43,7 +43,7 @@ func (s *Store) insertDispatches(tx *wtx, ds []sealedDispatch) error {
 	return nil
 }
 
-const dispatchCols = `id, source, event_id, kind, channel, session_ref, status, attempts, next_attempt_at,
+const dispatchCols = `id, source, provider, event_id, kind, channel, session_ref, status, attempts, next_attempt_at,
 	deadline, last_error, created_at, updated_at, sent_at`
 
 // scanDispatch reads a row of dispatchCols, then the columns of extra.
@@ -54,7 +54,7 @@ func scanDispatch(r scanner, extra ...any) (hub.Dispatch, error) {
 		next, sent                     sql.NullInt64
 		deadline, createdAt, updatedAt int64
 	)
-	dest := append([]any{&d.ID, &d.Source, &d.EventID, &d.Kind, &d.Channel, &d.SessionRef, &status, &d.Attempts,
+	dest := append([]any{&d.ID, &d.Source, &d.Provider, &d.EventID, &d.Kind, &d.Channel, &d.SessionRef, &status, &d.Attempts,
 		&next, &deadline, &d.LastError, &createdAt, &updatedAt, &sent}, extra...)
 	if err := r.Scan(dest...); err != nil {
 		return hub.Dispatch{}, err

@@ -9,6 +9,7 @@
 CREATE TABLE dispatches (
 	id              text COLLATE "C" NOT NULL PRIMARY KEY,
 	source          text COLLATE "C" NOT NULL,
+	provider        text        NOT NULL DEFAULT '',
 	event_id        text COLLATE "C" NOT NULL REFERENCES events (id),
 	kind            text        NOT NULL CHECK (kind IN ('otp', 'session_link')),
 	channel         text        NOT NULL CHECK (channel IN ('email', 'sms')),

@@ -10,6 +10,7 @@
 CREATE TABLE dispatches (
 	id              TEXT    NOT NULL PRIMARY KEY,
 	source          TEXT    NOT NULL,
+	provider        TEXT    NOT NULL DEFAULT '',
 	event_id        TEXT    NOT NULL REFERENCES events (id),
 	kind            TEXT    NOT NULL CHECK (kind IN ('otp', 'session_link')),
 	channel         TEXT    NOT NULL CHECK (channel IN ('email', 'sms')),
