@@ -48,8 +48,8 @@ type Dispatch struct {
 	Source   string `json:"source"`
 	Provider string `json:"provider"`
 	EventID  string `json:"event_id"`
-	Kind    string `json:"kind"`    // otp or session_link
-	Channel string `json:"channel"` // email or sms
+	Kind     string `json:"kind"`    // otp or session_link
+	Channel  string `json:"channel"` // email or sms
 	// SessionRef is the provider's session id: not personal.
 	SessionRef    string         `json:"session_ref,omitempty"`
 	Status        DispatchStatus `json:"status"`
