@@ -209,7 +209,7 @@ func TestSimulateOTPIsSent(t *testing.T) {
 	if code := getJSON(t, base+"/api/v1/dispatches?status=lost", tok, &map[string]any{}); code != http.StatusBadRequest {
 		t.Errorf("GET /api/v1/dispatches?status=lost = %d, want 400", code)
 	}
-	resp, err := http.Get(base + "/metrics")
+	resp, err := http.Get("http://" + m.MetricsAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verihook/verihook/internal/dispatch"
 	"github.com/verihook/verihook/internal/httpapi"
 	"github.com/verihook/verihook/internal/hub"
 	"github.com/verihook/verihook/internal/provider"
@@ -35,6 +36,8 @@ var apiWalks = map[string]string{
 	"GET /api/v1/endpoints/{id}/secret": "/api/v1/endpoints",
 	"GET /api/v1/deliveries":            "",
 	"GET /api/v1/deliveries/{id}":       "/api/v1/deliveries",
+	"GET /api/v1/dispatches":            "",
+	"GET /api/v1/dispatches/{id}":       "/api/v1/dispatches",
 	"GET /api/v1/tokens":                "", // admin only: a viewer must get 403
 }
 
@@ -81,6 +84,13 @@ func TestAPIShowsViewersNoPersonalData(t *testing.T) {
 
 	cfg := testConfig(t)
 	cfg.AllowPrivateEndpoints = true
+	// Identomat's OTPs and links are dispatched too: SMS to the echo (sent),
+	// e-mail to a server that is not there (retried, its error recorded).
+	cfg.Sources[0].Dispatch = &dispatch.Config{
+		SMS: &dispatch.SMSConfig{URL: echo.URL + "/sms", From: "KYC", BodyFormat: "json", Body: `{"to": {{.To}}, "text": {{.Text}}}`},
+		Email: &dispatch.EmailConfig{SMTP: dispatch.SMTPConfig{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port},
+			From: "kyc@example.com"},
+	}
 	m := startMain(t, cfg)
 	base := "http://" + m.Addr()
 	admin, viewer := token(t, m, hub.RoleAdmin), token(t, m, hub.RoleViewer)
