@@ -206,6 +206,21 @@ func TestSimulateOTPIsSent(t *testing.T) {
 			}
 		}
 	}
+	// Once final, the requests' events keep their redacted form only, even
+	// for an admin.
+	admin := token(t, m, hub.RoleAdmin)
+	var otps struct{ Data []hub.Event }
+	getJSON(t, base+"/api/v1/events?type=otp.requested", admin, &otps)
+	if len(otps.Data) != len(final.Data) {
+		t.Fatalf("otp.requested events = %d, want %d", len(otps.Data), len(final.Data))
+	}
+	for _, ev := range otps.Data {
+		var data hub.OTPRequested
+		json.Unmarshal(ev.Data, &data)
+		if data.Text != "[redacted]" || data.Recipient != "[redacted]" {
+			t.Errorf("event %s of a final dispatch still holds %s", ev.ID, ev.Data)
+		}
+	}
 	if code := getJSON(t, base+"/api/v1/dispatches?status=lost", tok, &map[string]any{}); code != http.StatusBadRequest {
 		t.Errorf("GET /api/v1/dispatches?status=lost = %d, want 400", code)
 	}

@@ -259,6 +259,12 @@ func (m *Main) newDispatcher(ctx context.Context, mets *metrics.Metrics) (*dispa
 	return &dispatch.Worker{
 		Store: m.Store, Sources: sources, Lease: m.Config.DispatchLease, Logger: m.Logger, Now: m.Now,
 		OnOutcome: mets.ObserveDispatch, OnEnded: m.Worker.Wake,
+		// The code, link and recipient of a final dispatch are of no more
+		// use: the event that carried them keeps its redacted form only.
+		Purge: func(ctx context.Context, eventIDs []string) error {
+			_, err := m.Store.Purge(ctx, hub.Purge{Events: eventIDs})
+			return err
+		},
 	}, nil
 }
 
