@@ -17,6 +17,7 @@
 //	go run ./cmd/verihook-bench seed --data-dir ./benchdata/1m --count 1000000
 //	go run ./cmd/verihook-bench run --data-dir ./benchdata/1m --conns 64 --duration 20s
 //	go run ./cmd/verihook-bench startup --data-dir ./benchdata/1m
+//	go run ./cmd/verihook-bench dispatch --rate 50 --duration 20s
 //
 // Traffic goes to 127.0.0.1 only. See BENCHMARKS.md for the figures.
 package main
@@ -41,6 +42,7 @@ const usage = `verihook-bench: load harness for verihook (loopback only)
 Commands:
   run             drive a verihook (started here, or --target) and the bare baseline; report
   seed            fill a data dir with N stored messages, for the scale tests
+  dispatch        latency from Identomat's OTP callback to an SMTP server accepting the e-mail
   startup         time from process start to /readyz on a data dir
   config          print the YAML config a --target verihook needs (the harness's sources and secrets)
   baseline-serve  the bare net/http baseline server (started by run)
@@ -63,6 +65,8 @@ func main() {
 		err = cmdRun(ctx, args)
 	case "seed":
 		err = cmdSeed(ctx, args)
+	case "dispatch":
+		err = cmdDispatch(ctx, args)
 	case "startup":
 		err = cmdStartup(ctx, args)
 	case "config":

@@ -54,6 +54,9 @@ type serverOpts struct {
 	readyTimeout                time.Duration
 	// ceiling: start the ceiling (ceiling-serve) instead of verihook.
 	ceiling bool
+	// dispatch, when set, is the YAML value of the Identomat source's
+	// dispatch key (a flow mapping), for the dispatch command.
+	dispatch string
 }
 
 // buildVerihook builds cmd/verihook into dir and returns the binary's path.
@@ -123,9 +126,15 @@ func writeConfig(path, listen string, o serverOpts) error {
 		for k, v := range s.Secrets {
 			fmt.Fprintf(&b, "      %s: %q\n", k, v)
 		}
+		if o.dispatch != "" && s.Provider.Name() == hub.ProviderIdentomat {
+			fmt.Fprintf(&b, "    dispatch: %s\n", o.dispatch)
+		}
+	}
+	if o.endpointURL != "" || o.dispatch != "" {
+		b.WriteString("allow_private_endpoints: true\n")
 	}
 	if o.endpointURL != "" {
-		fmt.Fprintf(&b, "allow_private_endpoints: true\nendpoints:\n  - id: bench-receiver\n    url: %s\n    secret: %q\n",
+		fmt.Fprintf(&b, "endpoints:\n  - id: bench-receiver\n    url: %s\n    secret: %q\n",
 			o.endpointURL, o.endpointSecret)
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o600)
