@@ -1,11 +1,16 @@
 package hub
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 )
 
 // KeySize is the size of an encryption key: AES-256.
@@ -19,29 +24,51 @@ const KeySize = 32
 // column (a message's body under another message, an endpoint's secret
 // under another endpoint): there it does not open.
 //
-// A sealed value is a version byte, the 12-byte nonce, then the ciphertext
-// and tag. Version 2 is bound to its place; version 1, written before
-// verihook bound values, is not, and still opens anywhere, so that existing
-// databases keep working (such a value is bound once it is written again).
+// A Cipher holds one current key, which seals, and any number of previous
+// keys, which only open: during a key rotation, values sealed under the old
+// key open while they are sealed again under the new one (see Reseal).
+//
+// A sealed value is a version byte, for version 3 the 8-byte id of the key
+// that sealed it (KeyID), the 12-byte nonce, then the ciphertext and tag.
+// Version 3 is bound to its place and names its key; version 2, bound but
+// written before keys had ids, and version 1, written before verihook bound
+// values, which is not bound and still opens anywhere, open with whichever
+// key they were sealed with, so that existing databases keep working (such
+// a value is bound, under the current key, once it is written again).
 // The version byte itself is not secret nor authenticated, but it cannot be
 // changed to open a value elsewhere: a version 2 value's associated data
 // starts with a label and is never empty, while version 1's is empty, and
 // GCM's tag covers the associated data, so a value relabelled 1 -> 2 or
 // 2 -> 1 is opened with other associated data than it was sealed with and
-// fails like any tampered value.
+// fails like any tampered value; version 3's label differs from version
+// 2's for the same reason.
 type Cipher struct {
+	keys []sealKey // keys[0] seals; every one opens
+}
+
+// sealKey is one key of a Cipher.
+type sealKey struct {
+	id   [keyIDSize]byte
 	aead cipher.AEAD
 }
+
+// keyIDSize is the size of a key id: 64 bits tell a handful of keys apart
+// and give away nothing of a 256-bit key.
+const keyIDSize = 8
 
 // The formats of a sealed value, told apart by its first byte.
 const (
 	sealUnbound = 1 // no associated data (before values were bound)
 	sealBound   = 2 // bound to its place: associated data boundLabel, column, 0, row
+	sealKeyed   = 3 // bound, after the id of its key: associated data keyedLabel, column, 0, row
 )
 
-// boundLabel starts the associated data of a bound value: never empty, and
-// names the scheme in case another one ever follows.
-const boundLabel = "verihook sealed v2\x00"
+// boundLabel and keyedLabel start the associated data of a bound value:
+// never empty, and naming the format.
+const (
+	boundLabel = "verihook sealed v2\x00"
+	keyedLabel = "verihook sealed v3\x00"
+)
 
 // The places where verihook seals values, as "table.column": a value sealed
 // for one of them and a row's id opens only there (see Cipher).
@@ -55,49 +82,102 @@ const (
 	sealedKeyCheck           = "key_check.sealed"
 )
 
-// NewCipher returns a Cipher for a 32-byte key.
-func NewCipher(key []byte) (*Cipher, error) {
-	if len(key) != KeySize {
-		return nil, fmt.Errorf("encryption key must be %d bytes, got %d", KeySize, len(key))
+// SealedColumns lists every place where verihook seals values, for Reseal.
+var SealedColumns = []string{SealedSourceSecrets, SealedEndpointSecret, SealedEndpointPrevSecret,
+	SealedEventData, SealedMessageBody}
+
+// NewCipher returns a Cipher that seals with key and opens with key and
+// each of previous (every one 32 bytes).
+func NewCipher(key []byte, previous ...[]byte) (*Cipher, error) {
+	c := &Cipher{}
+	for i, k := range append([][]byte{key}, previous...) {
+		if len(k) != KeySize {
+			return nil, fmt.Errorf("encryption key must be %d bytes, got %d", KeySize, len(k))
+		}
+		block, err := aes.NewCipher(k)
+		if err != nil {
+			return nil, err
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, err
+		}
+		sk := sealKey{aead: aead}
+		sum := sha256.Sum256(k)
+		copy(sk.id[:], sum[:])
+		if i > 0 && slices.ContainsFunc(c.keys, func(o sealKey) bool { return o.id == sk.id }) {
+			continue // a key given twice is one key
+		}
+		c.keys = append(c.keys, sk)
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &Cipher{aead: aead}, nil
+	return c, nil
 }
 
-// boundAD is the associated data of a value sealed for column and row. The
-// column is one of the Sealed names, which hold no NUL byte, so the NUL
-// after it ends it without ambiguity, whatever the row id holds.
-func boundAD(column, row string) []byte {
-	ad := make([]byte, 0, len(boundLabel)+len(column)+1+len(row))
-	ad = append(ad, boundLabel...)
+// KeyFingerprint returns the id of key, in hex: the first 8 bytes of its
+// SHA-256. It names a key in messages, key checks and backups without
+// giving it away.
+func KeyFingerprint(key []byte) string {
+	sum := sha256.Sum256(key)
+	return hex.EncodeToString(sum[:keyIDSize])
+}
+
+// KeyID returns the fingerprint of the current key (see KeyFingerprint).
+func (c *Cipher) KeyID() string { return hex.EncodeToString(c.keys[0].id[:]) }
+
+// KeyIDs returns the fingerprints of every key, the current one first.
+func (c *Cipher) KeyIDs() []string {
+	ids := make([]string, len(c.keys))
+	for i, k := range c.keys {
+		ids[i] = hex.EncodeToString(k.id[:])
+	}
+	return ids
+}
+
+// SealedPrefix returns the bytes that every value Seal writes now starts
+// with: stores find the values to reseal as those that do not.
+func (c *Cipher) SealedPrefix() []byte {
+	return append([]byte{sealKeyed}, c.keys[0].id[:]...)
+}
+
+// boundAD is the associated data of a value sealed for column and row, after
+// label. The column is one of the Sealed names, which hold no NUL byte, so
+// the NUL after it ends it without ambiguity, whatever the row id holds.
+func boundAD(label, column, row string) []byte {
+	ad := make([]byte, 0, len(label)+len(column)+1+len(row))
+	ad = append(ad, label...)
 	ad = append(ad, column...)
 	ad = append(ad, 0)
 	return append(ad, row...)
 }
 
-// Seal encrypts plaintext for the row whose id is row, in column ("table.column",
-// one of the Sealed names): Open gives it back only for the same column and
-// row. nil stays nil.
+// Seal encrypts plaintext under the current key for the row whose id is
+// row, in column ("table.column", one of the Sealed names): Open gives it
+// back only for the same column and row. nil stays nil.
 func (c *Cipher) Seal(plaintext []byte, column, row string) []byte {
 	if plaintext == nil {
 		return nil
 	}
-	return c.seal(sealBound, plaintext, boundAD(column, row))
+	k := c.keys[0]
+	head := 1 + keyIDSize + k.aead.NonceSize()
+	out := make([]byte, head, head+len(plaintext)+k.aead.Overhead())
+	out[0] = sealKeyed
+	copy(out[1:], k.id[:])
+	rand.Read(out[1+keyIDSize:])
+	return k.aead.Seal(out, out[1+keyIDSize:], plaintext, boundAD(keyedLabel, column, row))
 }
 
-// seal writes a value of the given format.
-func (c *Cipher) seal(version byte, plaintext, ad []byte) []byte {
-	out := make([]byte, 1+c.aead.NonceSize(), 1+c.aead.NonceSize()+len(plaintext)+c.aead.Overhead())
-	out[0] = version
-	rand.Read(out[1:])
-	return c.aead.Seal(out, out[1:], plaintext, ad)
+// Reseal returns sealed, from the same column and row, sealed again under
+// the current key, or ErrDecrypt when it does not open. A value sealed
+// under the current key already is returned as it is.
+func (c *Cipher) Reseal(sealed []byte, column, row string) ([]byte, error) {
+	if sealed == nil || bytes.HasPrefix(sealed, c.SealedPrefix()) {
+		return sealed, nil
+	}
+	plain, err := c.Open(sealed, column, row)
+	if err != nil {
+		return nil, err
+	}
+	return c.Seal(plain, column, row), nil
 }
 
 // ErrDecrypt is returned by Open for a value that does not open where it is
@@ -122,8 +202,8 @@ func (c *Cipher) KeyCheck() []byte {
 	return c.Seal([]byte(keyCheckText), sealedKeyCheck, keyCheckRow)
 }
 
-// CheckKey returns ErrKeyMismatch unless sealed came from KeyCheck with this
-// key (now or before values were bound).
+// CheckKey returns ErrKeyMismatch unless sealed came from KeyCheck with one
+// of c's keys (now or before values were bound).
 func (c *Cipher) CheckKey(sealed []byte) error {
 	if plain, err := c.Open(sealed, sealedKeyCheck, keyCheckRow); err != nil || string(plain) != keyCheckText {
 		return ErrKeyMismatch
@@ -131,31 +211,91 @@ func (c *Cipher) CheckKey(sealed []byte) error {
 	return nil
 }
 
-// Open decrypts what Seal produced for the same column and row, or a value
-// sealed before values were bound (see Cipher); nil stays nil. Anything
-// else is ErrDecrypt.
+// StoredKey is a key that a store has sealed values under, as it records it:
+// its fingerprint (KeyFingerprint), a KeyCheck value sealed with it, and
+// when it first became the current key.
+type StoredKey struct {
+	ID      string
+	Check   []byte
+	AddedAt time.Time
+}
+
+// CheckKeys decides whether a store may be opened with c. known are the
+// keys the store recorded, oldest first; legacy is the single key check
+// that stores kept before they recorded keys (nil when there is none).
+//
+// The store's newest key, the one it seals under now, must be one of c's:
+// c's current key, or a previous one when c starts a rotation to a new key,
+// which CheckKeys then returns for the store to record (a StoredKey whose
+// AddedAt the store sets). A key the store replaced already may not become
+// current again, so that an instance started with an old configuration does
+// not seal under a retired key. Anything else is ErrKeyMismatch, wrapped in
+// a message naming the keys by fingerprint.
+func (c *Cipher) CheckKeys(legacy []byte, known []StoredKey) (add *StoredKey, err error) {
+	fresh := &StoredKey{ID: c.KeyID(), Check: c.KeyCheck()}
+	if len(known) == 0 {
+		if legacy != nil && c.CheckKey(legacy) != nil {
+			return nil, ErrKeyMismatch
+		}
+		return fresh, nil
+	}
+	newest := known[len(known)-1]
+	if c.CheckKey(newest.Check) != nil {
+		return nil, fmt.Errorf("%w: the database's current key is %s, the configured keys are %v",
+			ErrKeyMismatch, newest.ID, c.KeyIDs())
+	}
+	if newest.ID == c.KeyID() {
+		return nil, nil
+	}
+	for _, k := range known {
+		if k.ID == c.KeyID() {
+			return nil, fmt.Errorf("%w: the configured key %s was replaced by %s on %s: make %s the current key",
+				ErrKeyMismatch, k.ID, newest.ID, newest.AddedAt.UTC().Format(time.DateOnly), newest.ID)
+		}
+	}
+	return fresh, nil
+}
+
+// Open decrypts what Seal produced for the same column and row with any of
+// c's keys, or a value sealed before values were bound (see Cipher); nil
+// stays nil. Anything else is ErrDecrypt.
 func (c *Cipher) Open(sealed []byte, column, row string) ([]byte, error) {
 	if sealed == nil {
 		return nil, nil
 	}
-	n := c.aead.NonceSize()
-	if len(sealed) < 1+n+c.aead.Overhead() {
-		return nil, ErrDecrypt
-	}
 	var ad []byte
-	switch sealed[0] {
-	case sealBound:
-		ad = boundAD(column, row)
-	case sealUnbound:
+	keys := c.keys
+	switch {
+	case len(sealed) == 0:
+		return nil, ErrDecrypt
+	case sealed[0] == sealKeyed:
+		if len(sealed) < 1+keyIDSize {
+			return nil, ErrDecrypt
+		}
+		i := slices.IndexFunc(keys, func(k sealKey) bool { return bytes.Equal(k.id[:], sealed[1:1+keyIDSize]) })
+		if i < 0 {
+			return nil, ErrDecrypt
+		}
+		keys, ad, sealed = keys[i:i+1], boundAD(keyedLabel, column, row), sealed[1+keyIDSize:]
+	case sealed[0] == sealBound:
+		ad, sealed = boundAD(boundLabel, column, row), sealed[1:]
+	case sealed[0] == sealUnbound:
 		// No associated data: such a value opens anywhere until rewritten.
+		sealed = sealed[1:]
 	default:
 		return nil, ErrDecrypt
 	}
-	out, err := c.aead.Open(nil, sealed[1:1+n], sealed[1+n:], ad)
-	if err != nil {
-		return nil, ErrDecrypt
+	// A value without a key id opens with whichever key sealed it.
+	for _, k := range keys {
+		n := k.aead.NonceSize()
+		if len(sealed) < n+k.aead.Overhead() {
+			return nil, ErrDecrypt
+		}
+		if out, err := k.aead.Open(nil, sealed[:n], sealed[n:], ad); err == nil {
+			return out, nil
+		}
 	}
-	return out, nil
+	return nil, ErrDecrypt
 }
 
 // OpenData opens an event's data, sealed with c as a store keeps it, into

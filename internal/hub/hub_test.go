@@ -137,9 +137,115 @@ func TestCipherBinding(t *testing.T) {
 		}
 	}
 	unknown := slices.Clone(sealed)
-	unknown[0] = 3
+	unknown[0] = 9
 	if _, err := c.Open(unknown, hub.SealedEndpointSecret, "crm"); !errors.Is(err, hub.ErrDecrypt) {
 		t.Errorf("Open of an unknown format = %v, want ErrDecrypt", err)
+	}
+}
+
+// TestCipherKeys: a cipher with previous keys seals under its current key
+// and opens what any of its keys sealed, in every format; Reseal moves a
+// value to the current key, and a cipher without the old key cannot open
+// it.
+func TestCipherKeys(t *testing.T) {
+	t.Parallel()
+	oldKey, newKey := bytes.Repeat([]byte{7}, hub.KeySize), bytes.Repeat([]byte{8}, hub.KeySize)
+	old, _ := hub.NewCipher(oldKey)
+	both, err := hub.NewCipher(newKey, oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onlyNew, _ := hub.NewCipher(newKey)
+	if both.KeyID() != hub.KeyFingerprint(newKey) || len(both.KeyIDs()) != 2 || both.KeyIDs()[1] != old.KeyID() {
+		t.Fatalf("KeyID %s, KeyIDs %v; want %s first, then %s", both.KeyID(), both.KeyIDs(), hub.KeyFingerprint(newKey), old.KeyID())
+	}
+	plain := []byte("whsec_secret-of-crm")
+	col, row := hub.SealedEndpointSecret, "crm"
+	for name, sealed := range map[string][]byte{
+		"current format":   old.Seal(plain, col, row),
+		"bound, no key id": storetest.SealBound(oldKey, plain, col, row),
+		"unbound":          storetest.SealUnbound(oldKey, plain),
+	} {
+		if got, err := both.Open(sealed, col, row); err != nil || !bytes.Equal(got, plain) {
+			t.Errorf("%s: Open with the old key as previous = %q, %v", name, got, err)
+		}
+		if _, err := onlyNew.Open(sealed, col, row); !errors.Is(err, hub.ErrDecrypt) {
+			t.Errorf("%s: Open without the old key = %v, want ErrDecrypt", name, err)
+		}
+		resealed, err := both.Reseal(sealed, col, row)
+		if err != nil || !bytes.HasPrefix(resealed, both.SealedPrefix()) {
+			t.Fatalf("%s: Reseal = %x, %v; want a value under the new key", name, resealed, err)
+		}
+		if got, err := onlyNew.Open(resealed, col, row); err != nil || !bytes.Equal(got, plain) {
+			t.Errorf("%s: resealed value with the new key alone = %q, %v", name, got, err)
+		}
+		if again, _ := both.Reseal(resealed, col, row); !bytes.Equal(again, resealed) {
+			t.Errorf("%s: Reseal of a value under the current key changed it", name)
+		}
+		if _, err := both.Reseal(sealed, col, "billing"); !errors.Is(err, hub.ErrDecrypt) && name != "unbound" {
+			t.Errorf("%s: Reseal at another row = %v, want ErrDecrypt", name, err)
+		}
+	}
+	if sealed := both.Seal(plain, col, row); !bytes.HasPrefix(sealed, both.SealedPrefix()) {
+		t.Errorf("Seal wrote %x, not under the current key", sealed[:9])
+	}
+	// A value naming another key than the one that sealed it opens nothing.
+	forged := old.Seal(plain, col, row)
+	copy(forged[1:9], both.SealedPrefix()[1:])
+	if _, err := both.Open(forged, col, row); !errors.Is(err, hub.ErrDecrypt) {
+		t.Errorf("Open of a value naming another key = %v, want ErrDecrypt", err)
+	}
+}
+
+// TestCheckKeys: a store opens with its current key, starts a rotation
+// with a cipher holding it as previous key, and refuses a key it never
+// had, a key it replaced, and a cipher lacking its current key.
+func TestCheckKeys(t *testing.T) {
+	t.Parallel()
+	k1, k2, k3 := bytes.Repeat([]byte{1}, hub.KeySize), bytes.Repeat([]byte{2}, hub.KeySize), bytes.Repeat([]byte{3}, hub.KeySize)
+	c := func(keys ...[]byte) *hub.Cipher {
+		c, err := hub.NewCipher(keys[0], keys[1:]...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	stored := func(key []byte, day int) hub.StoredKey {
+		return hub.StoredKey{ID: hub.KeyFingerprint(key), Check: c(key).KeyCheck(), AddedAt: time.Date(2026, 11, day, 0, 0, 0, 0, time.UTC)}
+	}
+	legacy := storetest.SealBound(k1, []byte("verihook key check"), "key_check.sealed", "1")
+	for _, tc := range []struct {
+		name    string
+		cipher  *hub.Cipher
+		legacy  []byte
+		known   []hub.StoredKey
+		wantAdd []byte // the key recorded, nil for none
+		wantErr bool
+	}{
+		{"new store", c(k1), nil, nil, k1, false},
+		{"legacy check, its key", c(k1), legacy, nil, k1, false},
+		{"legacy check, another key", c(k2), legacy, nil, nil, true},
+		{"legacy check, rotating", c(k2, k1), legacy, nil, k2, false},
+		{"its key", c(k1), nil, []hub.StoredKey{stored(k1, 1)}, nil, false},
+		{"rotation starts", c(k2, k1), nil, []hub.StoredKey{stored(k1, 1)}, k2, false},
+		{"rotation under way", c(k2, k1), nil, []hub.StoredKey{stored(k1, 1), stored(k2, 2)}, nil, false},
+		{"rotation done, old key dropped", c(k2), nil, []hub.StoredKey{stored(k1, 1), stored(k2, 2)}, nil, false},
+		{"old configuration", c(k1), nil, []hub.StoredKey{stored(k1, 1), stored(k2, 2)}, nil, true},
+		{"keys swapped", c(k1, k2), nil, []hub.StoredKey{stored(k1, 1), stored(k2, 2)}, nil, true},
+		{"unknown key", c(k3), nil, []hub.StoredKey{stored(k1, 1)}, nil, true},
+		{"new key without the current one", c(k3, k1), nil, []hub.StoredKey{stored(k1, 1), stored(k2, 2)}, nil, true},
+	} {
+		add, err := tc.cipher.CheckKeys(tc.legacy, tc.known)
+		if gotErr := err != nil; gotErr != tc.wantErr || (err != nil && !errors.Is(err, hub.ErrKeyMismatch)) {
+			t.Errorf("%s: err = %v, want error %v (ErrKeyMismatch)", tc.name, err, tc.wantErr)
+			continue
+		}
+		switch {
+		case tc.wantAdd == nil && add != nil:
+			t.Errorf("%s: records key %s, want none", tc.name, add.ID)
+		case tc.wantAdd != nil && (add == nil || add.ID != hub.KeyFingerprint(tc.wantAdd) || c(tc.wantAdd).CheckKey(add.Check) != nil):
+			t.Errorf("%s: records %+v, want key %s with its check", tc.name, add, hub.KeyFingerprint(tc.wantAdd))
+		}
 	}
 }
 

@@ -155,6 +155,15 @@ type Store interface {
 	// after at already (it never goes back); an unknown id changes nothing.
 	TouchToken(ctx context.Context, id string, at time.Time) error
 
+	// Reseal seals again, under the current key of the store's cipher, the
+	// values of column (one of SealedColumns, EINVALID otherwise) that
+	// another key or an older format sealed, in up to limit rows after the
+	// cursor after ("" to start; then the Next of the previous batch), in
+	// the order of the cursor (see ResealAll). A row is written only
+	// if it still holds the value read, so a value written meanwhile stays
+	// as written and several instances may reseal at once.
+	Reseal(ctx context.Context, column, after string, limit int) (ResealResult, error)
+
 	// Ping reports whether the store can commit a write now: it commits a
 	// small write through the path Ingest's writes take, so that it fails
 	// whenever an Ingest would for want of the database (disk full,

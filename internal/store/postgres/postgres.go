@@ -258,22 +258,41 @@ func migrationNames() ([]string, error) {
 	return names, err
 }
 
-// checkKey makes sure the store is opened with the key its data was written
-// with: the first Open keeps a value sealed with the key, later ones must be
-// able to open it. Without this an instance started with another key would
-// write data the others cannot read, and fail only when it reads a body.
-// It runs under migrate's advisory lock, so two first Opens with different
-// keys cannot both store theirs.
+// checkKey makes sure the store is opened with the keys its data was
+// written with (hub.Cipher.CheckKeys), and records a new current key.
+// Without this an instance started with another key would write data the
+// others cannot read, and fail only when it reads a body. It runs under
+// migrate's advisory lock, so two first Opens with different keys cannot
+// both record theirs.
 func (s *Store) checkKey(ctx context.Context, tx pgx.Tx) error {
-	var sealed []byte
-	err := tx.QueryRow(ctx, `SELECT sealed FROM key_check WHERE id = 1`).Scan(&sealed)
-	if errors.Is(err, pgx.ErrNoRows) {
-		_, err = tx.Exec(ctx, `INSERT INTO key_check (id, sealed) VALUES (1, $1)`, s.cipher.KeyCheck())
-		return err
-	} else if err != nil {
+	var legacy []byte
+	err := tx.QueryRow(ctx, `SELECT sealed FROM key_check WHERE id = 1`).Scan(&legacy)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("key check: %w", err)
 	}
-	return s.cipher.CheckKey(sealed)
+	rows, err := tx.Query(ctx, `SELECT id, "check", added_at FROM encryption_keys ORDER BY added_at, id`)
+	if err != nil {
+		return fmt.Errorf("key check: %w", err)
+	}
+	known, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (hub.StoredKey, error) {
+		var k hub.StoredKey
+		err := row.Scan(&k.ID, &k.Check, &k.AddedAt)
+		return k, err
+	})
+	if err != nil {
+		return fmt.Errorf("key check: %w", err)
+	}
+	add, err := s.cipher.CheckKeys(legacy, known)
+	if err != nil || add == nil {
+		return err
+	}
+	if legacy == nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO key_check (id, sealed) VALUES (1, $1)`, s.cipher.KeyCheck()); err != nil {
+			return fmt.Errorf("key check: %w", err)
+		}
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO encryption_keys (id, "check", added_at) VALUES ($1, $2, now())`, add.ID, add.Check)
+	return err
 }
 
 // inTx runs fn in a transaction (READ COMMITTED, the server's default) and

@@ -32,25 +32,43 @@ func TestSealing(t *testing.T) {
 		_, dbURL := newSchema(t)
 		key := newKey(t)
 		s := openStore(t, dbURL, key)
-		db := rawConn(t, dbURL)
-		return s, storetest.Raw{
-			Key: key,
-			Get: func(t *testing.T, table, column, id string) []byte {
-				t.Helper()
-				var v []byte
-				if err := db.QueryRow(ctxFor(t), `SELECT `+column+` FROM `+table+` WHERE id = $1`, id).Scan(&v); err != nil {
-					t.Fatalf("read %s.%s of %s: %v", table, column, id, err)
-				}
-				return v
-			},
-			Set: func(t *testing.T, table, column, id string, v []byte) {
-				t.Helper()
-				if _, err := db.Exec(ctxFor(t), `UPDATE `+table+` SET `+column+` = $1 WHERE id = $2`, v, id); err != nil {
-					t.Fatalf("write %s.%s of %s: %v", table, column, id, err)
-				}
-			},
-		}
+		return s, rawOf(rawConn(t, dbURL), key)
 	})
+}
+
+// TestRotation runs the suite's tests of key rotation: two stores at once
+// and a raw connection.
+func TestRotation(t *testing.T) {
+	baseURL(t)
+	storetest.RunRotation(t, func(t *testing.T) (storetest.Reopen, storetest.Raw) {
+		conns.reserve(t, 2*poolSize+1)
+		_, dbURL := newSchema(t)
+		reopen := func(t *testing.T, c *hub.Cipher) (hub.Store, error) {
+			return Open(ctxFor(t), dbURL, c, WithMaxConns(poolSize), WithLogger(quiet))
+		}
+		return reopen, rawOf(rawConn(t, dbURL), nil)
+	})
+}
+
+// rawOf reaches the database past the store, on db.
+func rawOf(db *pgx.Conn, key []byte) storetest.Raw {
+	return storetest.Raw{
+		Key: key,
+		Get: func(t *testing.T, table, column, id string) []byte {
+			t.Helper()
+			var v []byte
+			if err := db.QueryRow(ctxFor(t), `SELECT `+column+` FROM `+table+` WHERE id = $1`, id).Scan(&v); err != nil {
+				t.Fatalf("read %s.%s of %s: %v", table, column, id, err)
+			}
+			return v
+		},
+		Set: func(t *testing.T, table, column, id string, v []byte) {
+			t.Helper()
+			if _, err := db.Exec(ctxFor(t), `UPDATE `+table+` SET `+column+` = $1 WHERE id = $2`, v, id); err != nil {
+				t.Fatalf("write %s.%s of %s: %v", table, column, id, err)
+			}
+		},
+	}
 }
 
 // TestUnboundKeyCheck: a database whose key check was written before values

@@ -29,34 +29,40 @@ func TestSealing(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "verihook.db")
 		key := newKey(t)
 		s := openStore(t, path, key)
-		db := rawDB(t, path)
-		// A message's body is in message_bodies (migration 0007).
-		row := func(table, column string) (string, string) {
-			if table == "messages" && column == "body" {
-				return "message_bodies", "message_id"
-			}
-			return table, "id"
-		}
-		return s, storetest.Raw{
-			Key: key,
-			Get: func(t *testing.T, table, column, id string) []byte {
-				t.Helper()
-				var v []byte
-				tab, idCol := row(table, column)
-				if err := db.QueryRow(`SELECT `+column+` FROM `+tab+` WHERE `+idCol+` = ?`, id).Scan(&v); err != nil {
-					t.Fatalf("read %s.%s of %s: %v", table, column, id, err)
-				}
-				return v
-			},
-			Set: func(t *testing.T, table, column, id string, v []byte) {
-				t.Helper()
-				tab, idCol := row(table, column)
-				if _, err := db.Exec(`UPDATE `+tab+` SET `+column+` = ? WHERE `+idCol+` = ?`, v, id); err != nil {
-					t.Fatalf("write %s.%s of %s: %v", table, column, id, err)
-				}
-			},
-		}
+		return s, rawOf(rawDB(t, path), key)
 	})
+}
+
+// TestRotation runs the suite's tests of key rotation.
+func TestRotation(t *testing.T) {
+	storetest.RunRotation(t, func(t *testing.T) (storetest.Reopen, storetest.Raw) {
+		path := filepath.Join(t.TempDir(), "verihook.db")
+		reopen := func(t *testing.T, c *hub.Cipher) (hub.Store, error) { return Open(t.Context(), path, c) }
+		return reopen, rawOf(rawDB(t, path), nil)
+	})
+}
+
+// rawOf reaches the database db past the store.
+func rawOf(db *sql.DB, key []byte) storetest.Raw {
+	return storetest.Raw{
+		Key: key,
+		Get: func(t *testing.T, table, column, id string) []byte {
+			t.Helper()
+			var v []byte
+			tab, idCol := sealedRow(table, column)
+			if err := db.QueryRow(`SELECT `+column+` FROM `+tab+` WHERE `+idCol+` = ?`, id).Scan(&v); err != nil {
+				t.Fatalf("read %s.%s of %s: %v", table, column, id, err)
+			}
+			return v
+		},
+		Set: func(t *testing.T, table, column, id string, v []byte) {
+			t.Helper()
+			tab, idCol := sealedRow(table, column)
+			if _, err := db.Exec(`UPDATE `+tab+` SET `+column+` = ? WHERE `+idCol+` = ?`, v, id); err != nil {
+				t.Fatalf("write %s.%s of %s: %v", table, column, id, err)
+			}
+		},
+	}
 }
 
 // TestUnboundKeyCheck: a database whose key check was written before values
@@ -78,4 +84,14 @@ func TestUnboundKeyCheck(t *testing.T) {
 		}
 		t.Fatalf("Open with another key = %v, want hub.ErrKeyMismatch", err)
 	}
+}
+
+// sealedRow returns the table and id column where the store keeps
+// table.column of a row: a message's body is in message_bodies (migration
+// 0007).
+func sealedRow(table, column string) (string, string) {
+	if table == "messages" && column == "body" {
+		return "message_bodies", "message_id"
+	}
+	return table, "id"
 }

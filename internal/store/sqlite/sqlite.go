@@ -147,7 +147,7 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 		wdb.Close()
 		return nil, fail("migrate "+path, err)
 	}
-	if err := checkKey(ctx, wdb, c); err != nil {
+	if err := checkKey(ctx, wdb, c, time.Now()); err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -352,18 +352,49 @@ func notFound(op string, err error, msg string) error {
 	return fail(op, err)
 }
 
-// checkKey makes sure the store is opened with the key its data was written
-// with: the first Open keeps a value sealed with the key, later ones must be
-// able to open it. Without this a wrong key would only show when a body is
-// first read.
-func checkKey(ctx context.Context, db *sql.DB, c *hub.Cipher) error {
-	var sealed []byte
-	err := db.QueryRowContext(ctx, `SELECT sealed FROM key_check WHERE id = 1`).Scan(&sealed)
-	if errors.Is(err, sql.ErrNoRows) {
-		_, err = db.ExecContext(ctx, `INSERT INTO key_check (id, sealed) VALUES (1, ?)`, c.KeyCheck())
-		return err
-	} else if err != nil {
+// checkKey makes sure the store is opened with the keys its data was
+// written with (hub.Cipher.CheckKeys), and records a new current key.
+// Without this a wrong key would only show when a body is first read.
+func checkKey(ctx context.Context, db *sql.DB, c *hub.Cipher, now time.Time) error {
+	tx, err := db.BeginTx(ctx, nil) // immediate: two first Opens do not both record their key
+	if err != nil {
 		return err
 	}
-	return c.CheckKey(sealed)
+	defer tx.Rollback()
+	var legacy []byte
+	if err := tx.QueryRowContext(ctx, `SELECT sealed FROM key_check WHERE id = 1`).Scan(&legacy); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, "check", added_at FROM encryption_keys ORDER BY added_at, id`)
+	if err != nil {
+		return err
+	}
+	var known []hub.StoredKey
+	for rows.Next() {
+		var k hub.StoredKey
+		var added int64
+		if err := rows.Scan(&k.ID, &k.Check, &added); err != nil {
+			rows.Close()
+			return err
+		}
+		k.AddedAt = fromNanos(added)
+		known = append(known, k)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	add, err := c.CheckKeys(legacy, known)
+	if err != nil || add == nil {
+		return err
+	}
+	if legacy == nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO key_check (id, sealed) VALUES (1, ?)`, c.KeyCheck()); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO encryption_keys (id, "check", added_at) VALUES (?, ?, ?)`,
+		add.ID, add.Check, toNanos(now)); err != nil {
+		return err
+	}
+	return tx.Commit()
 }

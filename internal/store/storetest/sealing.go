@@ -210,6 +210,17 @@ func testUnboundValues(t *testing.T, s hub.Store, raw Raw) {
 // show such values still open. It is written out here rather than borrowed
 // from hub, so that it pins the old format down independently.
 func SealUnbound(key, plaintext []byte) []byte {
+	return sealOld(1, key, plaintext, nil)
+}
+
+// SealBound seals plaintext with key for column and row as verihook did
+// before sealed values named their key (format 2), written out here for the
+// same reason as SealUnbound.
+func SealBound(key, plaintext []byte, column, row string) []byte {
+	return sealOld(2, key, plaintext, []byte("verihook sealed v2\x00"+column+"\x00"+row))
+}
+
+func sealOld(version byte, key, plaintext, ad []byte) []byte {
 	block, err := aes.NewCipher(key)
 	if err != nil {
 		panic(err)
@@ -220,5 +231,5 @@ func SealUnbound(key, plaintext []byte) []byte {
 	}
 	nonce := make([]byte, aead.NonceSize())
 	rand.Read(nonce)
-	return aead.Seal(append([]byte{1}, nonce...), nonce, plaintext, nil)
+	return aead.Seal(append([]byte{version}, nonce...), nonce, plaintext, ad)
 }
