@@ -39,6 +39,8 @@ Usage:
   verihook simulate PROVIDER --list               list a provider's events
   verihook simulate PROVIDER --scenario FILE      play a sequence (duplicates, reordering)
   verihook listen --secret whsec_… [--port 9000]  a local endpoint that verifies and prints deliveries
+  verihook backup FILE                            copy the SQLite database while serve runs
+  verihook rotate-key [--finish]                  start (or end) an encryption key rotation
   verihook version                                print the version
 
 Getting started:
@@ -85,11 +87,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return 2
 	}
 	cmds := map[string]func(context.Context, env, []string) error{
-		"serve":    runServe,
-		"token":    runToken,
-		"migrate":  runMigrate,
-		"simulate": runSimulate,
-		"listen":   runListen,
+		"serve":      runServe,
+		"token":      runToken,
+		"migrate":    runMigrate,
+		"simulate":   runSimulate,
+		"listen":     runListen,
+		"rotate-key": runRotateKey,
+		"backup":     runBackup,
 		"version": func(context.Context, env, []string) error {
 			fmt.Fprintln(stdout, "verihook", version)
 			return nil

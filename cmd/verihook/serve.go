@@ -73,6 +73,10 @@ type Main struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
+	// resealed is closed when the background re-seal of a key rotation
+	// has ended (at once when no rotation is under way).
+	resealed chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -101,7 +105,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 
-	m.Store, err = openStore(ctx, m.Config, m.Getenv, m.Logger)
+	var cipher *hub.Cipher
+	m.Store, cipher, err = openStoreCipher(ctx, m.Config, m.Getenv, m.Logger)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -201,6 +206,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		})
 	}
 	m.wg.Go(func() { m.purgeLoop(bg) })
+	m.resealed = make(chan struct{})
+	if keys := cipher.KeyIDs(); len(keys) > 1 {
+		m.wg.Go(func() { m.reseal(bg, keys) })
+	} else {
+		close(m.resealed)
+	}
 	if len(m.Config.Sources) == 0 {
 		m.Logger.Warn("no sources are configured, so every callback will get 404: declare them in a config file (--config; see verihook --help and README.md)")
 	}

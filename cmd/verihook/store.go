@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"unicode"
 
 	"github.com/verihook/verihook/internal/hub"
 	"github.com/verihook/verihook/internal/store/postgres"
@@ -22,12 +23,19 @@ import (
 // openStore opens the configured database: embedded SQLite in the data dir,
 // or PostgreSQL, which every instance shares.
 func openStore(ctx context.Context, cfg Config, getenv func(string) string, log *slog.Logger) (hub.Store, error) {
+	s, _, err := openStoreCipher(ctx, cfg, getenv, log)
+	return s, err
+}
+
+// openStoreCipher is openStore, returning the cipher the store seals with
+// too.
+func openStoreCipher(ctx context.Context, cfg Config, getenv func(string) string, log *slog.Logger) (hub.Store, *hub.Cipher, error) {
 	if cfg.Database != "" {
 		// Every instance must encrypt with the same key, so none may invent
 		// one: it comes from the environment or a key file put there.
 		c, err := loadCipher(cfg.DataDir, getenv, false, log)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		opts := []postgres.Option{postgres.WithLogger(log)}
 		if !strings.Contains(cfg.Database, "pool_max_conns=") {
@@ -38,17 +46,19 @@ func openStore(ctx context.Context, cfg Config, getenv func(string) string, log 
 			// connection).
 			opts = append(opts, postgres.WithMaxConns(defaultPoolSize))
 		}
-		return postgres.Open(ctx, cfg.Database, c, opts...)
+		s, err := postgres.Open(ctx, cfg.Database, c, opts...)
+		return s, c, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+		return nil, nil, fmt.Errorf("data dir: %w", err)
 	}
 	warnIfOpen(log, "data dir", cfg.DataDir, "chmod 700")
 	c, err := loadCipher(cfg.DataDir, getenv, true, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "verihook.db"), c, sqlite.WithLogger(log))
+	s, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "verihook.db"), c, sqlite.WithLogger(log))
+	return s, c, err
 }
 
 // defaultPoolSize is the PostgreSQL pool size unless the URL sets one.
@@ -57,17 +67,32 @@ const defaultPoolSize = 16
 // keyFile is the name of the encryption key file in the data dir.
 const keyFile = "verihook.key"
 
-// loadCipher returns the cipher for data at rest: the key from
+// loadCipher returns the cipher for data at rest: the keys from
 // VERIHOOK_ENCRYPTION_KEY (32 bytes, base64 or hex) or from the key file in
-// the data dir, created with mode 0600 on first start when create is set.
-// It warns on log when the key file is open to group or others.
+// the data dir, created with mode 0600 on first start when create is set,
+// and the previous keys of VERIHOOK_PREVIOUS_ENCRYPTION_KEYS. It warns on
+// log when the key file is open to group or others.
 func loadCipher(dataDir string, getenv func(string) string, create bool, log *slog.Logger) (*hub.Cipher, error) {
+	keys, err := loadKeys(dataDir, getenv, create, log)
+	if err != nil {
+		return nil, err
+	}
+	return hub.NewCipher(keys[0], keys[1:]...)
+}
+
+// loadKeys returns the encryption keys, the current one first (see
+// loadCipher).
+func loadKeys(dataDir string, getenv func(string) string, create bool, log *slog.Logger) ([][]byte, error) {
+	previous, err := decodeKeys(getenv("VERIHOOK_PREVIOUS_ENCRYPTION_KEYS"))
+	if err != nil {
+		return nil, fmt.Errorf("VERIHOOK_PREVIOUS_ENCRYPTION_KEYS: %w", err)
+	}
 	if v := strings.TrimSpace(getenv("VERIHOOK_ENCRYPTION_KEY")); v != "" {
 		key, err := decodeKey(v)
 		if err != nil {
 			return nil, fmt.Errorf("VERIHOOK_ENCRYPTION_KEY: %w", err)
 		}
-		return hub.NewCipher(key)
+		return append([][]byte{key}, previous...), nil
 	}
 	path := filepath.Join(dataDir, keyFile)
 	raw, err := os.ReadFile(path)
@@ -81,11 +106,36 @@ func loadCipher(dataDir string, getenv func(string) string, create bool, log *sl
 		return nil, fmt.Errorf("key file: %w", err)
 	}
 	warnIfOpen(log, "key file", path, "chmod 600")
-	key, err := decodeKey(strings.TrimSpace(string(raw)))
+	keys, err := decodeKeys(string(raw))
+	if err == nil && len(keys) == 0 {
+		err = errors.New("no key in it")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("key file %s: %w", path, err)
 	}
-	return hub.NewCipher(key)
+	return append(keys, previous...), nil
+}
+
+// decodeKeys decodes the keys of a key file, one a line, or of
+// VERIHOOK_PREVIOUS_ENCRYPTION_KEYS, separated by commas or spaces: the
+// current key first, then the previous ones, which only decrypt (during a
+// key rotation, see rotatekey.go). Blank lines and lines starting with #
+// are skipped.
+func decodeKeys(s string) ([][]byte, error) {
+	var keys [][]byte
+	for line := range strings.Lines(s) {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, "#") {
+			continue
+		}
+		for _, f := range strings.FieldsFunc(line, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }) {
+			key, err := decodeKey(f)
+			if err != nil {
+				return nil, fmt.Errorf("key %d: %w", len(keys)+1, err)
+			}
+			keys = append(keys, key)
+		}
+	}
+	return keys, nil
 }
 
 // createKeyFile creates the key file at path with a new key and returns its

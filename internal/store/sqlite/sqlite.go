@@ -42,6 +42,7 @@ type Store struct {
 	Now func() time.Time
 
 	cipher *hub.Cipher
+	path   string  // the database file, for Backup
 	wdb    *sql.DB // the one writer connection, used only by the writer goroutine
 	q      *prepared
 	rdb    *sql.DB // the read pool
@@ -182,6 +183,7 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 	s := &Store{
 		Now:    time.Now,
 		cipher: c,
+		path:   path,
 		wdb:    wdb,
 		q:      q,
 		rdb:    rdb,
