@@ -82,9 +82,10 @@ const (
 	sealedKeyCheck           = "key_check.sealed"
 )
 
-// SealedColumns lists every place where verihook seals values, for Reseal.
+// SealedColumns lists every place where verihook seals values, for Reseal
+// (TestSealedColumnsComplete checks that none is missing).
 var SealedColumns = []string{SealedSourceSecrets, SealedEndpointSecret, SealedEndpointPrevSecret,
-	SealedEventData, SealedMessageBody}
+	SealedDispatchContent, SealedEventData, SealedMessageBody}
 
 // NewCipher returns a Cipher that seals with key and opens with key and
 // each of previous (every one 32 bytes).

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"slices"
 	"strings"
 	"testing"
@@ -194,6 +197,31 @@ func TestCipherKeys(t *testing.T) {
 	copy(forged[1:9], both.SealedPrefix()[1:])
 	if _, err := both.Open(forged, col, row); !errors.Is(err, hub.ErrDecrypt) {
 		t.Errorf("Open of a value naming another key = %v, want ErrDecrypt", err)
+	}
+}
+
+// TestSealedColumnsComplete: every exported Sealed constant of cipher.go
+// is in SealedColumns, so that a key rotation re-seals every place values
+// are sealed at.
+func TestSealedColumnsComplete(t *testing.T) {
+	t.Parallel()
+	f, err := parser.ParseFile(token.NewFileSet(), "cipher.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, obj := range f.Scope.Objects {
+		if obj.Kind != ast.Con || !strings.HasPrefix(obj.Name, "Sealed") {
+			continue
+		}
+		n++
+		v := strings.Trim(obj.Decl.(*ast.ValueSpec).Values[0].(*ast.BasicLit).Value, `"`)
+		if !slices.Contains(hub.SealedColumns, v) {
+			t.Errorf("%s (%s) is not in hub.SealedColumns: a key rotation would leave it under the old key", obj.Name, v)
+		}
+	}
+	if n != len(hub.SealedColumns) {
+		t.Errorf("%d Sealed constants, %d SealedColumns", n, len(hub.SealedColumns))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/verihook/verihook/internal/hub"
 )
@@ -54,6 +55,7 @@ func RunRotation(t *testing.T, newDB func(t *testing.T) (Reopen, Raw)) {
 
 	s1 := mustOpen(k1)
 	r := storeSealedRows(t, s1)
+	otp := ingestOTP(t, s1, "src", "rotation-otp", at(10), time.Hour) // a message, an event and a dispatch
 	cols := sealedColumns(t, s1, r)
 	// Row 1 of every column holds a value of an older format, as databases
 	// written by earlier versions do.
@@ -102,8 +104,8 @@ func RunRotation(t *testing.T, newDB func(t *testing.T) (Reopen, Raw)) {
 		rest += r.Resealed
 		next = r.Next
 	}
-	if rest != 1 {
-		t.Fatalf("Reseal of the rest re-sealed %d messages, want 1", rest)
+	if rest != 2 {
+		t.Fatalf("Reseal of the rest re-sealed %d messages, want 2", rest)
 	}
 	if _, err := s2.Reseal(ctx(t), "tokens.hash", "", 5); hub.ErrorCode(err) != hub.EINVALID {
 		t.Errorf("Reseal of a column that holds no sealed value = %v, want EINVALID", err)
@@ -113,8 +115,8 @@ func RunRotation(t *testing.T, newDB func(t *testing.T) (Reopen, Raw)) {
 	bad := foreign.Seal([]byte(`{"a":1}`), hub.SealedEventData, r.events[0].ID)
 	good := raw.Get(t, "events", "data", r.events[0].ID)
 	raw.Set(t, "events", "data", r.events[0].ID, bad)
-	if got, err := s2.Reseal(ctx(t), hub.SealedEventData, "", 10); err != nil || got.Unreadable != 1 || got.Resealed != 1 {
-		t.Errorf("Reseal with an unreadable value = %+v, %v; want 1 unreadable, 1 resealed", got, err)
+	if got, err := s2.Reseal(ctx(t), hub.SealedEventData, "", 10); err != nil || got.Unreadable != 1 || got.Resealed != 2 {
+		t.Errorf("Reseal with an unreadable value = %+v, %v; want 1 unreadable, 2 resealed", got, err)
 	}
 	if !bytes.Equal(raw.Get(t, "events", "data", r.events[0].ID), bad) {
 		t.Error("Reseal changed a value it could not open")
@@ -134,9 +136,13 @@ func RunRotation(t *testing.T, newDB func(t *testing.T) (Reopen, Raw)) {
 		})
 	}
 	wg.Wait()
-	// Left: 2 sources, 4 endpoint secrets, 1 event (restored above).
-	if n := totals[0].Resealed + totals[1].Resealed; n != 7 {
-		t.Errorf("two stores resealed %d and %d values, want 7 in all", totals[0].Resealed, totals[1].Resealed)
+	// Left: 2 sources, 4 endpoint secrets, 1 dispatch, 1 event (restored
+	// above).
+	if n := totals[0].Resealed + totals[1].Resealed; n != 8 {
+		t.Errorf("two stores resealed %d and %d values, want 8 in all", totals[0].Resealed, totals[1].Resealed)
+	}
+	if v := raw.Get(t, "dispatches", "content", otp.ID); !bytes.HasPrefix(v, prefix(k2)) {
+		t.Errorf("dispatches.content is %x… after the rotation, not under the new key", v[:9])
 	}
 	for _, col := range cols {
 		for _, id := range col.ids {
@@ -152,7 +158,11 @@ func RunRotation(t *testing.T, newDB func(t *testing.T) (Reopen, Raw)) {
 	s3.Close()
 
 	// Done: the new key alone reads everything; the old one is refused.
-	readAll(mustOpen(k2), "after the rotation, with the new key alone")
+	s4 := mustOpen(k2)
+	readAll(s4, "after the rotation, with the new key alone")
+	if cs := claimDispatches(t, s4, at(10), time.Minute); len(cs) != 1 || cs[0].Dispatch.Content != otp.Content {
+		t.Errorf("dispatch claimed after the rotation = %+v; want %s with its content", cs, otp.ID)
+	}
 	wantRefused("the replaced key", k1)
 	wantRefused("the keys swapped", k1, k2)
 }
