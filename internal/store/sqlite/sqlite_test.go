@@ -317,7 +317,7 @@ func TestWrongKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := raw.Exec(`DELETE FROM key_check`); err != nil {
+	if _, err := raw.Exec(`DELETE FROM key_check; DELETE FROM encryption_keys`); err != nil {
 		t.Fatal(err)
 	}
 	raw.Close()
