@@ -252,6 +252,10 @@ func (cfg *Config) validate(getenv func(string) string, registry provider.Regist
 			if err := d.Validate(); err != nil {
 				return fmt.Errorf("config: %s.dispatch.%w", field, err)
 			}
+			// A send still running when its lease ends may be made twice.
+			if t := d.MaxTimeout(); 2*t > cfg.DispatchLease {
+				return fmt.Errorf("config: %s.dispatch: a timeout of %s wants a dispatch_lease of at least %s, not %s", field, t, 2*t, cfg.DispatchLease)
+			}
 		}
 	}
 	seen = map[string]bool{}

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/verihook/verihook/internal/dispatch"
 	"github.com/verihook/verihook/internal/hub"
 	"github.com/verihook/verihook/internal/provider"
 )
@@ -356,17 +358,25 @@ func TestLogsHoldNoPersonalData(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
 	cfg.LogLevel = "debug"
-	var logs bytes.Buffer
+	// The OTP is dispatched to a gateway that refuses it, echoing the number.
+	const otpText, phone = "Your code is 493817", "+995599123456"
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"message":"`+phone+` is not a mobile number"}`, http.StatusBadRequest)
+	}))
+	t.Cleanup(gw.Close)
+	cfg.AllowPrivateEndpoints = true
+	cfg.Sources[0].Dispatch = &dispatch.Config{SMS: &dispatch.SMSConfig{Preset: "twilio", URL: gw.URL, AccountSID: "AC1", AuthToken: "t", From: "+1555"}}
+	var logs syncBuffer
 	m := &Main{Config: cfg, LogOutput: &logs}
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	base := "http://" + m.Addr()
-	const otpText, phone = "Your code is 493817", "+995599123456"
 	body, h := signed(t, "identomat", "one-time-password", provider.Fields{Ref: "s-log", Text: otpText, Recipient: phone})
 	if code := postRaw(t, base+"/ingest/identomat-main", h, body, nil); code != 200 {
 		t.Fatalf("OTP: %d", code)
 	}
+	waitFor(t, "the dispatch's failure logged", 30*time.Second, func() bool { return strings.Contains(logs.String(), "dispatch failed") })
 	body, h = signed(t, "idenfy", "IDENTIFICATION_MANUAL_FINISHED", provider.Fields{Ref: "scan-log"})
 	postRaw(t, base+"/ingest/idenfy-main", h, body, nil)
 	h.Set("Idenfy-Signature", "00")

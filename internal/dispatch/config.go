@@ -369,6 +369,19 @@ func validateTemplates(ts map[string]Template, email bool) error {
 	return nil
 }
 
+// MaxTimeout is the longest attempt timeout of the configured channels
+// (after Validate).
+func (c *Config) MaxTimeout() time.Duration {
+	var t time.Duration
+	if c.Email != nil {
+		t = max(t, c.Email.SMTP.Timeout)
+	}
+	if c.SMS != nil {
+		t = max(t, c.SMS.Timeout)
+	}
+	return t
+}
+
 // CheckHosts checks the SMTP host and the gateway URL with check, the SSRF
 // guard that endpoint URLs pass (an http(s) URL).
 func (c *Config) CheckHosts(check func(rawURL string) error) error {
