@@ -2,7 +2,9 @@ package storetest
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -304,5 +306,61 @@ func testDispatchFilters(t *testing.T, s hub.Store) {
 	page, next, err = s.Dispatches(ctx(t), hub.DispatchFilter{Page: hub.Page{Limit: 1, Cursor: next}})
 	if err != nil || len(page) != 1 || page[0].ID != a.ID || next != "" {
 		t.Fatalf("Dispatches(page 2) = %v, %q, %v", page, next, err)
+	}
+}
+
+func testDispatchClaimRace(t *testing.T, s hub.Store) { dispatchClaimRace(t, []hub.Store{s}) }
+
+// dispatchClaimRace has workers on every store claim the dispatches at once,
+// while others expire them: no dispatch is claimed twice while its lease
+// holds, and every one is claimed.
+func dispatchClaimRace(t *testing.T, stores []hub.Store) {
+	const n = 40
+	want := map[string]bool{}
+	for i := range n {
+		want[ingestOTP(t, stores[0], "identomat-main", fmt.Sprint("otp-", i), at(i), time.Hour).ID] = true
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		got   = map[string]int{}
+		start = make(chan struct{})
+	)
+	for w := range 8 {
+		s := stores[w%len(stores)]
+		wg.Go(func() {
+			<-start
+			for {
+				if w%4 == 0 {
+					// Nothing is past its deadline: an expiry changes nothing.
+					if ended, err := s.ExpireDispatches(ctx(t), at(n)); err != nil || len(ended) != 0 {
+						t.Errorf("ExpireDispatches = %d, %v", len(ended), err)
+					}
+				}
+				cs, err := s.ClaimDispatches(ctx(t), at(n), 3, time.Hour)
+				if err != nil {
+					t.Errorf("ClaimDispatches = %v", err)
+					return
+				}
+				if len(cs) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, c := range cs {
+					got[c.Dispatch.ID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	for id, k := range got {
+		if k != 1 || !want[id] {
+			t.Errorf("dispatch %s claimed %d times", id, k)
+		}
+	}
+	if len(got) != n {
+		t.Errorf("%d dispatches claimed, want %d", len(got), n)
 	}
 }

@@ -26,6 +26,7 @@ func RunShared(t *testing.T, open func(t *testing.T) []hub.Store) {
 		{"OrderingRace", orderingRace},
 		{"ConcurrentIngest", concurrentIngest},
 		{"ClaimRace", claimRace},
+		{"DispatchClaimRace", dispatchClaimRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -107,6 +107,7 @@ func Run(t *testing.T, open func(t *testing.T) hub.Store) {
 		{"DispatchEnded", testDispatchEnded},
 		{"ExpireDispatches", testExpireDispatches},
 		{"DispatchFilters", testDispatchFilters},
+		{"DispatchClaimRace", testDispatchClaimRace},
 		{"Closed", testClosed},
 	}
 	for _, tc := range tests {
