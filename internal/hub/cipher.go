@@ -76,6 +76,7 @@ const (
 	SealedMessageBody        = "messages.body"
 	SealedEventData          = "events.data"
 	SealedSourceSecrets      = "sources.secrets"
+	SealedSourcePrevSecrets  = "sources.previous_secrets"
 	SealedEndpointSecret     = "endpoints.secret"
 	SealedEndpointPrevSecret = "endpoints.previous_secret"
 	SealedDispatchContent    = "dispatches.content"
@@ -84,7 +85,7 @@ const (
 
 // SealedColumns lists every place where verihook seals values, for Reseal
 // (TestSealedColumnsComplete checks that none is missing).
-var SealedColumns = []string{SealedSourceSecrets, SealedEndpointSecret, SealedEndpointPrevSecret,
+var SealedColumns = []string{SealedSourceSecrets, SealedSourcePrevSecrets, SealedEndpointSecret, SealedEndpointPrevSecret,
 	SealedDispatchContent, SealedEventData, SealedMessageBody}
 
 // NewCipher returns a Cipher that seals with key and opens with key and

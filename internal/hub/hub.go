@@ -76,9 +76,15 @@ type Source struct {
 	// Secrets are the provider's keys by name (callback_api_key, signing_key,
 	// api_token, webhook_secret, webhook_secrets.<event>). Stores keep them
 	// encrypted; the API never shows them.
-	Secrets   map[string]string `json:"-"`
-	CreatedAt time.Time         `json:"created_at"`
-	UpdatedAt time.Time         `json:"updated_at"`
+	Secrets map[string]string `json:"-"`
+	// PreviousSecrets are the secrets before the last rotation, valid
+	// beside Secrets until PreviousSecretsExpireAt (see Rotate).
+	PreviousSecrets         map[string]string `json:"-"`
+	PreviousSecretsExpireAt time.Time         `json:"previous_secrets_expire_at,omitzero"`
+	// Managed says who owns the source: ManagedConfig or ManagedAPI.
+	Managed   string    `json:"managed"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // MessageStatus is what happened to a received message.

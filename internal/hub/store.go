@@ -20,6 +20,16 @@ type Store interface {
 	Source(ctx context.Context, id string) (Source, error)
 	// Sources returns every source with its secrets, ordered by id.
 	Sources(ctx context.Context) ([]Source, error)
+	// CreateSource stores a new source (see Source.Prepare); ECONFLICT if
+	// its id exists.
+	CreateSource(ctx context.Context, s Source) error
+	// UpdateSource replaces every field of a source but CreatedAt: its
+	// provider, secrets, previous secrets and their expiry, Managed and
+	// UpdatedAt. ENOTFOUND for an unknown id.
+	UpdateSource(ctx context.Context, s Source) error
+	// DeleteSource deletes a source; its messages, verifications and events
+	// stay. ENOTFOUND for an unknown id.
+	DeleteSource(ctx context.Context, id string) error
 
 	// Ingest stores in.Message (status accepted or quarantined), applies each
 	// observation with Apply, records the timeline and the events that
@@ -163,6 +173,30 @@ type Store interface {
 	// if it still holds the value read, so a value written meanwhile stays
 	// as written and several instances may reseal at once.
 	Reseal(ctx context.Context, column, after string, limit int) (ResealResult, error)
+
+	// Activity returns, for the dashboard, the counters (Count*) of every
+	// minute from since's minute on, oldest first, summed over whatever
+	// rows the store keeps per minute; the requests refused since then,
+	// grouped by source and reason; and, for every source, when its last
+	// message (of any status) was received. Every part is read from an index
+	// or the counters, never by counting the messages.
+	Activity(ctx context.Context, since time.Time) (Activity, error)
+	// StaleVerifications returns up to limit verifications that are not
+	// final and were created before before, newest first. So that it stays
+	// fast on any database, it looks only at the 10,000 newest verifications
+	// created before before.
+	StaleVerifications(ctx context.Context, before time.Time, limit int) ([]Verification, error)
+
+	// CreateSession stores a dashboard session (its hash only); ECONFLICT
+	// if its id or hash exists. Sessions that expired are deleted with it.
+	CreateSession(ctx context.Context, s Session) error
+	// SessionByHash returns the session whose hash is hash and the token it
+	// belongs to (revoked and expired ones included: callers check both).
+	// ENOTFOUND when there is no such session.
+	SessionByHash(ctx context.Context, hash string) (Session, Token, error)
+	// DeleteSession deletes the session whose hash is hash; an unknown hash
+	// changes nothing.
+	DeleteSession(ctx context.Context, hash string) error
 
 	// Ping reports whether the store can commit a write now: it commits a
 	// small write through the path Ingest's writes take, so that it fails

@@ -121,14 +121,19 @@ func (f DeliveryFilter) Validate() error {
 
 // Prepare checks a source and fills its defaults, as
 // Store.UpsertSource does before it stores it: an id that is not 1 to 128
-// of [A-Za-z0-9_.-], or no provider, is EINVALID; a zero CreatedAt or
-// UpdatedAt becomes now.
+// of [A-Za-z0-9_.-], no provider, or a Managed other than ManagedConfig or
+// ManagedAPI is EINVALID; a zero CreatedAt or UpdatedAt becomes now, an
+// empty Managed ManagedAPI.
 func (s *Source) Prepare(now time.Time) error {
 	switch {
 	case !ValidID(s.ID):
 		return Errorf(EINVALID, "invalid source id %q", s.ID)
 	case s.Provider == "":
 		return Errorf(EINVALID, "source %s has no provider", s.ID)
+	case s.Managed == "":
+		s.Managed = ManagedAPI
+	case s.Managed != ManagedAPI && s.Managed != ManagedConfig:
+		return Errorf(EINVALID, "source %s: managed must be %s or %s", s.ID, ManagedConfig, ManagedAPI)
 	}
 	if s.CreatedAt.IsZero() {
 		s.CreatedAt = now

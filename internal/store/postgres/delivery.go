@@ -277,6 +277,12 @@ const recordAttemptSQL = `WITH d AS (
 		version = version + 1
 	WHERE id = (SELECT endpoint_id FROM d)
 		AND ($11 <> '' OR ($3 = 'succeeded') = (failing_since IS NOT NULL))
+), c AS (
+	INSERT INTO stats (minute, name, key, shard, n, latency_ms)
+	SELECT $12, CASE WHEN $3 = 'succeeded' THEN 'delivered' ELSE 'delivery_error' END, endpoint_id,
+		pg_backend_pid() % 16, 1, $9 FROM d
+	ON CONFLICT (minute, name, key, shard) DO UPDATE SET n = stats.n + 1,
+		latency_ms = stats.latency_ms + excluded.latency_ms
 )
 SELECT endpoint_id FROM d`
 
@@ -310,7 +316,7 @@ func (s *Store) RecordAttempt(ctx context.Context, r hub.AttemptRecord) error {
 	err := retry(ctx, func() error {
 		return s.queryRow(ctx, recordAttemptSQL,
 			a.StatusCode, clean(a.Error), string(r.Status), next, ts(a.At), deliveryID, clean(r.Lease),
-			a.ID, a.LatencyMS, clean(a.Response), clean(r.DisableEndpoint)).Scan(&endpointID)
+			a.ID, a.LatencyMS, clean(a.Response), clean(r.DisableEndpoint), minute(a.At)).Scan(&endpointID)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Only the holder of the lease may record: a worker whose lease ran

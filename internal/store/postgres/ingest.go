@@ -357,6 +357,7 @@ func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.Inge
 			}
 		}
 	}
+	queue("count", countSQL, minute(m.ReceivedAt), string(m.Status), "", 0)
 	n := ds.len()
 	if n > 0 {
 		queue("insert deliveries", insertDeliveriesSQL, ds.args(m.ReceivedAt)...)
@@ -417,10 +418,16 @@ func (s *Store) RecordRejection(ctx context.Context, m hub.Message) error {
 	if err := checkTime(m.ReceivedAt, "received_at"); err != nil {
 		return fmt.Errorf("record rejection: %w", err)
 	}
-	_, err := s.exec(ctx, `INSERT INTO messages
-		(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name)
-		VALUES ($1, $2, $3, $4, $5, 'rejected', $6, $7, $8)`,
+	// One statement, so that the row and its count commit together.
+	_, err := s.exec(ctx, `WITH m AS (
+			INSERT INTO messages
+			(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name)
+			VALUES ($1, $2, $3, $4, $5, 'rejected', $6, $7, $8)
+		)
+		INSERT INTO stats (minute, name, key, shard, n, latency_ms)
+		VALUES ($9, 'rejected', '', pg_backend_pid() % 16, 1, 0)
+		ON CONFLICT (minute, name, key, shard) DO UPDATE SET n = stats.n + 1`,
 		m.ID, clean(m.SourceID), clean(m.Provider), ts(m.ReceivedAt), clean(m.RemoteAddr), m.HTTPStatus,
-		clean(m.Reason), clean(m.EventName))
+		clean(m.Reason), clean(m.EventName), minute(m.ReceivedAt))
 	return fail("record rejection", err)
 }

@@ -3,59 +3,142 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/verihook/verihook/internal/hub"
 )
 
-// UpsertSource creates the source or replaces its provider and secrets,
-// sealed as one JSON object. A new source's zero CreatedAt is the store's
-// clock; an existing source keeps its CreatedAt. A zero UpdatedAt is the
-// store's clock. An id that is not 1 to 128 of [A-Za-z0-9_.-], or no
-// provider, is EINVALID.
-func (s *Store) UpsertSource(ctx context.Context, src hub.Source) error {
+// sourceRow is a source checked and sealed for writing.
+type sourceRow struct {
+	src               hub.Source
+	secrets, previous []byte // sealed; previous nil when none
+}
+
+// prepareSource checks src (see hub.Source.Prepare) and seals its secrets
+// and previous secrets, each as one JSON object.
+func (s *Store) prepareSource(src hub.Source, op string) (sourceRow, error) {
 	if err := src.Prepare(s.now()); err != nil {
-		return err
+		return sourceRow{}, err
 	}
-	if err := checkTime(src.CreatedAt, "created_at"); err != nil {
-		return fmt.Errorf("upsert source: %w", err)
+	if err := errors.Join(checkTime(src.CreatedAt, "created_at"), checkTime(src.UpdatedAt, "updated_at"),
+		checkTime(src.PreviousSecretsExpireAt, "previous_secrets_expire_at")); err != nil {
+		return sourceRow{}, fmt.Errorf("%s: %w", op, err)
 	}
-	if err := checkTime(src.UpdatedAt, "updated_at"); err != nil {
-		return fmt.Errorf("upsert source: %w", err)
-	}
+	src.ID, src.Provider = clean(src.ID), clean(src.Provider)
+	r := sourceRow{src: src}
 	secrets, err := json.Marshal(src.Secrets)
 	if err != nil {
-		return fmt.Errorf("upsert source: encode secrets: %w", err)
+		return sourceRow{}, fmt.Errorf("%s: encode secrets: %w", op, err)
 	}
-	_, err = s.exec(ctx, `INSERT INTO sources (id, provider, secrets, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5)
+	r.secrets = s.cipher.Seal(secrets, hub.SealedSourceSecrets, src.ID)
+	if len(src.PreviousSecrets) > 0 {
+		previous, err := json.Marshal(src.PreviousSecrets)
+		if err != nil {
+			return sourceRow{}, fmt.Errorf("%s: encode previous secrets: %w", op, err)
+		}
+		r.previous = s.cipher.Seal(previous, hub.SealedSourcePrevSecrets, src.ID)
+	}
+	return r, nil
+}
+
+// UpsertSource creates the source or replaces its provider, secrets and
+// Managed (its previous secrets stay). A new source's zero CreatedAt is the
+// store's clock; an existing source keeps its CreatedAt. A zero UpdatedAt is
+// the store's clock. See hub.Source.Prepare for what is EINVALID.
+func (s *Store) UpsertSource(ctx context.Context, src hub.Source) error {
+	r, err := s.prepareSource(src, "upsert source")
+	if err != nil {
+		return err
+	}
+	_, err = s.exec(ctx, `INSERT INTO sources (id, provider, secrets, managed, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (id) DO UPDATE SET provider = excluded.provider, secrets = excluded.secrets,
-			updated_at = excluded.updated_at`,
-		src.ID, clean(src.Provider), s.cipher.Seal(secrets, hub.SealedSourceSecrets, src.ID), ts(src.CreatedAt), ts(src.UpdatedAt))
+			managed = excluded.managed, updated_at = excluded.updated_at`,
+		r.src.ID, r.src.Provider, r.secrets, r.src.Managed, ts(r.src.CreatedAt), ts(r.src.UpdatedAt))
 	return fail("upsert source", err)
 }
 
-const sourceCols = `id, provider, secrets, created_at, updated_at`
+// CreateSource stores a new source; ECONFLICT if its id exists.
+func (s *Store) CreateSource(ctx context.Context, src hub.Source) error {
+	r, err := s.prepareSource(src, "create source")
+	if err != nil {
+		return err
+	}
+	_, err = s.exec(ctx, `INSERT INTO sources
+		(id, provider, secrets, previous_secrets, previous_secrets_expire_at, managed, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		r.src.ID, r.src.Provider, r.secrets, r.previous, nullTime(r.src.PreviousSecretsExpireAt), r.src.Managed,
+		ts(r.src.CreatedAt), ts(r.src.UpdatedAt))
+	return fail("create source", err)
+}
+
+// UpdateSource replaces every field of a source but CreatedAt.
+func (s *Store) UpdateSource(ctx context.Context, src hub.Source) error {
+	r, err := s.prepareSource(src, "update source")
+	if err != nil {
+		return err
+	}
+	tag, err := s.exec(ctx, `UPDATE sources SET provider = $1, secrets = $2, previous_secrets = $3,
+			previous_secrets_expire_at = $4, managed = $5, updated_at = $6
+		WHERE id = $7`,
+		r.src.Provider, r.secrets, r.previous, nullTime(r.src.PreviousSecretsExpireAt), r.src.Managed,
+		ts(r.src.UpdatedAt), r.src.ID)
+	if err != nil {
+		return fail("update source", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return hub.Errorf(hub.ENOTFOUND, "source %q not found", src.ID)
+	}
+	return nil
+}
+
+// DeleteSource deletes a source; what it received stays.
+func (s *Store) DeleteSource(ctx context.Context, id string) error {
+	tag, err := s.exec(ctx, `DELETE FROM sources WHERE id = $1`, clean(id))
+	if err != nil {
+		return fail("delete source", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return hub.Errorf(hub.ENOTFOUND, "source %q not found", id)
+	}
+	return nil
+}
+
+const sourceCols = `id, provider, secrets, previous_secrets, previous_secrets_expire_at, managed, created_at, updated_at`
 
 func (s *Store) scanSource(r pgx.Row) (hub.Source, error) {
 	var (
-		src    hub.Source
-		sealed []byte
+		src              hub.Source
+		sealed, previous []byte
+		previousExpireAt *time.Time
 	)
-	if err := r.Scan(&src.ID, &src.Provider, &sealed, &src.CreatedAt, &src.UpdatedAt); err != nil {
+	if err := r.Scan(&src.ID, &src.Provider, &sealed, &previous, &previousExpireAt, &src.Managed,
+		&src.CreatedAt, &src.UpdatedAt); err != nil {
 		return hub.Source{}, err
 	}
-	plain, err := s.cipher.Open(sealed, hub.SealedSourceSecrets, src.ID)
-	if err != nil {
+	if err := s.openSecrets(sealed, hub.SealedSourceSecrets, src.ID, &src.Secrets); err != nil {
 		return hub.Source{}, fmt.Errorf("source %s: secrets: %w", src.ID, err)
 	}
-	if err := json.Unmarshal(plain, &src.Secrets); err != nil {
-		return hub.Source{}, fmt.Errorf("source %s: decode secrets: %w", src.ID, err)
+	if previous != nil {
+		if err := s.openSecrets(previous, hub.SealedSourcePrevSecrets, src.ID, &src.PreviousSecrets); err != nil {
+			return hub.Source{}, fmt.Errorf("source %s: previous secrets: %w", src.ID, err)
+		}
 	}
+	src.PreviousSecretsExpireAt = fromNullTime(previousExpireAt)
 	src.CreatedAt, src.UpdatedAt = src.CreatedAt.UTC(), src.UpdatedAt.UTC()
 	return src, nil
+}
+
+func (s *Store) openSecrets(sealed []byte, column, id string, into *map[string]string) error {
+	plain, err := s.cipher.Open(sealed, column, id)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(plain, into)
 }
 
 // Source returns one source with its decrypted secrets. Secrets that do not

@@ -283,13 +283,18 @@ func (s *Store) RecordAttempt(ctx context.Context, r hub.AttemptRecord) error {
 			a.Error); err != nil {
 			return fmt.Errorf("insert attempt: %w", err)
 		}
+		counter := hub.CountDelivered
 		if r.Status == hub.DeliverySucceeded {
 			_, err = tx.execStmt(s.q.endpointSucceeded, endpointID)
 		} else {
+			counter = hub.CountDeliveryError
 			_, err = tx.execStmt(s.q.endpointFailed, at, endpointID)
 		}
 		if err != nil {
 			return fmt.Errorf("update endpoint: %w", err)
+		}
+		if err := s.count(tx, a.At, counter, endpointID, a.LatencyMS); err != nil {
+			return err
 		}
 		if r.DisableEndpoint != "" {
 			s.eps.invalidate()

@@ -109,6 +109,9 @@ func (s *Store) ingestTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 			return hub.IngestResult{}, fmt.Errorf("insert body: %w", err)
 		}
 	}
+	if err := s.count(tx, m.ReceivedAt, string(m.Status), "", 0); err != nil {
+		return hub.IngestResult{}, err
+	}
 
 	now := s.now()
 	var events []hub.Event
@@ -252,6 +255,9 @@ func (s *Store) RecordRejection(ctx context.Context, m hub.Message) error {
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			m.ID, m.SourceID, m.Provider, toNanos(m.ReceivedAt), m.RemoteAddr, string(hub.MessageRejected),
 			m.HTTPStatus, m.Reason, m.EventName)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.count(tx, m.ReceivedAt, hub.CountRejected, "", 0)
 	})
 }

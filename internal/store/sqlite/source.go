@@ -2,62 +2,143 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/verihook/verihook/internal/hub"
 )
 
-// UpsertSource creates the source or replaces its provider and secrets,
-// sealed as one JSON object. A new source's zero CreatedAt is the store's
-// clock; an existing source keeps its CreatedAt. A zero UpdatedAt is the
-// store's clock. An id that is not 1 to 128 of [A-Za-z0-9_.-], or no
-// provider, is EINVALID.
-func (s *Store) UpsertSource(ctx context.Context, src hub.Source) error {
+// sourceRow is a source checked and sealed for writing.
+type sourceRow struct {
+	src               hub.Source
+	secrets, previous []byte // sealed; previous nil when none
+}
+
+// prepareSource checks src (see hub.Source.Prepare) and seals its secrets
+// and previous secrets, each as one JSON object.
+func (s *Store) prepareSource(src hub.Source, op string) (sourceRow, error) {
 	if err := src.Prepare(s.now()); err != nil {
-		return err
+		return sourceRow{}, err
 	}
-	if err := checkTime(src.CreatedAt, "created_at"); err != nil {
-		return fmt.Errorf("upsert source: %w", err)
+	if err := errors.Join(checkTime(src.CreatedAt, "created_at"), checkTime(src.UpdatedAt, "updated_at"),
+		checkTime(src.PreviousSecretsExpireAt, "previous_secrets_expire_at")); err != nil {
+		return sourceRow{}, fmt.Errorf("%s: %w", op, err)
 	}
-	if err := checkTime(src.UpdatedAt, "updated_at"); err != nil {
-		return fmt.Errorf("upsert source: %w", err)
-	}
+	r := sourceRow{src: src}
 	secrets, err := json.Marshal(src.Secrets)
 	if err != nil {
-		return fmt.Errorf("upsert source: encode secrets: %w", err)
+		return sourceRow{}, fmt.Errorf("%s: encode secrets: %w", op, err)
 	}
-	sealed := s.cipher.Seal(secrets, hub.SealedSourceSecrets, src.ID)
+	r.secrets = s.cipher.Seal(secrets, hub.SealedSourceSecrets, src.ID)
+	if len(src.PreviousSecrets) > 0 {
+		previous, err := json.Marshal(src.PreviousSecrets)
+		if err != nil {
+			return sourceRow{}, fmt.Errorf("%s: encode previous secrets: %w", op, err)
+		}
+		r.previous = s.cipher.Seal(previous, hub.SealedSourcePrevSecrets, src.ID)
+	}
+	return r, nil
+}
+
+// UpsertSource creates the source or replaces its provider, secrets and
+// Managed (its previous secrets stay). A new source's zero CreatedAt is the
+// store's clock; an existing source keeps its CreatedAt. A zero UpdatedAt is
+// the store's clock. See hub.Source.Prepare for what is EINVALID.
+func (s *Store) UpsertSource(ctx context.Context, src hub.Source) error {
+	r, err := s.prepareSource(src, "upsert source")
+	if err != nil {
+		return err
+	}
 	return s.write(ctx, "upsert source", func(tx *wtx) error {
-		_, err := tx.exec(`INSERT INTO sources (id, provider, secrets, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?)
+		_, err := tx.exec(`INSERT INTO sources (id, provider, secrets, managed, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET provider = excluded.provider, secrets = excluded.secrets,
-				updated_at = excluded.updated_at`,
-			src.ID, src.Provider, sealed, toNanos(src.CreatedAt), toNanos(src.UpdatedAt))
+				managed = excluded.managed, updated_at = excluded.updated_at`,
+			r.src.ID, r.src.Provider, r.secrets, r.src.Managed, toNanos(r.src.CreatedAt), toNanos(r.src.UpdatedAt))
 		return err
 	})
 }
 
-const sourceCols = `id, provider, secrets, created_at, updated_at`
+// CreateSource stores a new source; ECONFLICT if its id exists.
+func (s *Store) CreateSource(ctx context.Context, src hub.Source) error {
+	r, err := s.prepareSource(src, "create source")
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, "create source", func(tx *wtx) error {
+		_, err := tx.exec(`INSERT INTO sources
+			(id, provider, secrets, previous_secrets, previous_secrets_expire_at, managed, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.src.ID, r.src.Provider, r.secrets, r.previous, toNullNanos(r.src.PreviousSecretsExpireAt), r.src.Managed,
+			toNanos(r.src.CreatedAt), toNanos(r.src.UpdatedAt))
+		return err
+	})
+}
+
+// UpdateSource replaces every field of a source but CreatedAt.
+func (s *Store) UpdateSource(ctx context.Context, src hub.Source) error {
+	r, err := s.prepareSource(src, "update source")
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, "update source", func(tx *wtx) error {
+		res, err := tx.exec(`UPDATE sources SET provider = ?, secrets = ?, previous_secrets = ?,
+				previous_secrets_expire_at = ?, managed = ?, updated_at = ?
+			WHERE id = ?`,
+			r.src.Provider, r.secrets, r.previous, toNullNanos(r.src.PreviousSecretsExpireAt), r.src.Managed,
+			toNanos(r.src.UpdatedAt), r.src.ID)
+		if err != nil {
+			return err
+		}
+		return mustAffect(res, hub.Errorf(hub.ENOTFOUND, "source %q not found", src.ID))
+	})
+}
+
+// DeleteSource deletes a source; what it received stays.
+func (s *Store) DeleteSource(ctx context.Context, id string) error {
+	return s.write(ctx, "delete source", func(tx *wtx) error {
+		res, err := tx.exec(`DELETE FROM sources WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		return mustAffect(res, hub.Errorf(hub.ENOTFOUND, "source %q not found", id))
+	})
+}
+
+const sourceCols = `id, provider, secrets, previous_secrets, previous_secrets_expire_at, managed, created_at, updated_at`
 
 func (s *Store) scanSource(r scanner) (hub.Source, error) {
 	var (
 		src                  hub.Source
-		sealed               []byte
+		sealed, previous     []byte
+		previousExpireAt     sql.NullInt64
 		createdAt, updatedAt int64
 	)
-	if err := r.Scan(&src.ID, &src.Provider, &sealed, &createdAt, &updatedAt); err != nil {
+	if err := r.Scan(&src.ID, &src.Provider, &sealed, &previous, &previousExpireAt, &src.Managed,
+		&createdAt, &updatedAt); err != nil {
 		return hub.Source{}, err
 	}
-	plain, err := s.cipher.Open(sealed, hub.SealedSourceSecrets, src.ID)
-	if err != nil {
+	if err := s.openSecrets(sealed, hub.SealedSourceSecrets, src.ID, &src.Secrets); err != nil {
 		return hub.Source{}, fmt.Errorf("source %s: secrets: %w", src.ID, err)
 	}
-	if err := json.Unmarshal(plain, &src.Secrets); err != nil {
-		return hub.Source{}, fmt.Errorf("source %s: decode secrets: %w", src.ID, err)
+	if previous != nil {
+		if err := s.openSecrets(previous, hub.SealedSourcePrevSecrets, src.ID, &src.PreviousSecrets); err != nil {
+			return hub.Source{}, fmt.Errorf("source %s: previous secrets: %w", src.ID, err)
+		}
 	}
+	src.PreviousSecretsExpireAt = fromNullNanos(previousExpireAt)
 	src.CreatedAt, src.UpdatedAt = fromNanos(createdAt), fromNanos(updatedAt)
 	return src, nil
+}
+
+func (s *Store) openSecrets(sealed []byte, column, id string, into *map[string]string) error {
+	plain, err := s.cipher.Open(sealed, column, id)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(plain, into)
 }
 
 // Source returns one source with its decrypted secrets. Secrets that do not

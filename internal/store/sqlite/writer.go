@@ -237,6 +237,8 @@ type prepared struct {
 	claimDue, claimDueOrdered, setLease, claimEvent, claimEndpoint, recordDelivery, insertAttempt,
 	endpointSucceeded, endpointFailed, releaseDelivery, deliveryExists *sql.Stmt
 
+	count *sql.Stmt
+
 	list []*sql.Stmt // all of the above, for Close
 }
 
@@ -308,6 +310,7 @@ func prepare(ctx context.Context, db *sql.DB) (*prepared, error) {
 		{&q.releaseDelivery, `UPDATE deliveries SET lease = NULL, lease_until = NULL, next_attempt_at = ?, updated_at = ?
 			WHERE id = ? AND lease = ? AND status = 'pending'`},
 		{&q.deliveryExists, `SELECT count(*) FROM deliveries WHERE id = ?`},
+		{&q.count, countSQL},
 	} {
 		st, err := db.PrepareContext(ctx, p.query)
 		if err != nil {
