@@ -304,7 +304,7 @@ func expand(v string, getenv func(string) string) (string, error) {
 // source returns the hub.Source a SourceConfig declares (already validated).
 func (s SourceConfig) source(getenv func(string) string) (hub.Source, error) {
 	secrets, err := flattenSecrets(s.Secrets, getenv)
-	return hub.Source{ID: s.ID, Provider: strings.ToLower(s.Provider), Secrets: secrets}, err
+	return hub.Source{ID: s.ID, Provider: strings.ToLower(s.Provider), Secrets: secrets, Managed: hub.ManagedConfig}, err
 }
 
 var envRef = regexp.MustCompile(`^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$`)

@@ -159,6 +159,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Store: m.Store, Receiver: ingest.Receiver{Service: svc}, Logger: m.Logger, MaxBody: m.Config.MaxBodyBytes,
 		CheckURL: checkURL, Wake: m.Worker.Wake, ObserveIngest: mets.ObserveIngest,
 		EventsWithoutSecret: m.Registry.EventsWithoutSecret,
+		CheckSecrets: m.Registry.CheckSecrets, SendTest: m.Worker.SendTest, SourceChanged: svc.Forget,
 	}
 	if err := m.listen("listen", m.Config.Listen, api.Handler()); err != nil {
 		return err

@@ -516,3 +516,25 @@ func (l *limiter) prune(now time.Time) {
 		}
 	}
 }
+
+// TestEventType is the type of the event SendTest sends.
+const TestEventType = "verihook.test"
+
+// SendTest sends e one signed test event, now, outside the outbox: nothing
+// is stored, and the endpoint's filters and Enabled are not consulted, so
+// that an operator can check an endpoint's URL and secret before any event
+// is due. It returns the attempt as the delivery log would show it.
+func (w *Worker) SendTest(ctx context.Context, e hub.Endpoint) hub.Attempt {
+	now := w.now()
+	ev := hub.Event{
+		ID: hub.NewID("evt", now), Type: TestEventType, CreatedAt: now, Source: "verihook", Provider: "verihook",
+		Data: json.RawMessage(`{"message":"a test event sent from verihook; it concerns no verification"}`),
+	}
+	start := time.Now()
+	_, att := w.send(ctx, hub.Claim{Event: ev, Endpoint: e}, now)
+	att.LatencyMS = time.Since(start).Milliseconds()
+	if att.Error == "" && (att.StatusCode < 200 || att.StatusCode > 299) {
+		att.Error = fmt.Sprintf("the endpoint answered %d", att.StatusCode)
+	}
+	return att
+}

@@ -52,29 +52,6 @@ func page(r *http.Request) (hub.Page, error) {
 	return p, nil
 }
 
-func (s *Server) handleSources(w http.ResponseWriter, r *http.Request) {
-	srcs, err := s.Store.Sources(r.Context())
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	type source struct {
-		hub.Source
-		IngestPath string `json:"ingest_path"`
-		// EventsWithoutSecret are documented event types whose callbacks
-		// this source refuses (401) for want of a secret.
-		EventsWithoutSecret []string `json:"events_without_secret,omitempty"`
-	}
-	out := make([]source, len(srcs))
-	for i, src := range srcs {
-		out[i] = source{Source: src, IngestPath: "/ingest/" + src.ID}
-		if s.EventsWithoutSecret != nil {
-			out[i].EventsWithoutSecret = s.EventsWithoutSecret(src)
-		}
-	}
-	writeList(w, out, "")
-}
-
 func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
 	p, err := page(r)
 	if err != nil {

@@ -65,6 +65,15 @@ type Server struct {
 	EventsWithoutSecret func(hub.Source) []string
 	// ObserveIngest, when set, is told of every ingest request.
 	ObserveIngest func(source, outcome string, d time.Duration)
+	// CheckSecrets reports, as an EINVALID error, whether secrets are what
+	// provider needs (an unknown provider is EINVALID too); nil accepts any.
+	CheckSecrets func(provider string, secrets map[string]string) error
+	// SourceChanged, when set, is told of every source the API changed or
+	// deleted, so that the ingest route stops using its old secrets at once.
+	SourceChanged func(id string)
+	// SendTest sends an endpoint a signed test event now and returns the
+	// attempt; nil answers that tests cannot be sent.
+	SendTest func(ctx context.Context, e hub.Endpoint) hub.Attempt
 
 	tokenUse  tokenUse  // when this instance last recorded each token's use (auth.go)
 	readiness readiness // see ready.go
@@ -103,6 +112,12 @@ type Route struct {
 // with each role for personal data, and fail on a route they do not walk.
 var routes = []Route{
 	{"GET /api/v1/sources", hub.RoleViewer, (*Server).handleSources},
+	{"GET /api/v1/sources/{id}", hub.RoleViewer, (*Server).handleSource},
+	{"POST /api/v1/sources", hub.RoleAdmin, (*Server).handleCreateSource},
+	{"PATCH /api/v1/sources/{id}", hub.RoleAdmin, (*Server).handleUpdateSource},
+	{"DELETE /api/v1/sources/{id}", hub.RoleAdmin, (*Server).handleDeleteSource},
+	{"POST /api/v1/sources/{id}/rotate-secret", hub.RoleAdmin, (*Server).handleRotateSourceSecret},
+	{"GET /api/v1/stats", hub.RoleViewer, (*Server).handleStats},
 	{"GET /api/v1/messages", hub.RoleViewer, (*Server).handleMessages},
 	{"GET /api/v1/messages/{id}", hub.RoleViewer, (*Server).handleMessage},
 	{"GET /api/v1/verifications", hub.RoleViewer, (*Server).handleVerifications},
@@ -117,6 +132,7 @@ var routes = []Route{
 	{"GET /api/v1/endpoints/{id}/secret", hub.RoleAdmin, (*Server).handleEndpointSecret},
 	{"POST /api/v1/endpoints/{id}/rotate-secret", hub.RoleAdmin, (*Server).handleRotateSecret},
 	{"POST /api/v1/endpoints/{id}/replay", hub.RoleAdmin, (*Server).handleReplay},
+	{"POST /api/v1/endpoints/{id}/test", hub.RoleAdmin, (*Server).handleTestEndpoint},
 	{"GET /api/v1/deliveries", hub.RoleViewer, (*Server).handleDeliveries},
 	{"GET /api/v1/deliveries/{id}", hub.RoleViewer, (*Server).handleDelivery},
 	{"POST /api/v1/deliveries/{id}/retry", hub.RoleAdmin, (*Server).handleRetry},

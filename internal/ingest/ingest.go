@@ -113,7 +113,13 @@ func (s *Service) Receive(ctx context.Context, r Request) (Result, error) {
 		header = r.Header.Clone()
 		header.Set(provider.HeaderEventType, r.EventType)
 	}
-	if err := p.Verify(src.Secrets, header, r.Body); err != nil {
+	err = p.Verify(src.Secrets, header, r.Body)
+	if old := src.GraceSecrets(now); err != nil && old != nil && p.Verify(old, header, r.Body) == nil {
+		// After a rotation the provider may still sign with the old secret
+		// for a while: it counts until its grace period ends.
+		err = nil
+	}
+	if err != nil {
 		s.reject(ctx, r, src.Provider, http.StatusUnauthorized, hub.ErrorMessage(err))
 		var missing *provider.MissingSecretError
 		if errors.As(err, &missing) && s.MissingSecret != nil {
@@ -301,6 +307,15 @@ func (s *Service) source(ctx context.Context, id string) (hub.Source, error) {
 	s.sources[id] = cachedSource{src: src, at: now}
 	s.mu.Unlock()
 	return src, nil
+}
+
+// Forget drops source id from the cache, so that a change made through
+// this instance counts at its next callback (other instances see it within
+// SourceTTL).
+func (s *Service) Forget(id string) {
+	s.mu.Lock()
+	delete(s.sources, id)
+	s.mu.Unlock()
 }
 
 func (s *Service) now() time.Time {

@@ -98,6 +98,16 @@ func (r Registry) Get(name string) (Provider, error) {
 	return nil, hub.Errorf(hub.EINVALID, "unknown provider %q (known: %s)", name, strings.Join(r.Names(), ", "))
 }
 
+// CheckSecrets asks the named provider whether secrets hold what it needs;
+// an unknown provider is EINVALID as in Get.
+func (r Registry) CheckSecrets(name string, secrets map[string]string) error {
+	p, err := r.Get(name)
+	if err != nil {
+		return err
+	}
+	return p.CheckSecrets(secrets)
+}
+
 // Names returns the registered names, sorted.
 func (r Registry) Names() []string {
 	names := make([]string, 0, len(r))
