@@ -90,7 +90,7 @@ func (s *Server) handleVerifications(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	f := hub.VerificationFilter{
-		Source: q.Get("source"), Status: hub.Status(q.Get("status")), ApplicantRef: q.Get("applicant_ref"),
+		Source: q.Get("source"), Provider: q.Get("provider"), Status: hub.Status(q.Get("status")), ApplicantRef: q.Get("applicant_ref"),
 		ProviderRef: q.Get("provider_ref"), Level: q.Get("level"), Page: p,
 	}
 	if f.Status != "" && !slices.Contains(hub.Statuses, f.Status) {

@@ -384,6 +384,7 @@ type MessageFilter struct {
 // VerificationFilter selects verifications (SPEC section 8).
 type VerificationFilter struct {
 	Source       string
+	Provider     string
 	Status       Status
 	ApplicantRef string
 	ProviderRef  string

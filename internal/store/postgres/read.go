@@ -191,6 +191,9 @@ func (s *Store) Verifications(ctx context.Context, f hub.VerificationFilter) ([]
 	if f.Source != "" {
 		q.add("source = ?", clean(f.Source))
 	}
+	if f.Provider != "" {
+		q.add("provider = ?", clean(f.Provider))
+	}
 	if f.Status != "" {
 		q.add("status = ?", string(f.Status))
 	}

@@ -208,6 +208,9 @@ func (s *Store) Verifications(ctx context.Context, f hub.VerificationFilter) ([]
 	if f.Source != "" {
 		q.add("source = ?", f.Source)
 	}
+	if f.Provider != "" {
+		q.add("provider = ?", f.Provider)
+	}
 	if f.Status != "" {
 		q.add("status = ?", string(f.Status))
 	}
