@@ -46,27 +46,33 @@ var apiWalks = map[string]string{
 // notList marks in apiWalks a route that answers one object, not a list.
 const notList = "(not a list)"
 
-// TestAPIShowsViewersNoPersonalData is the API's counterpart of
-// TestLogsHoldNoPersonalData. Callbacks full of personal data from every
-// provider are ingested and delivered to an endpoint whose URL carries
+// What the personal-data fixture's payloads hold.
+const (
+	otpCode   = "774411"
+	otpText   = "Your code is " + otpCode
+	emailCode = "552019"
+	phone     = "+37069912345"
+	email     = "ruta.kazlauskiene@example.lt"
+	newEmail  = "mantas.jonaitis@example.com"
+	link      = "https://widget.identomat.com/s/link-8f3a9c2e"
+	linkText  = "Hello Ruta Kazlauskiene, finish your verification"
+	hookCreds = "hookuser:hookpa55"
+	hookToken = "tok-9f8e7d"
+)
+
+// piiFixture is a running verihook that holds callbacks full of personal
+// data from every provider, delivered to an endpoint whose URL carries
 // credentials and which echoes what it receives, and to one that cannot be
-// reached. Then every GET route of the API is walked, each list page by page
-// and every item it names: a viewer must meet no personal value, and an admin
-// must still see the event data, the endpoint URLs and the answers in clear.
-func TestAPIShowsViewersNoPersonalData(t *testing.T) {
-	t.Parallel()
-	const (
-		otpCode   = "774411"
-		otpText   = "Your code is " + otpCode
-		emailCode = "552019"
-		phone     = "+37069912345"
-		email     = "ruta.kazlauskiene@example.lt"
-		newEmail  = "mantas.jonaitis@example.com"
-		link      = "https://widget.identomat.com/s/link-8f3a9c2e"
-		linkText  = "Hello Ruta Kazlauskiene, finish your verification"
-		hookCreds = "hookuser:hookpa55"
-		hookToken = "tok-9f8e7d"
-	)
+// reached; every delivery attempted at least once.
+type piiFixture struct {
+	m                            *Main
+	base, admin, viewer, echoURL string
+	// personal is every personal value given to verihook.
+	personal []string
+}
+
+func startWithPersonalData(t *testing.T) piiFixture {
+	t.Helper()
 	// What the providers' payloads hold besides: the builders' fake people
 	// (iDenfy's document holder, KYCAID's applicant) and document links.
 	personal := []string{otpText, otpCode, emailCode, phone, email, newEmail, link, "link-8f3a9c2e", linkText,
@@ -162,6 +168,19 @@ func TestAPIShowsViewersNoPersonalData(t *testing.T) {
 		}
 		return true
 	})
+	return piiFixture{m: m, base: base, admin: admin, viewer: viewer, echoURL: echoURL, personal: personal}
+}
+
+// TestAPIShowsViewersNoPersonalData is the API's counterpart of
+// TestLogsHoldNoPersonalData. Callbacks full of personal data from every
+// provider are ingested and delivered to an endpoint whose URL carries
+// credentials and which echoes what it receives, and to one that cannot be
+// reached. Then every GET route of the API is walked, each list page by page
+// and every item it names: a viewer must meet no personal value, and an admin
+// must still see the event data, the endpoint URLs and the answers in clear.
+func TestAPIShowsViewersNoPersonalData(t *testing.T) {
+	f := startWithPersonalData(t)
+	base, admin, viewer, echoURL, personal := f.base, f.admin, f.viewer, f.echoURL, f.personal
 
 	// The routes walked are the server's own: a GET route without a walk
 	// fails here until someone decides what it may show.

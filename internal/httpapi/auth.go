@@ -36,8 +36,8 @@ func (s *Server) authenticate(want hub.Role, next http.Handler) http.Handler {
 			s.error(w, r, err)
 			return
 		}
-		if !tok.Role.Can(want) {
-			s.error(w, r, hub.Errorf(hub.EFORBIDDEN, "this token's role (%s) may not do this; it needs %s", tok.Role, want))
+		if err := allowed(tok, want); err != nil {
+			s.error(w, r, err)
 			return
 		}
 		if s.tokenUse.due(tok, now) {
@@ -45,6 +45,15 @@ func (s *Server) authenticate(want hub.Role, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok)))
 	})
+}
+
+// allowed returns nil when tok's role may act as want, else an EFORBIDDEN
+// error saying why not.
+func allowed(tok hub.Token, want hub.Role) error {
+	if !tok.Role.Can(want) {
+		return hub.Errorf(hub.EFORBIDDEN, "this token's role (%s) may not do this; it needs %s", tok.Role, want)
+	}
+	return nil
 }
 
 // useInterval is how often, at most, a token's last use is written: often

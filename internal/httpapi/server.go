@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/verihook/verihook/internal/hub"
@@ -77,6 +78,10 @@ type Server struct {
 
 	tokenUse  tokenUse  // when this instance last recorded each token's use (auth.go)
 	readiness readiness // see ready.go
+
+	csrf    *http.CrossOriginProtection // the dashboard's forms (dashboard.go)
+	apiOnce sync.Once
+	api     http.Handler // the API for the dashboard's in-process calls
 }
 
 // Handler returns the routes.
@@ -92,6 +97,8 @@ func (s *Server) Handler() http.Handler {
 			rt.handle(s, w, r)
 		})))
 	}
+	s.csrf = http.NewCrossOriginProtection()
+	s.dashboardRoutes(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, hub.Errorf(hub.ENOTFOUND, "no such API route: %s %s", r.Method, r.URL.Path))
 	})
