@@ -18,6 +18,7 @@
 //	go run ./cmd/verihook-bench run --data-dir ./benchdata/1m --conns 64 --duration 20s
 //	go run ./cmd/verihook-bench startup --data-dir ./benchdata/1m
 //	go run ./cmd/verihook-bench dispatch --rate 50 --duration 20s
+//	go run ./cmd/verihook-bench faults --duration 60s --rate 20
 //
 // Traffic goes to 127.0.0.1 only. See BENCHMARKS.md for the figures.
 package main
@@ -44,6 +45,8 @@ Commands:
   seed            fill a data dir with N stored messages, for the scale tests
   dispatch        latency from Identomat's OTP callback to an SMTP server accepting the e-mail
   startup         time from process start to /readyz on a data dir
+  faults          a fault campaign: instances killed, PostgreSQL restarted and cut off, a full disk,
+                  failing endpoints; checks that nothing is lost, stuck or wrong
   config          print the YAML config a --target verihook needs (the harness's sources and secrets)
   baseline-serve  the bare net/http baseline server (started by run)
   ceiling-serve   verihook's ingest path without the store's writes (started by run --ceiling)
@@ -69,6 +72,8 @@ func main() {
 		err = cmdDispatch(ctx, args)
 	case "startup":
 		err = cmdStartup(ctx, args)
+	case "faults":
+		err = cmdFaults(ctx, args)
 	case "config":
 		err = cmdConfig(args)
 	case "baseline-serve":

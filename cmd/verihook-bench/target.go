@@ -57,6 +57,9 @@ type serverOpts struct {
 	// dispatch, when set, is the YAML value of the Identomat source's
 	// dispatch key (a flow mapping), for the dispatch command.
 	dispatch string
+	// extra is YAML appended to the configuration (the fault campaign's
+	// endpoints and delivery settings).
+	extra string
 }
 
 // buildVerihook builds cmd/verihook into dir and returns the binary's path.
@@ -137,6 +140,7 @@ func writeConfig(path, listen string, o serverOpts) error {
 		fmt.Fprintf(&b, "endpoints:\n  - id: bench-receiver\n    url: %s\n    secret: %q\n",
 			o.endpointURL, o.endpointSecret)
 	}
+	b.WriteString(o.extra)
 	return os.WriteFile(path, []byte(b.String()), 0o600)
 }
 
