@@ -202,6 +202,18 @@ type AttemptRecord struct {
 	DisableEndpoint string
 }
 
+// UnreadableClaim is the verdict on a claimed delivery whose event data or
+// endpoint secrets cannot be opened (a value damaged or moved, a key
+// missing): a dead letter at once, its attempt's error saying why. Left
+// pending, it would come back at every claim once its lease ended and
+// fail there again, a poison pill; as a dead letter it holds up neither
+// the deliveries claimed with it nor, on an ordered endpoint, the events
+// after it, and a retry or replay sends it once the value can be read.
+func UnreadableClaim(deliveryID, lease string, at time.Time, err error) AttemptRecord {
+	return AttemptRecord{DeliveryID: deliveryID, Lease: lease, Status: DeliveryFailed,
+		Attempt: Attempt{DeliveryID: deliveryID, At: at, Error: "not sent: " + err.Error()}}
+}
+
 // DeliveryFilter selects deliveries.
 type DeliveryFilter struct {
 	EndpointID string

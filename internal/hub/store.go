@@ -92,7 +92,9 @@ type Store interface {
 	// a delivery only when no earlier-created pending delivery of the same
 	// verification to the same endpoint exists, so the events of one
 	// verification go one at a time, in order. Each claim holds its lease
-	// until now+lease under a new token in Claim.Lease.
+	// until now+lease under a new token in Claim.Lease. A delivery whose
+	// event data or endpoint secrets cannot be opened is not returned: it
+	// is recorded as a dead letter at once (UnreadableClaim).
 	ClaimDeliveries(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Claim, error)
 	// RecordAttempt logs one attempt of a claimed delivery and applies its
 	// verdict: the delivery's attempts count, last status code and error,

@@ -167,10 +167,22 @@ func qualify(alias, cols string) string {
 	return strings.Join(parts, ", ")
 }
 
+// sealedClaim is a claim as the database returns it: the event's data and
+// the endpoint's secrets are still sealed.
+type sealedClaim struct {
+	delivery  hub.Delivery
+	lease     string
+	event     hub.Event
+	eventData []byte
+	endpoint  sealedEndpoint
+}
+
 // ClaimDeliveries leases up to limit due deliveries of enabled endpoints,
 // oldest due first, each under a new random lease token valid until
 // now+lease (see hub.Store and claimSQL). A zero now is the store's clock; a
-// limit below 1 or a lease of 0 or less is EINVALID.
+// limit below 1 or a lease of 0 or less is EINVALID. A
+// delivery whose event data or endpoint secrets cannot be opened is
+// recorded as a dead letter (hub.UnreadableClaim), not returned.
 func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]hub.Claim, error) {
 	if err := hub.CheckClaim(limit, lease); err != nil {
 		return nil, err
@@ -185,13 +197,6 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit int, l
 	}
 	if err := checkTime(until, "lease end"); err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", err)
-	}
-	type sealedClaim struct {
-		delivery  hub.Delivery
-		lease     string
-		event     hub.Event
-		eventData []byte
-		endpoint  sealedEndpoint
 	}
 	// One statement, committed on its own: it waits for no lock (SKIP
 	// LOCKED), so it cannot deadlock.
@@ -221,21 +226,35 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit int, l
 	claims := make([]hub.Claim, 0, len(sealed))
 	opened := map[string]hub.Endpoint{}
 	for _, c := range sealed {
-		ev := c.event
-		if err := ev.OpenData(s.cipher, c.eventData); err != nil {
-			return nil, fmt.Errorf("claim deliveries: %w", err)
-		}
-		ep, ok := opened[c.endpoint.ID]
-		if !ok {
-			if ep, err = s.openEndpoint(c.endpoint); err != nil {
+		cl, err := s.openClaim(c, opened)
+		if err != nil {
+			if err := s.RecordAttempt(ctx, hub.UnreadableClaim(c.delivery.ID, c.lease, now, err)); err != nil {
 				return nil, fmt.Errorf("claim deliveries: %w", err)
 			}
-			opened[ep.ID] = ep
+			continue
 		}
-		ep.EventTypes, ep.Sources = slices.Clone(ep.EventTypes), slices.Clone(ep.Sources)
-		claims = append(claims, hub.Claim{Delivery: c.delivery, Event: ev, Endpoint: ep, Lease: c.lease})
+		claims = append(claims, cl)
 	}
 	return claims, nil
+}
+
+// openClaim opens a claimed delivery's event data and endpoint secrets;
+// opened caches the endpoints opened so far.
+func (s *Store) openClaim(c sealedClaim, opened map[string]hub.Endpoint) (hub.Claim, error) {
+	ev := c.event
+	if err := ev.OpenData(s.cipher, c.eventData); err != nil {
+		return hub.Claim{}, err
+	}
+	ep, ok := opened[c.endpoint.ID]
+	if !ok {
+		var err error
+		if ep, err = s.openEndpoint(c.endpoint); err != nil {
+			return hub.Claim{}, err
+		}
+		opened[c.endpoint.ID] = ep
+	}
+	ep.EventTypes, ep.Sources = slices.Clone(ep.EventTypes), slices.Clone(ep.Sources)
+	return hub.Claim{Delivery: c.delivery, Event: ev, Endpoint: ep, Lease: c.lease}, nil
 }
 
 // leaseConflict explains why a lease-checked update matched no row:

@@ -114,7 +114,9 @@ type sealedClaim struct {
 // ClaimDeliveries leases up to limit due deliveries of enabled endpoints,
 // oldest due first, each under a new random lease token valid until
 // now+lease (see hub.Store). A zero now is the store's clock; a limit below 1
-// or a lease of 0 or less is EINVALID.
+// or a lease of 0 or less is EINVALID. A
+// delivery whose event data or endpoint secrets cannot be opened is
+// recorded as a dead letter (hub.UnreadableClaim), not returned.
 //
 // The claim is a write: it runs in the writer's transaction, so two claims
 // never see the same delivery as free. If ctx ends after the writer has run
@@ -147,21 +149,35 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit int, l
 	claims := make([]hub.Claim, 0, len(sealed))
 	opened := map[*sealedEndpoint]hub.Endpoint{}
 	for _, c := range sealed {
-		ev := c.event
-		if err := ev.OpenData(s.cipher, c.eventData); err != nil {
-			return nil, fmt.Errorf("claim deliveries: %w", err)
-		}
-		ep, ok := opened[c.endpoint]
-		if !ok {
-			if ep, err = s.openEndpoint(*c.endpoint); err != nil {
+		cl, err := s.openClaim(c, opened)
+		if err != nil {
+			if err := s.RecordAttempt(ctx, hub.UnreadableClaim(c.delivery.ID, c.lease, now, err)); err != nil {
 				return nil, fmt.Errorf("claim deliveries: %w", err)
 			}
-			opened[c.endpoint] = ep
+			continue
 		}
-		ep.EventTypes, ep.Sources = slices.Clone(ep.EventTypes), slices.Clone(ep.Sources)
-		claims = append(claims, hub.Claim{Delivery: c.delivery, Event: ev, Endpoint: ep, Lease: c.lease})
+		claims = append(claims, cl)
 	}
 	return claims, nil
+}
+
+// openClaim opens a claimed delivery's event data and endpoint secrets;
+// opened caches the endpoints opened so far.
+func (s *Store) openClaim(c sealedClaim, opened map[*sealedEndpoint]hub.Endpoint) (hub.Claim, error) {
+	ev := c.event
+	if err := ev.OpenData(s.cipher, c.eventData); err != nil {
+		return hub.Claim{}, err
+	}
+	ep, ok := opened[c.endpoint]
+	if !ok {
+		var err error
+		if ep, err = s.openEndpoint(*c.endpoint); err != nil {
+			return hub.Claim{}, err
+		}
+		opened[c.endpoint] = ep
+	}
+	ep.EventTypes, ep.Sources = slices.Clone(ep.EventTypes), slices.Clone(ep.Sources)
+	return hub.Claim{Delivery: c.delivery, Event: ev, Endpoint: ep, Lease: c.lease}, nil
 }
 
 // claimTx is ClaimDeliveries' work inside the writer's transaction.
