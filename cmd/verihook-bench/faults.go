@@ -31,6 +31,7 @@ type faultsOpts struct {
 	killEvery  time.Duration
 	pgRestarts int
 	converge   time.Duration
+	stuckAfter time.Duration
 	tmpfsMiB   int
 	bin, dir   string
 }
@@ -60,6 +61,7 @@ func cmdFaults(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.killEvery, "kill-every", 3*time.Second, "SIGKILL a random instance this often (and start it again)")
 	fs.IntVar(&o.pgRestarts, "pg-restarts", 2, "restarts of PostgreSQL during the sending")
 	fs.DurationVar(&o.converge, "converge", 3*time.Minute, "after the faults, how long the last webhooks and deliveries may take")
+	fs.DurationVar(&o.stuckAfter, "stuck-after", 2*time.Minute, "a due delivery waiting longer than this, at any time, is stuck")
 	fs.IntVar(&o.tmpfsMiB, "tmpfs-mib", 256, "size of the tmpfs SQLite's data dir is on (filled and freed during the run)")
 	fs.StringVar(&o.bin, "bin", "", "verihook binary (default: go build ./cmd/verihook into the work dir)")
 	fs.StringVar(&o.dir, "dir", "", "work dir (default: a temp dir); removed at the end")
@@ -192,6 +194,8 @@ func (c *campaign) logf(format string, args ...any) {
 }
 
 func (c *campaign) figure(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.figures = append(c.figures, fmt.Sprintf(format, args...))
 }
 
@@ -334,6 +338,13 @@ func (c *campaign) run(ctx context.Context) (err error) {
 		close(sent)
 	}()
 
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		c.watchQueue(watchCtx)
+		close(watched)
+	}()
+	defer func() { stopWatching(); <-watched }()
 	c.chaos(ctx, rnd, sendFor)
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -348,6 +359,8 @@ func (c *campaign) run(ctx context.Context) (err error) {
 	if err := c.settle(ctx); err != nil {
 		return err
 	}
+	stopWatching()
+	<-watched
 	return c.check(ctx)
 }
 
@@ -464,16 +477,21 @@ func (c *campaign) faultSummary() string {
 	return strings.Join(parts, ", ")
 }
 
-// api GETs path from the first instance with the admin token.
+// api GETs path with the admin token from the first instance that
+// answers.
 func (c *campaign) api(ctx context.Context, path string, into any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.instances[0].url()+path, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := c.sender.client.Do(req)
-	if err != nil {
-		return err
+	var resp *http.Response
+	for _, in := range c.instances {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, in.url()+path, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		if resp, err = c.sender.client.Do(req); err == nil {
+			break
+		} else if in == c.instances[len(c.instances)-1] {
+			return err
+		}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
@@ -511,6 +529,38 @@ func list[T any](ctx context.Context, c *campaign, path string) ([]T, error) {
 			return out, nil
 		}
 		cursor = page.NextCursor
+	}
+}
+
+// watchQueue samples, every 2 s until ctx ends, how long the oldest due
+// delivery has waited (GET /api/v1/stats); a wait longer than --stuck-after
+// is a stuck delivery, while the faults go on too.
+func (c *campaign) watchQueue(ctx context.Context) {
+	var longest time.Duration
+	var worst time.Time
+	defer func() {
+		c.figure("longest wait of a due delivery, sampled every 2 s: %s", longest.Round(100*time.Millisecond))
+		if longest > c.o.stuckAfter {
+			c.violate("stuck delivery", fmt.Sprintf("a delivery due since %s waited %s", worst.Format(time.RFC3339Nano), longest.Round(time.Second)))
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+		var st struct {
+			Queue struct {
+				OldestDue time.Time `json:"oldest_due"`
+			} `json:"queue"`
+		}
+		if err := c.api(ctx, "/api/v1/stats", &st); err != nil || st.Queue.OldestDue.IsZero() {
+			continue
+		}
+		if wait := time.Since(st.Queue.OldestDue); wait > longest {
+			longest, worst = wait, st.Queue.OldestDue
+		}
 	}
 }
 
