@@ -381,6 +381,19 @@ func TestDashboardAdmin(t *testing.T) {
 	if api(http.MethodGet, "/api/v1/endpoints/ui-hook", &ep); len(ep.EventTypes) != 2 || ep.RateLimit != 5 {
 		t.Errorf("edited endpoint = %+v", ep.Endpoint)
 	}
+	// A form made before a change made meanwhile is refused, not applied
+	// over it (If-Match).
+	p.want("/endpoints/ui-hook")
+	if code := apiDo(t, http.MethodPatch, base+"/api/v1/endpoints/ui-hook", admin, map[string]any{"rate_limit": 7}, nil); code != http.StatusOK {
+		t.Fatalf("PATCH = %d", code)
+	}
+	if code, html := p.submit(`form[action="/endpoints/ui-hook/edit"]`, map[string]string{"rate_limit": "9"}); code != http.StatusPreconditionFailed {
+		t.Errorf("a stale edit form = %d, want 412: %s", code, text(html))
+	}
+	if api(http.MethodGet, "/api/v1/endpoints/ui-hook", &ep); ep.RateLimit != 7 {
+		t.Errorf("after a stale edit, rate limit = %g, want 7", ep.RateLimit)
+	}
+	p.want("/endpoints/ui-hook")
 	p.act(`form[action="/endpoints/ui-hook/disable"]`, nil)
 	if api(http.MethodGet, "/api/v1/endpoints/ui-hook", &ep); ep.Enabled {
 		t.Errorf("disabled endpoint is enabled")

@@ -406,6 +406,9 @@ func (s *Server) pageEndpoint(w http.ResponseWriter, r *http.Request) {
 	}
 	s.render(w, r, http.StatusOK, "endpoint", "Endpoint "+id, map[string]any{
 		"E": rows[i], "Deliveries": ds.Data, "EventTypes": hub.EventTypes, "Sources": s.sourceIDs(r),
+		// The edit form is made to this version: a change made since is
+		// refused (412), not overwritten.
+		"ETag": etag(rows[i].Endpoint),
 	})
 }
 
