@@ -368,14 +368,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 
 // dashError shows err on an error page, with the status the API would give.
 func (s *Server) dashError(w http.ResponseWriter, r *http.Request, err error) {
-	code := hub.ErrorCode(err)
-	status, ok := statusOf[code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
-	if code == hub.EINTERNAL {
-		s.log().Error("dashboard request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
+	_, status := s.statusFor(r, err)
 	s.render(w, r, status, "error", http.StatusText(status), hub.ErrorMessage(err))
 }
 

@@ -24,6 +24,16 @@ var statusOf = map[string]int{
 // error writes err as {"error": message, "code": code}. Internal errors are
 // logged and shown without their details.
 func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
+	code, status := s.statusFor(r, err)
+	if code == hub.EUNAUTHORIZED && strings.HasPrefix(r.URL.Path, "/api/") {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="verihook"`)
+	}
+	writeJSON(w, status, map[string]string{"error": hub.ErrorMessage(err), "code": code})
+}
+
+// statusFor returns err's code and HTTP status, and logs an internal error
+// (which users see without its details).
+func (s *Server) statusFor(r *http.Request, err error) (string, int) {
 	code := hub.ErrorCode(err)
 	status, ok := statusOf[code]
 	if !ok {
@@ -32,10 +42,7 @@ func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
 	if code == hub.EINTERNAL {
 		s.log().Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	if code == hub.EUNAUTHORIZED && strings.HasPrefix(r.URL.Path, "/api/") {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="verihook"`)
-	}
-	writeJSON(w, status, map[string]string{"error": hub.ErrorMessage(err), "code": code})
+	return code, status
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -4,6 +4,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"maps"
 	"time"
 )
@@ -102,4 +104,44 @@ func CSRFToken(sessionSecret string) string {
 	m := hmac.New(sha256.New, []byte(sessionSecret))
 	m.Write([]byte("verihook csrf"))
 	return hex.EncodeToString(m.Sum(nil))
+}
+
+// SealSecrets returns s's secrets and previous secrets sealed with c as the
+// stores keep them: each a JSON object bound to the source's id; previous
+// is nil when s has none.
+func (s *Source) SealSecrets(c *Cipher) (secrets, previous []byte, err error) {
+	plain, err := json.Marshal(s.Secrets)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode secrets: %w", err)
+	}
+	secrets = c.Seal(plain, SealedSourceSecrets, s.ID)
+	if len(s.PreviousSecrets) > 0 {
+		if plain, err = json.Marshal(s.PreviousSecrets); err != nil {
+			return nil, nil, fmt.Errorf("encode previous secrets: %w", err)
+		}
+		previous = c.Seal(plain, SealedSourcePrevSecrets, s.ID)
+	}
+	return secrets, previous, nil
+}
+
+// OpenSecrets fills s.Secrets and s.PreviousSecrets from what SealSecrets
+// sealed (previous nil: none). Values that do not open with c are an error
+// wrapping ErrDecrypt.
+func (s *Source) OpenSecrets(c *Cipher, secrets, previous []byte) error {
+	open := func(sealed []byte, column string, into *map[string]string) error {
+		plain, err := c.Open(sealed, column, s.ID)
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(plain, into)
+	}
+	if err := open(secrets, SealedSourceSecrets, &s.Secrets); err != nil {
+		return fmt.Errorf("source %s: secrets: %w", s.ID, err)
+	}
+	if previous != nil {
+		if err := open(previous, SealedSourcePrevSecrets, &s.PreviousSecrets); err != nil {
+			return fmt.Errorf("source %s: previous secrets: %w", s.ID, err)
+		}
+	}
+	return nil
 }

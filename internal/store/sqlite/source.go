@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -26,20 +25,11 @@ func (s *Store) prepareSource(src hub.Source, op string) (sourceRow, error) {
 		checkTime(src.PreviousSecretsExpireAt, "previous_secrets_expire_at")); err != nil {
 		return sourceRow{}, fmt.Errorf("%s: %w", op, err)
 	}
-	r := sourceRow{src: src}
-	secrets, err := json.Marshal(src.Secrets)
+	secrets, previous, err := src.SealSecrets(s.cipher)
 	if err != nil {
-		return sourceRow{}, fmt.Errorf("%s: encode secrets: %w", op, err)
+		return sourceRow{}, fmt.Errorf("%s: %w", op, err)
 	}
-	r.secrets = s.cipher.Seal(secrets, hub.SealedSourceSecrets, src.ID)
-	if len(src.PreviousSecrets) > 0 {
-		previous, err := json.Marshal(src.PreviousSecrets)
-		if err != nil {
-			return sourceRow{}, fmt.Errorf("%s: encode previous secrets: %w", op, err)
-		}
-		r.previous = s.cipher.Seal(previous, hub.SealedSourcePrevSecrets, src.ID)
-	}
-	return r, nil
+	return sourceRow{src: src, secrets: secrets, previous: previous}, nil
 }
 
 // UpsertSource creates the source or replaces its provider, secrets and
@@ -120,25 +110,12 @@ func (s *Store) scanSource(r scanner) (hub.Source, error) {
 		&createdAt, &updatedAt); err != nil {
 		return hub.Source{}, err
 	}
-	if err := s.openSecrets(sealed, hub.SealedSourceSecrets, src.ID, &src.Secrets); err != nil {
-		return hub.Source{}, fmt.Errorf("source %s: secrets: %w", src.ID, err)
-	}
-	if previous != nil {
-		if err := s.openSecrets(previous, hub.SealedSourcePrevSecrets, src.ID, &src.PreviousSecrets); err != nil {
-			return hub.Source{}, fmt.Errorf("source %s: previous secrets: %w", src.ID, err)
-		}
+	if err := src.OpenSecrets(s.cipher, sealed, previous); err != nil {
+		return hub.Source{}, err
 	}
 	src.PreviousSecretsExpireAt = fromNullNanos(previousExpireAt)
 	src.CreatedAt, src.UpdatedAt = fromNanos(createdAt), fromNanos(updatedAt)
 	return src, nil
-}
-
-func (s *Store) openSecrets(sealed []byte, column, id string, into *map[string]string) error {
-	plain, err := s.cipher.Open(sealed, column, id)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(plain, into)
 }
 
 // Source returns one source with its decrypted secrets. Secrets that do not
