@@ -17,6 +17,7 @@
 //	go run ./cmd/verihook-bench seed --data-dir ./benchdata/1m --count 1000000
 //	go run ./cmd/verihook-bench run --data-dir ./benchdata/1m --conns 64 --duration 20s
 //	go run ./cmd/verihook-bench startup --data-dir ./benchdata/1m
+//	go run ./cmd/verihook-bench dashboard --data-dir ./benchdata/1m
 //	go run ./cmd/verihook-bench dispatch --rate 50 --duration 20s
 //	go run ./cmd/verihook-bench faults --duration 60s --rate 20
 //
@@ -47,6 +48,7 @@ Commands:
   startup         time from process start to /readyz on a data dir
   faults          a fault campaign: instances killed, PostgreSQL restarted and cut off, a full disk,
                   failing endpoints; checks that nothing is lost, stuck or wrong
+  dashboard       the latency of every dashboard page on a data dir
   config          print the YAML config a --target verihook needs (the harness's sources and secrets)
   baseline-serve  the bare net/http baseline server (started by run)
   ceiling-serve   verihook's ingest path without the store's writes (started by run --ceiling)
@@ -74,6 +76,8 @@ func main() {
 		err = cmdStartup(ctx, args)
 	case "faults":
 		err = cmdFaults(ctx, args)
+	case "dashboard":
+		err = cmdDashboard(ctx, args)
 	case "config":
 		err = cmdConfig(args)
 	case "baseline-serve":
