@@ -1,6 +1,7 @@
 // Package httpapi is verihook's HTTP edge: the ingest route that providers
-// call, the JSON API under /api/v1 behind bearer tokens with roles, and the
-// health endpoints. It speaks to the rest of verihook only through hub types
+// call, the JSON API under /api/v1 behind bearer tokens with roles, the
+// dashboard at / (dashboard.go: a client of that API in the same process,
+// behind sessions), and the health endpoints. It speaks to the rest of verihook only through hub types
 // and the small interfaces declared here; cmd/verihook wires the concrete ones.
 package httpapi
 
