@@ -114,6 +114,8 @@ type Message struct {
 	DedupKey string `json:"dedup_key,omitempty"`
 	// Dedup says for how long DedupKey makes a later copy a duplicate.
 	Dedup Dedup `json:"-"`
+	// Origin is OriginCallback, or OriginPoll for a status API's answer.
+	Origin string `json:"origin,omitempty"`
 	// Body is the raw payload with any in-body secret removed. Stores encrypt
 	// it at rest; it is nil for rejected messages and after retention purges.
 	Body []byte `json:"-"`
@@ -170,6 +172,9 @@ type Observation struct {
 	ProviderEvent string    `json:"provider_event"`
 	ReceivedAt    time.Time `json:"received_at,omitzero"`
 	MessageID     string    `json:"message_id,omitempty"`
+	// Origin says how the observation reached verihook (Origin*); empty
+	// means OriginCallback.
+	Origin string `json:"origin,omitempty"`
 	// Outcome is set when the observation is recorded.
 	Outcome Outcome `json:"outcome,omitempty"`
 	// Version is the verification's version after this observation.
@@ -196,6 +201,9 @@ type Verification struct {
 	// Timeline holds every observation, oldest first; filled only when one
 	// verification is read.
 	Timeline []Observation `json:"timeline,omitempty"`
+	// Poll is reconciliation's state, when it ever polled the verification;
+	// filled when one verification is read or claimed.
+	Poll *PollState `json:"poll,omitempty"`
 }
 
 // Event is a normalized event, delivered to endpoints as JSON (SPEC section 4).
@@ -389,6 +397,9 @@ type VerificationFilter struct {
 	ApplicantRef string
 	ProviderRef  string
 	Level        string
+	// Stuck, when set, selects only verifications not final past their
+	// source's deadline.
+	Stuck *Stuck
 	Page
 }
 

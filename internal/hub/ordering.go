@@ -20,7 +20,10 @@ import (
 //     timestamp is strictly newer, or it is Current: a provider that states
 //     the current status without a timestamp (Identomat) is believed, so a
 //     decided session that a reviewer reopens is reopened.
-//  4. Otherwise the later-received observation wins.
+//  4. Otherwise the later-received observation wins. A Dated observation
+//     (a poll's answer, dated when its request was sent; a reprocessed
+//     callback, dated when it was first received) is received at its date:
+//     it never replaces a state that changed after it.
 //
 // An observation marked FinalIfNoAttempts is final only when no attempt is
 // left: its AttemptsLeft, else the verification's last known one, is 0.
@@ -41,6 +44,9 @@ func Apply(cur Verification, exists bool, obs Observation) (next Verification, o
 		fill(&v, obs)
 		v.Version = 1
 		return v, OutcomeApplied, true
+	}
+	if obs.Dated() && obs.ReceivedAt.Before(cur.UpdatedAt) {
+		return cur, OutcomeSuperseded, false
 	}
 	bothTimed := !cur.ProviderTime.IsZero() && !obs.ProviderTime.IsZero()
 	if bothTimed && obs.ProviderTime.Before(cur.ProviderTime) {

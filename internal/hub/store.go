@@ -40,6 +40,14 @@ type Store interface {
 	// key) is stored already changes nothing and is reported with Duplicate
 	// set. in.Message.ID and the ids of in.Events must be set by the caller.
 	Ingest(ctx context.Context, in Ingest) (IngestResult, error)
+	// Reprocess applies what a quarantined message is now understood to
+	// say: in.Message is the stored message (same ID, source and dedup key)
+	// with its new EventName; the store makes it accepted, with no reason,
+	// and applies in.Observations and in.Events to it as Ingest would, in one
+	// transaction. ECONFLICT, changing nothing, when the message is not
+	// quarantined (it was reprocessed already); ENOTFOUND when there is no
+	// such message.
+	Reprocess(ctx context.Context, in Ingest) (IngestResult, error)
 	// RecordRejection stores an audit row for a refused request; m.Body is
 	// ignored and never stored.
 	RecordRejection(ctx context.Context, m Message) error
@@ -66,6 +74,17 @@ type Store interface {
 	Verifications(ctx context.Context, f VerificationFilter) ([]Verification, string, error)
 	// Verification returns one verification with its timeline, oldest first.
 	Verification(ctx context.Context, id string) (Verification, error)
+	// ClaimPolls returns up to c.Limit verifications of c.Source to poll
+	// (see PollClaim), oldest change first, each with its Poll state, and
+	// sets their NextPollAt to c.Until, so that concurrent claims never
+	// return one twice.
+	ClaimPolls(ctx context.Context, c PollClaim) ([]Verification, error)
+	// RecordPoll stores the poll state of a verification. ENOTFOUND for an
+	// unknown verification.
+	RecordPoll(ctx context.Context, verificationID string, p PollState) error
+	// Backlog counts, by source, the verifications that are stuck (see
+	// Stuck) and the messages in quarantine.
+	Backlog(ctx context.Context, stuck Stuck) (Backlog, error)
 	// Events lists events newest first.
 	Events(ctx context.Context, f EventFilter) ([]Event, string, error)
 	// Event returns one event.

@@ -282,6 +282,12 @@ func (in *Ingest) Prepare(now time.Time, storeTime StoreTime) error {
 	if err := m.Dedup.validate(len(in.Observations)); err != nil {
 		return err
 	}
+	if m.Origin == "" {
+		m.Origin = OriginCallback
+	}
+	if !slices.Contains(Origins, m.Origin) {
+		return Errorf(EINVALID, "unknown message origin %q", m.Origin)
+	}
 
 	var obs []Observation
 	for i, o := range in.Observations {
@@ -297,6 +303,9 @@ func (in *Ingest) Prepare(now time.Time, storeTime StoreTime) error {
 		if o.ReceivedAt.IsZero() {
 			o.ReceivedAt = m.ReceivedAt
 		}
+		if o.Origin == "" {
+			o.Origin = m.Origin
+		}
 		switch {
 		case o.Source != m.SourceID:
 			return Errorf(EINVALID, "observation %d is of source %q, not the message's", i, o.Source)
@@ -306,6 +315,8 @@ func (in *Ingest) Prepare(now time.Time, storeTime StoreTime) error {
 			return Errorf(EINVALID, "observation %d: invalid id %q", i, o.ID)
 		case o.ProviderRef == "":
 			return Errorf(EINVALID, "observation %d has no provider reference", i)
+		case !slices.Contains(Origins, o.Origin):
+			return Errorf(EINVALID, "observation %d: unknown origin %q", i, o.Origin)
 		case !slices.Contains(Statuses, o.Status):
 			return Errorf(EINVALID, "observation %d: unknown status %q", i, o.Status)
 		case o.Kind != "" && o.Kind != KindKYC && o.Kind != KindKYB:

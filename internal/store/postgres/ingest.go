@@ -23,6 +23,9 @@ type ingestReq struct {
 	events  []hub.Event
 	// dispatches are the message's dispatches, content sealed.
 	dispatches []sealedDispatch
+	// reprocess: the message is stored already, quarantined; it is made
+	// accepted instead of inserted (Reprocess).
+	reprocess bool
 }
 
 // Ingest stores an authenticated message with its observations and events,
@@ -173,13 +176,22 @@ func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.Inge
 			AND received_at > $4 AND received_at < $5 LIMIT 1`,
 			m.SourceID, chk.Near[0], chk.Near[1], chk.Since, chk.Until)
 	}
-	b.Queue(`INSERT INTO messages
-			(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name, dedup_key, body, preview)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-			ON CONFLICT (source_id, dedup_key) DO NOTHING
-			RETURNING id`,
-		m.ID, m.SourceID, m.Provider, m.ReceivedAt, m.RemoteAddr, string(m.Status), m.HTTPStatus, m.Reason,
-		m.EventName, nullString(chk.Key), r.body, r.preview)
+	if r.reprocess {
+		// The row lock this takes holds off a concurrent Reprocess of the
+		// same message until commit; that one then finds it accepted.
+		b.Queue(`UPDATE messages SET status = 'accepted', reason = '', event_name = $1
+			WHERE id = $2 AND source_id = $3 AND status = 'quarantined'
+			RETURNING id`, m.EventName, m.ID, m.SourceID)
+	} else {
+		b.Queue(`INSERT INTO messages
+				(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name, dedup_key, body, preview,
+				 origin)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+				ON CONFLICT (source_id, dedup_key) DO NOTHING
+				RETURNING id`,
+			m.ID, m.SourceID, m.Provider, m.ReceivedAt, m.RemoteAddr, string(m.Status), m.HTTPStatus, m.Reason,
+			m.EventName, nullString(chk.Key), r.body, r.preview, m.Origin)
+	}
 	for i, k := range keys {
 		o := r.obs[first[k]]
 		v, _, _ := hub.Apply(hub.Verification{}, false, o)
@@ -267,6 +279,9 @@ func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.Inge
 	if dupID != "" {
 		return hub.IngestResult{MessageID: dupID, Duplicate: true}, errDuplicate
 	}
+	if duplicate && r.reprocess {
+		return hub.IngestResult{}, notQuarantined(tx.QueryRow(ctx, `SELECT count(*) FROM messages WHERE id = $1`, m.ID), m.ID)
+	}
 	if duplicate {
 		// The conflicting row has committed (or ON CONFLICT would have
 		// waited), so this statement, with its new snapshot, sees it.
@@ -306,11 +321,11 @@ func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.Inge
 		queue("insert observation", `INSERT INTO observations
 				(id, verification_id, message_id, source, provider, provider_ref, level, kind, applicant_ref,
 				 status, final, reasons, attempts_left, provider_time, provider_event, received_at, outcome, version,
-				 current_state, final_if_no_attempts)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+				 current_state, final_if_no_attempts, origin)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
 			obsID, next.ID, o.MessageID, o.Source, o.Provider, o.ProviderRef, o.Level, string(o.Kind), o.ApplicantRef,
 			string(o.Status), o.Final, o.Reasons, o.AttemptsLeft, nullTime(o.ProviderTime), o.ProviderEvent,
-			o.ReceivedAt, string(outcome), next.Version, o.Current, o.FinalIfNoAttempts)
+			o.ReceivedAt, string(outcome), next.Version, o.Current, o.FinalIfNoAttempts, o.Origin)
 		if changed {
 			events = append(events, hub.UpdatedEvent(hub.NewID("evt", now), next, prev, o))
 		}
@@ -357,7 +372,11 @@ func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.Inge
 			}
 		}
 	}
-	queue("count", countSQL, minute(m.ReceivedAt), string(m.Status), "", 0)
+	if !r.reprocess && m.Origin == hub.OriginCallback {
+		// The dashboard counts what arrived on the ingest endpoint: a
+		// poll's answer is not traffic, a reprocessed message was counted.
+		queue("count", countSQL, minute(m.ReceivedAt), string(m.Status), "", 0)
+	}
 	n := ds.len()
 	if n > 0 {
 		queue("insert deliveries", insertDeliveriesSQL, ds.args(m.ReceivedAt)...)

@@ -77,7 +77,7 @@ func (s *Store) snapshot(ctx context.Context, op string, fn func(tx pgx.Tx) erro
 }
 
 const messageCols = `id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name,
-	dedup_key, preview, body`
+	dedup_key, preview, body, origin`
 
 // scanMessage reads a row of messageCols, and extra, and opens the body as
 // withBody asks (see hub.Message.OpenBody). A body that does not decrypt with
@@ -91,7 +91,7 @@ func (s *Store) scanMessage(r pgx.Row, withBody bool, extra ...any) (hub.Message
 		sealed  []byte
 	)
 	dest := append([]any{&m.ID, &m.SourceID, &m.Provider, &m.ReceivedAt, &m.RemoteAddr, &status, &m.HTTPStatus,
-		&m.Reason, &m.EventName, &dedup, &preview, &sealed}, extra...)
+		&m.Reason, &m.EventName, &dedup, &preview, &sealed, &m.Origin}, extra...)
 	if err := r.Scan(dest...); err != nil {
 		return hub.Message{}, err
 	}
@@ -206,6 +206,9 @@ func (s *Store) Verifications(ctx context.Context, f hub.VerificationFilter) ([]
 	if f.Level != "" {
 		q.add("level = ?", clean(f.Level))
 	}
+	if f.Stuck != nil {
+		q.stuck(*f.Stuck)
+	}
 	stmt, args := q.sql(`SELECT `+verificationCols+` FROM verifications`, cursor, limit)
 	return list(ctx, s, "list verifications", stmt, args, limit, func(r pgx.Row) (hub.Verification, string, error) {
 		v, err := scanVerification(r)
@@ -225,7 +228,7 @@ func (s *Store) Verification(ctx context.Context, id string) (hub.Verification, 
 		}
 		rows, err := tx.Query(ctx, `SELECT id, source, provider, provider_ref, level, kind, applicant_ref, status,
 			final, reasons, attempts_left, provider_time, provider_event, received_at, message_id, outcome, version,
-			current_state, final_if_no_attempts
+			current_state, final_if_no_attempts, origin
 			FROM observations WHERE verification_id = $1 ORDER BY seq`, v.ID)
 		if err != nil {
 			return fmt.Errorf("get timeline: %w", err)
@@ -240,7 +243,7 @@ func (s *Store) Verification(ctx context.Context, id string) (hub.Verification, 
 			)
 			if err := rows.Scan(&o.ID, &o.Source, &o.Provider, &o.ProviderRef, &o.Level, &kind, &o.ApplicantRef,
 				&status, &o.Final, &o.Reasons, &o.AttemptsLeft, &providerTime, &o.ProviderEvent, &o.ReceivedAt,
-				&o.MessageID, &outcome, &o.Version, &o.Current, &o.FinalIfNoAttempts); err != nil {
+				&o.MessageID, &outcome, &o.Version, &o.Current, &o.FinalIfNoAttempts, &o.Origin); err != nil {
 				return fmt.Errorf("get timeline: %w", err)
 			}
 			o.Kind, o.Status, o.Outcome = hub.Kind(kind), hub.Status(status), hub.Outcome(outcome)
@@ -248,7 +251,11 @@ func (s *Store) Verification(ctx context.Context, id string) (hub.Verification, 
 			o.ReceivedAt = o.ReceivedAt.UTC()
 			v.Timeline = append(v.Timeline, o)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		v.Poll, err = pollState(ctx, tx, v.ID)
+		return err
 	})
 	if err != nil {
 		return hub.Verification{}, notFound("get verification", err, fmt.Sprintf("verification %q not found", id))

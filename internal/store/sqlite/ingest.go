@@ -95,7 +95,7 @@ func (s *Store) ingestTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 	}
 	res, err := tx.execStmt(s.q.insertMessage,
 		m.ID, m.SourceID, m.Provider, toNanos(m.ReceivedAt), m.RemoteAddr, string(m.Status), m.HTTPStatus,
-		m.Reason, m.EventName, nullString(chk.Key), r.preview)
+		m.Reason, m.EventName, nullString(chk.Key), r.preview, m.Origin)
 	if err != nil {
 		return hub.IngestResult{}, fmt.Errorf("insert message: %w", err)
 	}
@@ -109,10 +109,20 @@ func (s *Store) ingestTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 			return hub.IngestResult{}, fmt.Errorf("insert body: %w", err)
 		}
 	}
-	if err := s.count(tx, m.ReceivedAt, string(m.Status), "", 0); err != nil {
-		return hub.IngestResult{}, err
+	// The dashboard counts what arrived on the ingest endpoint: a poll's
+	// answer is not traffic.
+	if m.Origin == hub.OriginCallback {
+		if err := s.count(tx, m.ReceivedAt, string(m.Status), "", 0); err != nil {
+			return hub.IngestResult{}, err
+		}
 	}
+	return s.applyTx(tx, r)
+}
 
+// applyTx applies the observations and events of r to its message, stored
+// already: Ingest's work after the insert, and Reprocess's.
+func (s *Store) applyTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
+	m := r.m
 	now := s.now()
 	var events []hub.Event
 	versions := map[hub.VerificationKey]int{}
@@ -148,7 +158,7 @@ func (s *Store) ingestTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 			obsID, next.ID, o.MessageID, o.Source, o.Provider, o.ProviderRef, o.Level, string(o.Kind), o.ApplicantRef,
 			string(o.Status), boolInt(o.Final), r.reasons[i], nullInt(o.AttemptsLeft), toNullNanos(o.ProviderTime),
 			o.ProviderEvent, toNanos(o.ReceivedAt), string(outcome), next.Version,
-			boolInt(o.Current), boolInt(o.FinalIfNoAttempts)); err != nil {
+			boolInt(o.Current), boolInt(o.FinalIfNoAttempts), o.Origin); err != nil {
 			return hub.IngestResult{}, fmt.Errorf("insert observation: %w", err)
 		}
 		if changed {

@@ -69,7 +69,7 @@ func list[T any](ctx context.Context, s *Store, op, stmt string, args []any, lim
 // messageCols are the columns of a message; its body is in message_bodies,
 // or in messages.body if it was stored before migration 0007.
 const messageCols = `id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name,
-	dedup_key, preview, coalesce(body,
+	dedup_key, preview, origin, coalesce(body,
 		(SELECT b.body FROM message_bodies b WHERE b.received_at = messages.received_at AND b.message_id = messages.id))`
 
 // scanMessage reads a row of messageCols and opens the body as withBody asks
@@ -85,7 +85,7 @@ func (s *Store) scanMessage(r scanner, withBody bool) (hub.Message, error) {
 		sealed     []byte
 	)
 	if err := r.Scan(&m.ID, &m.SourceID, &m.Provider, &receivedAt, &m.RemoteAddr, &status, &m.HTTPStatus,
-		&m.Reason, &m.EventName, &dedup, &preview, &sealed); err != nil {
+		&m.Reason, &m.EventName, &dedup, &preview, &m.Origin, &sealed); err != nil {
 		return hub.Message{}, err
 	}
 	m.ReceivedAt = fromNanos(receivedAt)
@@ -223,6 +223,9 @@ func (s *Store) Verifications(ctx context.Context, f hub.VerificationFilter) ([]
 	if f.Level != "" {
 		q.add("level = ?", f.Level)
 	}
+	if f.Stuck != nil {
+		q.stuck(*f.Stuck)
+	}
 	stmt, args := q.sql(`SELECT `+verificationCols+` FROM verifications`, cursor, limit)
 	return list(ctx, s, "list verifications", stmt, args, limit, func(r scanner) (hub.Verification, string, error) {
 		v, err := scanVerification(r)
@@ -243,7 +246,7 @@ func (s *Store) Verification(ctx context.Context, id string) (hub.Verification, 
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT id, source, provider, provider_ref, level, kind, applicant_ref, status,
 		final, reasons, attempts_left, provider_time, provider_event, received_at, message_id, outcome, version,
-		current_state, final_if_no_attempts
+		current_state, final_if_no_attempts, origin
 		FROM observations WHERE verification_id = ? ORDER BY seq`, id)
 	if err != nil {
 		return hub.Verification{}, fail("get timeline", err)
@@ -262,7 +265,7 @@ func (s *Store) Verification(ctx context.Context, id string) (hub.Verification, 
 		)
 		if err := rows.Scan(&o.ID, &o.Source, &o.Provider, &o.ProviderRef, &o.Level, &kind, &o.ApplicantRef, &status,
 			&final, &reasons, &attemptsLeft, &providerTime, &o.ProviderEvent, &receivedAt, &o.MessageID, &outcom,
-			&o.Version, &current, &ifNo); err != nil {
+			&o.Version, &current, &ifNo, &o.Origin); err != nil {
 			return hub.Verification{}, fail("get timeline", err)
 		}
 		o.Kind, o.Status, o.Final, o.Outcome = hub.Kind(kind), hub.Status(status), final != 0, hub.Outcome(outcom)
@@ -277,6 +280,9 @@ func (s *Store) Verification(ctx context.Context, id string) (hub.Verification, 
 	}
 	if err := rows.Err(); err != nil {
 		return hub.Verification{}, fail("get timeline", err)
+	}
+	if v.Poll, err = pollState(ctx, tx, id); err != nil {
+		return hub.Verification{}, fail("get poll state", err)
 	}
 	return v, nil
 }

@@ -260,8 +260,9 @@ func prepare(ctx context.Context, db *sql.DB) (*prepared, error) {
 		{&q.setCurrentKey, `UPDATE messages SET dedup_key = ?1 WHERE id = ?2
 			AND NOT EXISTS (SELECT 1 FROM messages WHERE source_id = ?3 AND dedup_key = ?1)`},
 		{&q.insertMessage, `INSERT INTO messages
-			(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name, dedup_key, preview)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name, dedup_key, preview,
+			 origin)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (source_id, dedup_key) DO NOTHING`},
 		{&q.insertBody, `INSERT INTO message_bodies (received_at, message_id, body) VALUES (?, ?, ?)`},
 		{&q.loadVerification, `SELECT ` + verificationCols + `
@@ -277,8 +278,8 @@ func prepare(ctx context.Context, db *sql.DB) (*prepared, error) {
 		{&q.insertObservation, `INSERT INTO observations
 			(id, verification_id, message_id, source, provider, provider_ref, level, kind, applicant_ref,
 			 status, final, reasons, attempts_left, provider_time, provider_event, received_at, outcome, version,
-			 current_state, final_if_no_attempts)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			 current_state, final_if_no_attempts, origin)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&q.insertEvent, `INSERT INTO events
 			(id, type, created_at, source, provider, data, message_id, verification_id)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},

@@ -112,6 +112,10 @@ func Run(t *testing.T, open func(t *testing.T) hub.Store) {
 		{"ExpireDispatches", testExpireDispatches},
 		{"DispatchFilters", testDispatchFilters},
 		{"DispatchClaimRace", testDispatchClaimRace},
+		{"Origins", testOrigins},
+		{"Reprocess", testReprocess},
+		{"ClaimPolls", testClaimPolls},
+		{"Stuck", testStuck},
 		{"Closed", testClosed},
 	}
 	for _, tc := range tests {
@@ -154,6 +158,7 @@ func msg(source, dedup string, when time.Time) hub.Message {
 		HTTPStatus: 200,
 		EventName:  "IDENTIFICATION_AUTO_FINISHED",
 		DedupKey:   dedup,
+		Origin:     hub.OriginCallback,
 		Body:       []byte(`{"scanRef":"ref","clientId":"user-1","data":{"docFirstName":"JANE","docNumber":"X1234567"}}`),
 		Preview:    json.RawMessage(`{"scanRef":"ref","clientId":"user-1","data":{"docFirstName":"[redacted]","docNumber":"[redacted]"}}`),
 	}
@@ -171,6 +176,7 @@ func observe(m hub.Message, ref, level string, status hub.Status, final bool) hu
 		ProviderEvent:   m.EventName,
 		ReceivedAt:      m.ReceivedAt,
 		MessageID:       m.ID,
+		Origin:          hub.OriginCallback,
 	}
 }
 
