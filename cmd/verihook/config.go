@@ -65,6 +65,8 @@ type SourceConfig struct {
 	// Dispatch, when set, sends the source's OTPs and session links
 	// (SPEC section 7).
 	Dispatch *dispatch.Config `yaml:"dispatch"`
+	// Reconcile tunes the polling of the provider's status API.
+	Reconcile *ReconcileConfig `yaml:"reconcile"`
 }
 
 // EndpointConfig declares an endpoint (SPEC section 6).
@@ -256,6 +258,9 @@ func (cfg *Config) validate(getenv func(string) string, registry provider.Regist
 			if t := d.MaxTimeout(); 2*t > cfg.DispatchLease {
 				return fmt.Errorf("config: %s.dispatch: a timeout of %s wants a dispatch_lease of at least %s, not %s", field, t, 2*t, cfg.DispatchLease)
 			}
+		}
+		if err := validateReconcile(field, s, p, secrets); err != nil {
+			return err
 		}
 	}
 	seen = map[string]bool{}

@@ -33,6 +33,11 @@ func TestBadConfigRefusesToStart(t *testing.T) {
 		{"bad shutdown_timeout", "shutdown_timeout: 0s\n", nil, "shutdown_timeout 0s: want 1s to 10m"},
 		{"bad otp retention", "otp_retention: 10m\n", nil, "otp_retention 10m0s: want at least 1h and at most retention"},
 		{"otp retention past retention", "retention: 2h\n", nil, "otp_retention 24h0m0s: want at least 1h and at most retention (2h0m0s)"},
+		{"reconcile fractal", "sources: [{id: f, provider: fractal, secrets: {webhook_secret: k}, reconcile: {}}]\n", nil, "sources[0].reconcile: Fractal cannot be polled"},
+		{"reconcile without credentials", "sources: [{id: i, provider: idenfy, secrets: {signing_key: k, api_key: k}, reconcile: {}}]\n", nil, `sources[0].reconcile: the API credentials are missing: secret "api_secret" is required`},
+		{"reconcile unset env credential", "sources: [{id: i, provider: identomat, secrets: {callback_api_key: k, company_key: '${NOPE_NOT_SET}'}, reconcile: {}}]\n", nil, "sources[0].secrets.company_key: environment variable NOPE_NOT_SET is not set"},
+		{"reconcile bad api_url", "sources: [{id: k, provider: kycaid, secrets: {api_token: k}, reconcile: {api_url: 'ftp://x'}}]\n", nil, `sources[0].reconcile.api_url "ftp://x"`},
+		{"reconcile bad deadline", "sources: [{id: k, provider: kycaid, secrets: {api_token: k}, reconcile: {deadline: 1s}}]\n", nil, "sources[0].reconcile.deadline 1s: want at least 1m"},
 		{"bad env", "", map[string]string{"VERIHOOK_LOG_LEVEL": "loud"}, `log_level "loud"`},
 		{"bad key", "", map[string]string{"VERIHOOK_ENCRYPTION_KEY": "short"}, "VERIHOOK_ENCRYPTION_KEY: want 32 bytes"},
 	}

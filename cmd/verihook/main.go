@@ -38,7 +38,10 @@ Usage:
                                                   send a provider's callback, signed as it signs it
   verihook simulate PROVIDER --list               list a provider's events
   verihook simulate PROVIDER --scenario FILE      play a sequence (duplicates, reordering)
+  verihook simulate serve --secret S [--listen A] emulate the providers' status APIs; send their callbacks
   verihook listen --secret whsec_… [--port 9000]  a local endpoint that verifies and prints deliveries
+  verihook reconcile --source S [--all]           ask the provider about stuck verifications now
+  verihook reprocess [--source S | --message ID]  re-run today's adapters over quarantined messages
   verihook backup FILE                            copy the SQLite database while serve runs
   verihook rotate-key [--finish]                  start (or end) an encryption key rotation
   verihook version                                print the version
@@ -94,6 +97,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		"listen":     runListen,
 		"rotate-key": runRotateKey,
 		"backup":     runBackup,
+		"reconcile":  runReconcile,
+		"reprocess":  runReprocess,
 		"version": func(context.Context, env, []string) error {
 			fmt.Fprintln(stdout, "verihook", version)
 			return nil

@@ -18,6 +18,7 @@ import (
 	"github.com/verihook/verihook/internal/ingest"
 	"github.com/verihook/verihook/internal/metrics"
 	"github.com/verihook/verihook/internal/provider"
+	"github.com/verihook/verihook/internal/reconcile"
 )
 
 func runServe(ctx context.Context, e env, args []string) error {
@@ -66,12 +67,14 @@ type Main struct {
 	// Dispatcher sends the OTPs and session links of sources with dispatch.
 	Dispatcher *dispatch.Worker
 
-	Store   hub.Store
-	Worker  *delivery.Worker
-	servers []*server  // the ingest listener, then the metrics one if any
-	failed  chan error // the first listener that stopped serving
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	Store  hub.Store
+	Worker *delivery.Worker
+	// Reconciler polls providers about stuck verifications.
+	Reconciler *reconcile.Worker
+	servers    []*server  // the ingest listener, then the metrics one if any
+	failed     chan error // the first listener that stopped serving
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
 
 	// resealed is closed when the background re-seal of a key rotation
 	// has ended (at once when no rotation is under way).
@@ -155,11 +158,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	svc := &ingest.Service{Store: m.Store, Providers: m.Registry, Logger: m.Logger, Wake: m.Worker.Wake,
 		MissingSecret: mets.ObserveMissingSecret, Now: m.Now, Dispatch: m.dispatchFor, WakeDispatch: m.Dispatcher.Wake}
+	m.Reconciler = newReconciler(m.Config, svc)
+	mets.WatchBacklog(func(ctx context.Context) (hub.Backlog, error) {
+		return m.Store.Backlog(ctx, m.Reconciler.Stuck(time.Now()))
+	})
 	api := &httpapi.Server{
 		Store: m.Store, Receiver: ingest.Receiver{Service: svc}, Logger: m.Logger, MaxBody: m.Config.MaxBodyBytes,
 		CheckURL: checkURL, Wake: m.Worker.Wake, ObserveIngest: mets.ObserveIngest,
 		EventsWithoutSecret: m.Registry.EventsWithoutSecret,
-		CheckSecrets: m.Registry.CheckSecrets, SendTest: m.Worker.SendTest, SourceChanged: svc.Forget,
+		CheckSecrets:        m.Registry.CheckSecrets, SendTest: m.Worker.SendTest, SourceChanged: svc.Forget,
+		Recovery: recovery{Worker: m.Reconciler, svc: svc},
 	}
 	if err := m.listen("listen", m.Config.Listen, api.Handler()); err != nil {
 		return err
@@ -207,6 +215,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		})
 	}
 	m.wg.Go(func() { m.purgeLoop(bg) })
+	m.wg.Go(func() { m.Reconciler.Run(bg) })
 	m.resealed = make(chan struct{})
 	if keys := cipher.KeyIDs(); len(keys) > 1 {
 		m.wg.Go(func() { m.reseal(bg, keys) })

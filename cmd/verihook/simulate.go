@@ -130,10 +130,15 @@ func (f fieldFlags) fields(now time.Time) (provider.Fields, error) {
 func simSecrets(secret string) map[string]string {
 	return map[string]string{
 		"callback_api_key": secret, "signing_key": secret, "api_token": secret, "webhook_secret": secret,
+		// The API credentials that simulate serve checks.
+		"company_key": secret, "api_key": secret, "api_secret": secret,
 	}
 }
 
 func runSimulate(ctx context.Context, e env, args []string) error {
+	if len(args) > 0 && args[0] == "serve" {
+		return runSimulateServe(ctx, e, args[1:])
+	}
 	fs := newFlagSet(e, "simulate", "simulate PROVIDER [EVENT] --to URL --secret S [flags]\n       verihook simulate PROVIDER --list\n       verihook simulate [PROVIDER] --scenario FILE --to URL --secret S")
 	var ff fieldFlags
 	to := fs.String("to", "", "URL to POST to, e.g. http://127.0.0.1:8080/ingest/idenfy-main")

@@ -97,6 +97,10 @@ func (s *Server) handleVerifications(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, hub.Errorf(hub.EINVALID, "status must be one of %v", hub.Statuses))
 		return
 	}
+	if f.Stuck, err = s.stuckFilter(r); err != nil {
+		s.error(w, r, err)
+		return
+	}
 	vs, next, err := s.Store.Verifications(r.Context(), f)
 	if err != nil {
 		s.error(w, r, err)

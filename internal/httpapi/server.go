@@ -76,6 +76,8 @@ type Server struct {
 	// SendTest sends an endpoint a signed test event now and returns the
 	// attempt; nil answers that tests cannot be sent.
 	SendTest func(ctx context.Context, e hub.Endpoint) hub.Attempt
+	// Recovery, when set, serves refresh, reprocess and the stuck filter.
+	Recovery Recovery
 
 	tokenUse  tokenUse  // when this instance last recorded each token's use (auth.go)
 	readiness readiness // see ready.go
@@ -130,6 +132,9 @@ var routes = []Route{
 	{"GET /api/v1/messages/{id}", hub.RoleViewer, (*Server).handleMessage},
 	{"GET /api/v1/verifications", hub.RoleViewer, (*Server).handleVerifications},
 	{"GET /api/v1/verifications/{id}", hub.RoleViewer, (*Server).handleVerification},
+	{"POST /api/v1/verifications/{id}/refresh", hub.RoleAdmin, (*Server).handleRefresh},
+	{"POST /api/v1/messages/{id}/reprocess", hub.RoleAdmin, (*Server).handleReprocess},
+	{"POST /api/v1/messages/reprocess", hub.RoleAdmin, (*Server).handleReprocessAll},
 	{"GET /api/v1/events", hub.RoleViewer, (*Server).handleEvents},
 	{"GET /api/v1/events/{id}", hub.RoleViewer, (*Server).handleEvent},
 	{"GET /api/v1/endpoints", hub.RoleViewer, (*Server).handleEndpoints},

@@ -92,3 +92,25 @@ type Backlog struct {
 	// Quarantined counts messages in quarantine.
 	Quarantined map[string]int
 }
+
+// PollResult is what one poll of a provider's status API did.
+type PollResult struct {
+	VerificationID string `json:"verification_id"`
+	// Changed reports whether the answer changed the verification.
+	Changed bool `json:"changed"`
+	// Error is why the poll failed, "" when it succeeded.
+	Error string `json:"error,omitempty"`
+	// GaveUp reports whether this poll used the last one allowed.
+	GaveUp bool `json:"gave_up,omitempty"`
+}
+
+// Reprocessed is what reprocessing did with one quarantined message.
+type Reprocessed struct {
+	MessageID string `json:"message_id"`
+	// Status is accepted when the adapter now understands the message,
+	// quarantined when it still does not (Reason says why).
+	Status MessageStatus `json:"status"`
+	Reason string        `json:"reason,omitempty"`
+	// Events counts the events it produced.
+	Events int `json:"events"`
+}

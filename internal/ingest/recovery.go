@@ -50,17 +50,6 @@ func answerOf(obs []hub.Observation) any {
 	return out
 }
 
-// Reprocessed is what Reprocess did with one quarantined message.
-type Reprocessed struct {
-	MessageID string `json:"message_id"`
-	// Status is accepted when the adapter now understands the message,
-	// quarantined when it still does not (Reason says why).
-	Status hub.MessageStatus `json:"status"`
-	Reason string            `json:"reason,omitempty"`
-	// Events counts the events it produced.
-	Events int `json:"events"`
-}
-
 // Reprocess runs today's adapter over a quarantined message and, when it
 // now understands it, applies what it says through the ordering rules (each
 // observation of origin reprocess, dated when the message was received) and
@@ -70,18 +59,18 @@ type Reprocessed struct {
 // it named (the message's EventName) is given to the adapter as the
 // provider.HeaderEventType header. ENOTFOUND for an unknown message,
 // ECONFLICT for one that is not quarantined or whose body was purged.
-func (s *Service) Reprocess(ctx context.Context, id string) (Reprocessed, error) {
+func (s *Service) Reprocess(ctx context.Context, id string) (hub.Reprocessed, error) {
 	m, err := s.Store.Message(ctx, id)
 	if err != nil {
-		return Reprocessed{}, err
+		return hub.Reprocessed{}, err
 	}
 	switch {
 	case m.Status != hub.MessageQuarantined:
-		return Reprocessed{}, hub.Errorf(hub.ECONFLICT, "message %s is %s, not quarantined", id, m.Status)
+		return hub.Reprocessed{}, hub.Errorf(hub.ECONFLICT, "message %s is %s, not quarantined", id, m.Status)
 	case m.Body == nil:
-		return Reprocessed{}, hub.Errorf(hub.ECONFLICT, "message %s's body was purged: it cannot be reprocessed", id)
+		return hub.Reprocessed{}, hub.Errorf(hub.ECONFLICT, "message %s's body was purged: it cannot be reprocessed", id)
 	}
-	out := Reprocessed{MessageID: id, Status: hub.MessageQuarantined, Reason: m.Reason}
+	out := hub.Reprocessed{MessageID: id, Status: hub.MessageQuarantined, Reason: m.Reason}
 	src, err := s.Store.Source(ctx, m.SourceID)
 	if err != nil {
 		return out, err
@@ -120,7 +109,7 @@ func (s *Service) Reprocess(ctx context.Context, id string) (Reprocessed, error)
 
 // ReprocessAll reprocesses every message of source (every source when "")
 // still quarantined, oldest first, and returns what happened to each.
-func (s *Service) ReprocessAll(ctx context.Context, source string) ([]Reprocessed, error) {
+func (s *Service) ReprocessAll(ctx context.Context, source string) ([]hub.Reprocessed, error) {
 	var ids []string
 	f := hub.MessageFilter{Source: source, Status: hub.MessageQuarantined, Page: hub.Page{Limit: hub.MaxPageLimit}}
 	for {
@@ -137,7 +126,7 @@ func (s *Service) ReprocessAll(ctx context.Context, source string) ([]Reprocesse
 		f.Cursor = next
 	}
 	slices.Reverse(ids) // lists are newest first; their original order is oldest first
-	var out []Reprocessed
+	var out []hub.Reprocessed
 	for _, id := range ids {
 		r, err := s.Reprocess(ctx, id)
 		if hub.ErrorCode(err) == hub.ECONFLICT {

@@ -67,9 +67,6 @@ type Worker struct {
 	// Tick is how often Run looks for due work; 0 means a minute.
 	Tick   time.Duration
 	Logger *slog.Logger
-	// Backlog, when set, is told the counts of stuck verifications and
-	// quarantined messages after every round of Run (for metrics).
-	Backlog func(hub.Backlog)
 
 	mu sync.Mutex
 	// next is when each source may be polled again: its gap after the
@@ -77,17 +74,6 @@ type Worker struct {
 	next map[string]time.Time
 	// failures counts each source's consecutive API errors.
 	failures map[string]int
-}
-
-// Result is what a poll did.
-type Result struct {
-	VerificationID string `json:"verification_id"`
-	// Changed reports whether the answer changed the verification.
-	Changed bool `json:"changed"`
-	// Error is why the poll failed, "" when it succeeded.
-	Error string `json:"error,omitempty"`
-	// GaveUp reports whether this poll used the last one allowed.
-	GaveUp bool `json:"gave_up,omitempty"`
 }
 
 // Settings returns the settings of source src, defaults filled from its
@@ -160,7 +146,7 @@ func (w *Worker) Run(ctx context.Context) {
 
 // Round polls, for every source that can be polled and is not paused, the
 // verifications due (stuck, and their next poll due), as many as its gap
-// allows in one Tick, one gap apart; then it reports the backlog.
+// allows in one Tick, one gap apart.
 func (w *Worker) Round(ctx context.Context) {
 	srcs, err := w.Store.Sources(ctx)
 	if err != nil {
@@ -185,14 +171,6 @@ func (w *Worker) Round(ctx context.Context) {
 			w.log().Error("reconcile: poll source", "source", src.ID, "err", err)
 		}
 	}
-	if w.Backlog != nil {
-		b, err := w.Store.Backlog(ctx, w.Stuck(w.now()))
-		if err != nil {
-			w.log().Error("reconcile: count backlog", "err", err)
-			return
-		}
-		w.Backlog(b)
-	}
 }
 
 // Source polls, now, every verification of source id that is stuck (all
@@ -200,7 +178,7 @@ func (w *Worker) Round(ctx context.Context) {
 // not, one gap apart, and returns what each poll did. Verifications given up
 // are left alone (Refresh asks about one). EINVALID when the source cannot be
 // polled.
-func (w *Worker) Source(ctx context.Context, id string, every bool) ([]Result, error) {
+func (w *Worker) Source(ctx context.Context, id string, every bool) ([]hub.PollResult, error) {
 	src, err := w.Store.Source(ctx, id)
 	if err != nil {
 		return nil, err
@@ -218,13 +196,13 @@ func (w *Worker) Source(ctx context.Context, id string, every bool) ([]Result, e
 
 // pollSource claims what c asks for and polls it, one gap apart; it stops
 // early when the source is paused by an error.
-func (w *Worker) pollSource(ctx context.Context, src hub.Source, c hub.PollClaim) ([]Result, error) {
+func (w *Worker) pollSource(ctx context.Context, src hub.Source, c hub.PollClaim) ([]hub.PollResult, error) {
 	c.Until = c.Now.Add(lease)
 	vs, err := w.Store.ClaimPolls(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	var out []Result
+	var out []hub.PollResult
 	for i, v := range vs {
 		if err := w.waitTurn(ctx, src.ID); err != nil {
 			// Give the rest back: due again at once for the next round.
@@ -254,20 +232,20 @@ func (w *Worker) release(ctx context.Context, v hub.Verification) {
 // unless its source's gap or pause has not ended (EUNAVAILABLE, saying when
 // to try again). EINVALID when the source cannot be polled; ENOTFOUND for an
 // unknown verification.
-func (w *Worker) Refresh(ctx context.Context, id string) (Result, error) {
+func (w *Worker) Refresh(ctx context.Context, id string) (hub.PollResult, error) {
 	v, err := w.Store.Verification(ctx, id)
 	if err != nil {
-		return Result{}, err
+		return hub.PollResult{}, err
 	}
 	src, err := w.Store.Source(ctx, v.Source)
 	if err != nil {
-		return Result{}, err
+		return hub.PollResult{}, err
 	}
 	if _, err := w.poller(src); err != nil {
-		return Result{}, err
+		return hub.PollResult{}, err
 	}
 	if wait := w.nextAt(src.ID).Sub(w.now()); wait > 0 {
-		return Result{}, hub.Errorf(hub.EUNAVAILABLE, "source %s may be polled again in %s", src.ID, wait.Round(time.Second))
+		return hub.PollResult{}, hub.Errorf(hub.EUNAVAILABLE, "source %s may be polled again in %s", src.ID, wait.Round(time.Second))
 	}
 	w.reserve(src.ID, w.Settings(src).Gap)
 	return w.poll(ctx, src, v), nil
@@ -275,7 +253,7 @@ func (w *Worker) Refresh(ctx context.Context, id string) (Result, error) {
 
 // poll asks the provider about v, records the answer and the poll state,
 // and paces the source.
-func (w *Worker) poll(ctx context.Context, src hub.Source, v hub.Verification) Result {
+func (w *Worker) poll(ctx context.Context, src hub.Source, v hub.Verification) hub.PollResult {
 	p, _ := w.poller(src)
 	s := w.Settings(src)
 	st := hub.PollState{}
@@ -287,7 +265,7 @@ func (w *Worker) poll(ctx context.Context, src hub.Source, v hub.Verification) R
 	st.Polls++
 	st.LastPolledAt = sentAt
 	st.LastError = ""
-	res := Result{VerificationID: v.ID}
+	res := hub.PollResult{VerificationID: v.ID}
 	final := false
 	if err == nil {
 		for _, o := range parsed.Observations {
