@@ -73,7 +73,7 @@ func TestRefreshRecoversDroppedCallback(t *testing.T) {
 	if sent["status"] != float64(200) {
 		t.Fatalf("callback answered %v", sent)
 	}
-	emulate(t, emu, "kycaid", "VERIFICATION_COMPLETED", map[string]any{"ref": "ver-1", "status": "false", "reason": "Document expired", "drop": true})
+	emulate(t, emu, "kycaid", "VERIFICATION_COMPLETED", map[string]any{"ref": "ver-1", "status": "true", "drop": true})
 	v := verificationOf(t, base, viewer, "kycaid-main", "ver-1", "")
 	if v.Status != hub.StatusPending {
 		t.Fatalf("before the refresh: %s", v.Status)
@@ -90,8 +90,8 @@ func TestRefreshRecoversDroppedCallback(t *testing.T) {
 	if code := apiDo(t, http.MethodPost, url, admin, nil, &got); code != http.StatusOK {
 		t.Fatalf("refresh = %d", code)
 	}
-	if !got.Result.Changed || got.Verification.Status != hub.StatusRejected || !got.Verification.Final {
-		t.Fatalf("refresh = %+v, %s final=%v; want a change to rejected, final", got.Result, got.Verification.Status, got.Verification.Final)
+	if !got.Result.Changed || got.Verification.Status != hub.StatusApproved || !got.Verification.Final {
+		t.Fatalf("refresh = %+v, %s final=%v; want a change to approved, final", got.Result, got.Verification.Status, got.Verification.Final)
 	}
 	tl := got.Verification.Timeline
 	if last := tl[len(tl)-1]; last.Origin != hub.OriginPoll || last.ProviderEvent != kycaid.VerificationAPI {
@@ -100,8 +100,8 @@ func TestRefreshRecoversDroppedCallback(t *testing.T) {
 	var events struct{ Data []hub.Event }
 	getJSON(t, base+"/api/v1/events?verification="+v.ID, admin, &events)
 	if len(events.Data) != 2 || !strings.Contains(string(events.Data[0].Data), `"previous_status":"pending"`) ||
-		!strings.Contains(string(events.Data[0].Data), `"status":"rejected"`) {
-		t.Errorf("events = %d, newest %s; want a verification.updated from pending to rejected", len(events.Data), events.Data[0].Data)
+		!strings.Contains(string(events.Data[0].Data), `"status":"approved"`) {
+		t.Errorf("events = %d, newest %s; want a verification.updated from pending to approved", len(events.Data), events.Data[0].Data)
 	}
 	// The refresh is rate limited per source: at once again, 503.
 	if code := apiDo(t, http.MethodPost, url, admin, nil, nil); code != http.StatusOK && code != http.StatusServiceUnavailable {

@@ -144,7 +144,7 @@ func TestRecoversMissedCallback(t *testing.T) {
 	e.receive(t, "kycaid-main", kycaid.EventVerificationStatusChanged, provider.Fields{Ref: "ver-1", Status: "pending", ApplicantRef: "user-1"}, twoDaysAgo)
 	e.receive(t, "kycaid-main", kycaid.EventVerificationStatusChanged, provider.Fields{Ref: "ver-fresh", Status: "pending"}, time.Now())
 	// The provider decided; its VERIFICATION_COMPLETED never arrived.
-	e.set("ver-1", hub.Observation{Status: hub.StatusRejected, Final: true, Reasons: []string{"Document expired"}})
+	e.set("ver-1", hub.Observation{Status: hub.StatusRejected, Final: true, Reasons: []string{"Document expired"}, AttemptsLeft: ptr(0)})
 	e.set("ver-fresh", hub.Observation{Status: hub.StatusApproved, Final: true})
 
 	e.w.Round(context.Background())

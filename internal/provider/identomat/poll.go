@@ -94,7 +94,10 @@ func (Provider) Poll(ctx context.Context, r provider.PollRequest) (hub.Parsed, e
 		Kind:            v.Kind,
 		Status:          res.status,
 		Final:           res.final,
-		ProviderEvent:   ResultAPI,
+		// Like session-change, the answer states the current status
+		// without a timestamp: it is believed (see hub.Observation).
+		Current:       true,
+		ProviderEvent: ResultAPI,
 	}
 	if a.RejectReason != nil && strings.TrimSpace(a.RejectReason.Value) != "" {
 		o.Reasons = []string{strings.TrimSpace(a.RejectReason.Value)}

@@ -40,8 +40,9 @@ type verificationAnswer struct {
 }
 
 // Poll asks GET /verifications/{id} with "Authorization: Token <api_token>".
-// A verified true or false is decided, as VERIFICATION_COMPLETED; a verified
-// null is pending, whatever status says.
+// A verified true or false is decided, as VERIFICATION_COMPLETED (a rejection
+// is final only when no attempt is left); a verified null is pending,
+// whatever status says.
 func (Provider) Poll(ctx context.Context, r provider.PollRequest) (hub.Parsed, error) {
 	v := r.Verification
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
@@ -78,7 +79,8 @@ func (Provider) Poll(ctx context.Context, r provider.PollRequest) (hub.Parsed, e
 	case *verified:
 		o.Status, o.Final = hub.StatusApproved, true
 	default:
-		o.Status, o.Final = hub.StatusRejected, true
+		// As VERIFICATION_COMPLETED: final only once no attempt is left.
+		o.Status, o.FinalIfNoAttempts = hub.StatusRejected, true
 	}
 	parsed.Observations = []hub.Observation{o}
 	return parsed, nil
@@ -100,7 +102,7 @@ func (Provider) EmulateStatus(secrets map[string]string, lookup func(string) (hu
 			return
 		}
 		a := verificationAnswer{VerificationID: id, Status: "pending", AttemptsLeft: o.AttemptsLeft}
-		if o.Final {
+		if o.Status == hub.StatusApproved || o.Status == hub.StatusRejected {
 			a.Status, a.Verified = "completed", o.Status == hub.StatusApproved
 			a.Verifications = map[string]any{"document": map[string]any{
 				"verified": a.Verified, "comment": "", "decline_reasons": append([]string{}, o.Reasons...)}}

@@ -228,7 +228,8 @@ func testPurgeRejections(t *testing.T, s hub.Store) {
 	var rej []hub.Message
 	for _, when := range []time.Time{at(0), at(7200)} {
 		r := hub.Message{ID: hub.NewID("msg", when), SourceID: "no-such-source", ReceivedAt: when,
-			RemoteAddr: "198.51.100.1:4711", Status: hub.MessageRejected, HTTPStatus: 404, Reason: "unknown source"}
+			RemoteAddr: "198.51.100.1:4711", Status: hub.MessageRejected, HTTPStatus: 404, Reason: "unknown source",
+			Origin: hub.OriginCallback}
 		if err := s.RecordRejection(ctx(t), r); err != nil {
 			t.Fatal(err)
 		}
