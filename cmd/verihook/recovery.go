@@ -97,6 +97,25 @@ func (r recovery) ReprocessAll(ctx context.Context, source string) ([]hub.Reproc
 	return r.svc.ReprocessAll(ctx, source)
 }
 
+// backlog counts the stuck verifications and quarantined messages of every
+// source, zeros included, so that an alert on the gauges sees a source
+// recover.
+func backlog(ctx context.Context, st hub.Store, stuck hub.Stuck) (hub.Backlog, error) {
+	b, err := st.Backlog(ctx, stuck)
+	if err != nil {
+		return b, err
+	}
+	srcs, err := st.Sources(ctx)
+	if err != nil {
+		return b, err
+	}
+	for _, src := range srcs {
+		b.Stuck[src.ID] += 0
+		b.Quarantined[src.ID] += 0
+	}
+	return b, nil
+}
+
 // newReconciler returns the reconcile worker of cfg, recording answers with
 // svc.
 func newReconciler(cfg Config, svc *ingest.Service) *reconcile.Worker {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -202,6 +203,10 @@ func TestReprocessAfterUpgrade(t *testing.T) {
 	if len(stuck.Data) != 2 {
 		t.Fatalf("%d quarantined messages, want 2", len(stuck.Data))
 	}
+	quarantined := `verihook_messages_quarantined{source="kycaid-main"} `
+	if text := metricsText(t, m); !strings.Contains(text, quarantined+"2") || !strings.Contains(text, `verihook_verifications_stuck{source="kycaid-main"} 0`) {
+		t.Errorf("metrics before reprocessing lack %q2 and no stuck verification", quarantined)
+	}
 	if code := apiDo(t, http.MethodPost, base+"/api/v1/messages/reprocess", viewer, nil, nil); code != http.StatusForbidden {
 		t.Errorf("reprocess by a viewer = %d", code)
 	}
@@ -215,6 +220,9 @@ func TestReprocessAfterUpgrade(t *testing.T) {
 	v := verificationOf(t, base, viewer, "kycaid-main", "ver-1", "")
 	if v.Status != hub.StatusApproved || v.Version != 2 || v.Timeline[1].Origin != hub.OriginReprocess {
 		t.Errorf("ver-1 = %s v%d, %+v; want approved v2 by a reprocessed entry", v.Status, v.Version, v.Timeline)
+	}
+	if text := metricsText(t, m); !strings.Contains(text, quarantined+"0") {
+		t.Errorf("metrics after reprocessing lack %q0", quarantined)
 	}
 	var again struct{ Data []hub.Reprocessed }
 	apiDo(t, http.MethodPost, base+"/api/v1/messages/reprocess", admin, nil, &again)
@@ -235,4 +243,16 @@ func TestReprocessAfterUpgrade(t *testing.T) {
 	if code := getJSON(t, base+"/api/v1/verifications?stuck=maybe", viewer, nil); code != http.StatusBadRequest {
 		t.Errorf("stuck=maybe = %d, want 400", code)
 	}
+}
+
+// metricsText returns what m's /metrics answers.
+func metricsText(t *testing.T, m *Main) string {
+	t.Helper()
+	resp, err := http.Get("http://" + m.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

@@ -160,7 +160,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MissingSecret: mets.ObserveMissingSecret, Now: m.Now, Dispatch: m.dispatchFor, WakeDispatch: m.Dispatcher.Wake}
 	m.Reconciler = newReconciler(m.Config, svc)
 	mets.WatchBacklog(func(ctx context.Context) (hub.Backlog, error) {
-		return m.Store.Backlog(ctx, m.Reconciler.Stuck(time.Now()))
+		return backlog(ctx, m.Store, m.Reconciler.Stuck(time.Now()))
 	})
 	api := &httpapi.Server{
 		Store: m.Store, Receiver: ingest.Receiver{Service: svc}, Logger: m.Logger, MaxBody: m.Config.MaxBodyBytes,
