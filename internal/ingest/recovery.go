@@ -57,7 +57,9 @@ func answerOf(obs []hub.Observation) any {
 // changes nothing the second time (ECONFLICT: the message is not
 // quarantined). The headers of the request are not stored; the event type
 // it named (the message's EventName) is given to the adapter as the
-// provider.HeaderEventType header. ENOTFOUND for an unknown message,
+// provider.HeaderEventType header. An OTP or link request it now
+// understands is recorded and delivered as an event but never dispatched to
+// the applicant: its code or link is stale by then. ENOTFOUND for an unknown message,
 // ECONFLICT for one that is not quarantined or whose body was purged.
 func (s *Service) Reprocess(ctx context.Context, id string) (hub.Reprocessed, error) {
 	m, err := s.Store.Message(ctx, id)
