@@ -665,6 +665,28 @@ func (c *campaign) check(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Each verification has one verification.updated event per version:
+	// 1, 2, … its version, none missing, none twice.
+	versions := map[string][]int{}
+	for _, ev := range events {
+		var d deliveredEvent
+		if ev.Type != "verification.updated" || json.Unmarshal(ev.Data, &d.Data) != nil || d.Data.Verification == nil {
+			continue
+		}
+		versions[d.Data.Verification.ID] = append(versions[d.Data.Verification.ID], d.Data.Verification.Version)
+	}
+	for _, v := range vs {
+		got := versions[v.ID]
+		slices.Sort(got)
+		want := make([]int, v.Version)
+		for i := range want {
+			want[i] = i + 1
+		}
+		if !slices.Equal(got, want) {
+			c.violate("events do not match the verification's versions", fmt.Sprintf("%s (%s %s, version %d): events of versions %v", v.ID, v.Source, v.ProviderRef, v.Version, got))
+		}
+	}
+
 	type epEvent struct{ endpoint, event string }
 	byPair := map[epEvent]hub.Delivery{}
 	now := time.Now()
