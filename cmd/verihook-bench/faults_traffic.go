@@ -123,9 +123,10 @@ func planIdentomat(rnd *mrand.Rand, ref string) (journey, error) {
 	return j, nil
 }
 
-// planKYCAID: pending, sometimes a rejection with an attempt left and
-// pending again, then verified true or false with no attempt left. In
-// order; every webhook has its own request_id.
+// planKYCAID: pending (sometimes before the verification has an id),
+// sometimes a rejection with an attempt left and pending again, then
+// verified true or false with no attempt left. In order; every webhook has
+// its own request_id.
 func planKYCAID(rnd *mrand.Rand, ref string) (journey, error) {
 	zero, one := 0, 1
 	type s struct {
@@ -133,6 +134,9 @@ func planKYCAID(rnd *mrand.Rand, ref string) (journey, error) {
 		left          *int
 	}
 	seq := []s{{kycaid.EventVerificationStatusChanged, "pending", nil}}
+	// One in four starts before the verification exists (verification_id
+	// null): kept against the applicant until the next webhook names it.
+	nullFirst := rnd.IntN(4) == 0
 	if rnd.IntN(3) == 0 {
 		seq = append(seq, s{kycaid.EventVerificationCompleted, "false", &one}, s{kycaid.EventVerificationStatusChanged, "pending", nil})
 	}
@@ -140,7 +144,11 @@ func planKYCAID(rnd *mrand.Rand, ref string) (journey, error) {
 	seq = append(seq, s{kycaid.EventVerificationCompleted, last, &zero})
 	j := journey{inOrder: true}
 	for k, x := range seq {
-		p, err := build(2, x.event, provider.Fields{Ref: ref, ApplicantRef: "user-" + ref, Status: x.status,
+		vref := ref
+		if k == 0 && nullFirst {
+			vref = "null"
+		}
+		p, err := build(2, x.event, provider.Fields{Ref: vref, ApplicantRef: "user-" + ref, Status: x.status,
 			AttemptsLeft: x.left, EventID: fmt.Sprintf("req-%s-%d", ref, k)})
 		if err != nil {
 			return j, err
