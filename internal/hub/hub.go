@@ -123,6 +123,11 @@ type Message struct {
 	Preview json.RawMessage `json:"preview,omitempty"`
 	// Events lists the ids of the events the message produced (read side).
 	Events []string `json:"events,omitempty"`
+	// Count is set on a rejection row that counts rejections instead of
+	// recording each (SPEC section 10): how many requests of its source,
+	// reason and minute were refused past the budget of rows in full. It is
+	// 0 on every other row.
+	Count int64 `json:"count,omitempty"`
 }
 
 // VerificationKey identifies a verification: one provider reference at one

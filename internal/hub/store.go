@@ -49,7 +49,10 @@ type Store interface {
 	// such message.
 	Reprocess(ctx context.Context, in Ingest) (IngestResult, error)
 	// RecordRejection stores an audit row for a refused request; m.Body is
-	// ignored and never stored.
+	// ignored and never stored. A row with a Count counts rejections:
+	// recording one whose ID is stored already adds its Count to the stored
+	// row's, so that a flood costs one row. ECONFLICT when the ID is stored
+	// already and either row has no Count.
 	RecordRejection(ctx context.Context, m Message) error
 	// Messages lists received messages newest first; the second result is the
 	// cursor of the next page, "" on the last page. Bodies are not loaded.

@@ -405,14 +405,17 @@ func (in *Ingest) Prepare(now time.Time, storeTime StoreTime) error {
 
 // PrepareRejection checks the message of a refused request and fills its
 // defaults, as Store.RecordRejection does before it stores it: an empty ID
-// becomes a new "msg" id and a zero ReceivedAt now; an invalid id is
-// EINVALID.
+// becomes a new "msg" id and a zero ReceivedAt now; an invalid id or a
+// negative Count is EINVALID.
 func (m *Message) PrepareRejection(now time.Time) error {
 	if m.ID == "" {
 		m.ID = NewID("msg", now)
 	}
 	if !ValidID(m.ID) {
 		return Errorf(EINVALID, "record rejection: invalid message id %q", m.ID)
+	}
+	if m.Count < 0 {
+		return Errorf(EINVALID, "record rejection: negative count %d", m.Count)
 	}
 	if m.ReceivedAt.IsZero() {
 		m.ReceivedAt = now

@@ -429,7 +429,8 @@ func runBatch(ctx context.Context, tx pgx.Tx, b *pgx.Batch, labels []string) err
 // RecordRejection stores an audit row for a refused request: status
 // rejected, no body, no preview and no dedup key (rejections never
 // deduplicate). An empty m.ID gets a new "msg" id and a zero ReceivedAt the
-// store's clock.
+// store's clock. A row with a Count adds it to the stored row of the same
+// ID, if any (see hub.Store).
 func (s *Store) RecordRejection(ctx context.Context, m hub.Message) error {
 	if err := m.PrepareRejection(s.now()); err != nil {
 		return err
@@ -437,16 +438,30 @@ func (s *Store) RecordRejection(ctx context.Context, m hub.Message) error {
 	if err := checkTime(m.ReceivedAt, "received_at"); err != nil {
 		return fmt.Errorf("record rejection: %w", err)
 	}
-	// One statement, so that the row and its count commit together.
-	_, err := s.exec(ctx, `WITH m AS (
+	var count *int64
+	if m.Count > 0 {
+		count = &m.Count
+	}
+	// One statement, so that the row and the counter commit together; the
+	// counter adds nothing when a Count meets a row without one.
+	tag, err := s.exec(ctx, `WITH m AS (
 			INSERT INTO messages
-			(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name)
-			VALUES ($1, $2, $3, $4, $5, 'rejected', $6, $7, $8)
+			(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name, count)
+			VALUES ($1, $2, $3, $4, $5, 'rejected', $6, $7, $8, $9)
+			ON CONFLICT (id) DO UPDATE SET count = messages.count + excluded.count
+				WHERE messages.count IS NOT NULL AND excluded.count IS NOT NULL
+			RETURNING 1
 		)
 		INSERT INTO stats (minute, name, key, shard, n, latency_ms)
-		VALUES ($9, 'rejected', '', pg_backend_pid() % 16, 1, 0)
-		ON CONFLICT (minute, name, key, shard) DO UPDATE SET n = stats.n + 1`,
+		SELECT $10, 'rejected', '', pg_backend_pid() % 16, $11, 0 FROM m
+		ON CONFLICT (minute, name, key, shard) DO UPDATE SET n = stats.n + excluded.n`,
 		m.ID, clean(m.SourceID), clean(m.Provider), ts(m.ReceivedAt), clean(m.RemoteAddr), m.HTTPStatus,
-		clean(m.Reason), clean(m.EventName), minute(m.ReceivedAt))
-	return fail("record rejection", err)
+		clean(m.Reason), clean(m.EventName), count, minute(m.ReceivedAt), max(m.Count, 1))
+	if err != nil {
+		return fail("record rejection", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return hub.Errorf(hub.ECONFLICT, "record rejection: message %q exists", m.ID)
+	}
+	return nil
 }

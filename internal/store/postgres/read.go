@@ -77,7 +77,7 @@ func (s *Store) snapshot(ctx context.Context, op string, fn func(tx pgx.Tx) erro
 }
 
 const messageCols = `id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name,
-	dedup_key, preview, body, origin`
+	dedup_key, preview, body, origin, count`
 
 // scanMessage reads a row of messageCols, and extra, and opens the body as
 // withBody asks (see hub.Message.OpenBody). A body that does not decrypt with
@@ -89,11 +89,15 @@ func (s *Store) scanMessage(r pgx.Row, withBody bool, extra ...any) (hub.Message
 		dedup   *string
 		preview []byte
 		sealed  []byte
+		count   *int64
 	)
 	dest := append([]any{&m.ID, &m.SourceID, &m.Provider, &m.ReceivedAt, &m.RemoteAddr, &status, &m.HTTPStatus,
-		&m.Reason, &m.EventName, &dedup, &preview, &sealed, &m.Origin}, extra...)
+		&m.Reason, &m.EventName, &dedup, &preview, &sealed, &m.Origin, &count}, extra...)
 	if err := r.Scan(dest...); err != nil {
 		return hub.Message{}, err
+	}
+	if count != nil {
+		m.Count = *count
 	}
 	m.ReceivedAt = m.ReceivedAt.UTC()
 	m.Status = hub.MessageStatus(status)

@@ -53,9 +53,9 @@ func (s *Store) Activity(ctx context.Context, since time.Time) (hub.Activity, er
 	}
 
 	// Ids sort by creation time, so the id range is the time range.
-	rows, err = s.rdb.QueryContext(ctx, `SELECT source_id, reason, count(*), max(received_at) FROM messages
+	rows, err = s.rdb.QueryContext(ctx, `SELECT source_id, reason, sum(coalesce(count, 1)) AS n, max(received_at) FROM messages
 		WHERE status = 'rejected' AND status <> 'accepted' AND id >= ?
-		GROUP BY source_id, reason ORDER BY count(*) DESC, source_id, reason LIMIT 100`, hub.NewID("msg", since)[:13])
+		GROUP BY source_id, reason ORDER BY n DESC, source_id, reason LIMIT 100`, hub.NewID("msg", since)[:13])
 	if err != nil {
 		return hub.Activity{}, fail("activity", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/verihook/verihook/internal/hub"
 )
@@ -251,7 +252,8 @@ func (s *Store) insertEvent(tx *wtx, e hub.Event) error {
 // RecordRejection stores an audit row for a refused request: status
 // rejected, no body, no preview and no dedup key (rejections never
 // deduplicate). An empty m.ID gets a new "msg" id and a zero ReceivedAt the
-// store's clock.
+// store's clock. A row with a Count adds it to the stored row of the same
+// ID, if any (see hub.Store).
 func (s *Store) RecordRejection(ctx context.Context, m hub.Message) error {
 	if err := m.PrepareRejection(s.now()); err != nil {
 		return err
@@ -260,14 +262,23 @@ func (s *Store) RecordRejection(ctx context.Context, m hub.Message) error {
 		return fmt.Errorf("record rejection: %w", err)
 	}
 	return s.write(ctx, "record rejection", func(tx *wtx) error {
-		_, err := tx.exec(`INSERT INTO messages
-			(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		res, err := tx.exec(`INSERT INTO messages
+			(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name, count)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET count = messages.count + excluded.count
+				WHERE messages.count IS NOT NULL AND excluded.count IS NOT NULL`,
 			m.ID, m.SourceID, m.Provider, toNanos(m.ReceivedAt), m.RemoteAddr, string(hub.MessageRejected),
-			m.HTTPStatus, m.Reason, m.EventName)
+			m.HTTPStatus, m.Reason, m.EventName, sql.NullInt64{Int64: m.Count, Valid: m.Count > 0})
 		if err != nil {
 			return err
 		}
-		return s.count(tx, m.ReceivedAt, hub.CountRejected, "", 0)
+		if err := mustAffect(res, hub.Errorf(hub.ECONFLICT, "message %q exists", m.ID)); err != nil {
+			return err
+		}
+		// The counter adds the rejections the row stands for, not one.
+		_, err = tx.exec(`INSERT INTO stats (minute, name, key, n, latency_ms) VALUES (?, ?, '', ?, 0)
+			ON CONFLICT (minute, name, key) DO UPDATE SET n = n + excluded.n`,
+			m.ReceivedAt.Truncate(time.Minute).UnixNano(), hub.CountRejected, max(m.Count, 1))
+		return err
 	})
 }

@@ -70,7 +70,8 @@ func list[T any](ctx context.Context, s *Store, op, stmt string, args []any, lim
 // or in messages.body if it was stored before migration 0007.
 const messageCols = `id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name,
 	dedup_key, preview, origin, coalesce(body,
-		(SELECT b.body FROM message_bodies b WHERE b.received_at = messages.received_at AND b.message_id = messages.id))`
+		(SELECT b.body FROM message_bodies b WHERE b.received_at = messages.received_at AND b.message_id = messages.id)),
+	count`
 
 // scanMessage reads a row of messageCols and opens the body as withBody asks
 // (see hub.Message.OpenBody). A body that does not decrypt with the store's
@@ -83,11 +84,13 @@ func (s *Store) scanMessage(r scanner, withBody bool) (hub.Message, error) {
 		dedup      sql.NullString
 		preview    sql.NullString
 		sealed     []byte
+		count      sql.NullInt64
 	)
 	if err := r.Scan(&m.ID, &m.SourceID, &m.Provider, &receivedAt, &m.RemoteAddr, &status, &m.HTTPStatus,
-		&m.Reason, &m.EventName, &dedup, &preview, &m.Origin, &sealed); err != nil {
+		&m.Reason, &m.EventName, &dedup, &preview, &m.Origin, &sealed, &count); err != nil {
 		return hub.Message{}, err
 	}
+	m.Count = count.Int64
 	m.ReceivedAt = fromNanos(receivedAt)
 	m.Status = hub.MessageStatus(status)
 	m.DedupKey = dedup.String

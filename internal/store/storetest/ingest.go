@@ -311,6 +311,65 @@ func testRejection(t *testing.T, s hub.Store) {
 	}
 }
 
+// testRejectionCount: a rejection row with a Count is one row however often
+// it is recorded, its counts added up, and is listed with the rejections; an
+// id stored already without a Count is ECONFLICT and changes nothing.
+func testRejectionCount(t *testing.T, s hub.Store) {
+	bucket := hub.Message{ID: hub.NewID("msg", at(1)), ReceivedAt: at(1), Status: hub.MessageRejected,
+		HTTPStatus: 404, Reason: "unknown source", Count: 3}
+	for _, n := range []int64{3, 1, 996} {
+		bucket.Count = n
+		if err := s.RecordRejection(ctx(t), bucket); err != nil {
+			t.Fatalf("RecordRejection(count %d) = %v", n, err)
+		}
+	}
+	full := msg("idenfy-main", "", at(2))
+	full.Status, full.HTTPStatus, full.Reason = hub.MessageRejected, 401, "signature mismatch"
+	if err := s.RecordRejection(ctx(t), full); err != nil {
+		t.Fatal(err)
+	}
+	again := full
+	again.Count = 5
+	wantCode(t, "RecordRejection(count onto a row in full)", s.RecordRejection(ctx(t), again), hub.ECONFLICT)
+	bucket.Count = 0
+	wantCode(t, "RecordRejection(no count onto a counting row)", s.RecordRejection(ctx(t), bucket), hub.ECONFLICT)
+	bucket.Count = -1
+	wantCode(t, "RecordRejection(negative count)", s.RecordRejection(ctx(t), bucket), hub.EINVALID)
+
+	rej, _, err := s.Messages(ctx(t), hub.MessageFilter{Status: hub.MessageRejected})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rej) != 2 || rej[0].ID != full.ID || rej[1].ID != bucket.ID {
+		t.Fatalf("Messages(rejected) = %v, want [%s %s]", messageIDs(rej), full.ID, bucket.ID)
+	}
+	if rej[0].Count != 0 || rej[1].Count != 1000 || rej[1].SourceID != "" || rej[1].HTTPStatus != 404 {
+		t.Errorf("counts = %d and %d (bucket %+v), want 0 and 1000", rej[0].Count, rej[1].Count, rej[1])
+	}
+	if got, err := s.Message(ctx(t), bucket.ID); err != nil || got.Count != 1000 {
+		t.Errorf("Message(bucket) = count %d, %v; want 1000", got.Count, err)
+	}
+
+	// The dashboard's counts are of rejections, not of rows.
+	a, err := s.Activity(ctx(t), at(-60))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counted int64
+	for _, c := range a.Counts {
+		if c.Name == hub.CountRejected {
+			counted += c.N
+		}
+	}
+	bySource := map[string]int{}
+	for _, r := range a.Rejections {
+		bySource[r.Source] += r.N
+	}
+	if counted != 1001 || bySource[""] != 1000 || bySource["idenfy-main"] != 1 {
+		t.Errorf("Activity: %d rejections counted, by source %v; want 1001, 1000 of no source and 1 of idenfy-main", counted, bySource)
+	}
+}
+
 // testFailedIngest: an Ingest that fails part way stores nothing, and does not
 // leave its dedup key behind.
 func testFailedIngest(t *testing.T, s hub.Store) {

@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) hub.Store) {
 		{"NoDedupKeyNeverDuplicate", testNoDedupKey},
 		{"Quarantined", testQuarantined},
 		{"Rejection", testRejection},
+		{"RejectionCount", testRejectionCount},
 		{"FailedIngestLeavesNothing", testFailedIngest},
 		{"IngestInvalid", testIngestInvalid},
 		{"Ordering", testOrdering},
