@@ -55,6 +55,8 @@ type Config struct {
 	// DispatchLease is how long a worker holds a claimed OTP or link
 	// dispatch; a crashed instance's dispatches are sent once it ends.
 	DispatchLease time.Duration `yaml:"dispatch_lease"`
+	// MaxInflightBytes bounds the bytes of the ingest bodies held at once.
+	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
 }
 
 // SourceConfig declares a source, provisioned at start-up.
@@ -98,8 +100,9 @@ func DefaultConfig() Config {
 		MetricsListen:       "127.0.0.1:9464",
 		// Longer than delivery_timeout, so that an attempt in flight
 		// normally ends and is recorded before the store closes.
-		ShutdownTimeout: 20 * time.Second,
-		DispatchLease:   dispatch.DefaultLease,
+		ShutdownTimeout:  20 * time.Second,
+		DispatchLease:    dispatch.DefaultLease,
+		MaxInflightBytes: 64 << 20,
 	}
 }
 
@@ -191,6 +194,9 @@ func (cfg *Config) validate(getenv func(string) string, registry provider.Regist
 	}
 	if cfg.MaxBodyBytes < 1024 {
 		return fmt.Errorf("config: max_body_bytes %d: want at least 1024", cfg.MaxBodyBytes)
+	}
+	if cfg.MaxInflightBytes < cfg.MaxBodyBytes {
+		return fmt.Errorf("config: max_inflight_bytes %d: want at least max_body_bytes (%d)", cfg.MaxInflightBytes, cfg.MaxBodyBytes)
 	}
 	if cfg.Retention < time.Hour {
 		return fmt.Errorf("config: retention %s: want at least 1h", cfg.Retention)

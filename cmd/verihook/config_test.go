@@ -27,6 +27,7 @@ func TestBadConfigRefusesToStart(t *testing.T) {
 		{"unset env secret", "sources: [{id: a, provider: identomat, secrets: {callback_api_key: '${NOPE_NOT_SET}'}}]\n", nil, "sources[0].secrets.callback_api_key: environment variable NOPE_NOT_SET is not set"},
 		{"duplicate source", "sources: [{id: a, provider: idenfy, secrets: {signing_key: k}}, {id: a, provider: idenfy, secrets: {signing_key: k}}]\n", nil, `sources[1].id "a": declared twice`},
 		{"bad endpoint url", "endpoints: [{id: e, url: 'ftp://x'}]\n", nil, `endpoints[0].url "ftp://x"`},
+		{"small max_inflight_bytes", "max_inflight_bytes: 4096\n", nil, "max_inflight_bytes 4096: want at least max_body_bytes (1048576)"},
 		{"bad retention", "retention: 1m\n", nil, "retention 1m0s: want at least 1h"},
 		{"bad metrics_listen", "metrics_listen: nowhere\n", nil, `metrics_listen "nowhere": want host:port`},
 		{"metrics on the ingest listener", "listen: 127.0.0.1:8089\nmetrics_listen: 127.0.0.1:8089\n", nil, `metrics_listen "127.0.0.1:8089": want an address of its own`},

@@ -69,6 +69,7 @@ type Main struct {
 
 	Store  hub.Store
 	Worker *delivery.Worker
+	Ingest *ingest.Service
 	// Reconciler polls providers about stuck verifications.
 	Reconciler *reconcile.Worker
 	servers    []*server  // the ingest listener, then the metrics one if any
@@ -156,18 +157,19 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Dispatcher, err = m.newDispatcher(ctx, mets); err != nil {
 		return err
 	}
-	svc := &ingest.Service{Store: m.Store, Providers: m.Registry, Logger: m.Logger, Wake: m.Worker.Wake,
+	m.Ingest = &ingest.Service{Store: m.Store, Providers: m.Registry, Logger: m.Logger, Wake: m.Worker.Wake,
 		MissingSecret: mets.ObserveMissingSecret, Now: m.Now, Dispatch: m.dispatchFor, WakeDispatch: m.Dispatcher.Wake}
-	m.Reconciler = newReconciler(m.Config, svc)
+	m.Reconciler = newReconciler(m.Config, m.Ingest)
 	mets.WatchBacklog(func(ctx context.Context) (hub.Backlog, error) {
 		return backlog(ctx, m.Store, m.Reconciler.Stuck(time.Now()))
 	})
 	api := &httpapi.Server{
-		Store: m.Store, Receiver: ingest.Receiver{Service: svc}, Logger: m.Logger, MaxBody: m.Config.MaxBodyBytes,
+		Store: m.Store, Receiver: ingest.Receiver{Service: m.Ingest}, Logger: m.Logger,
+		MaxBody: m.Config.MaxBodyBytes, MaxInflight: m.Config.MaxInflightBytes,
 		CheckURL: checkURL, Wake: m.Worker.Wake, ObserveIngest: mets.ObserveIngest,
 		EventsWithoutSecret: m.Registry.EventsWithoutSecret,
-		CheckSecrets:        m.Registry.CheckSecrets, SendTest: m.Worker.SendTest, SourceChanged: svc.Forget,
-		Recovery: recovery{Worker: m.Reconciler, svc: svc},
+		CheckSecrets:        m.Registry.CheckSecrets, SendTest: m.Worker.SendTest, SourceChanged: m.Ingest.Forget,
+		Recovery: recovery{Worker: m.Reconciler, svc: m.Ingest},
 	}
 	if err := m.listen("listen", m.Config.Listen, api.Handler()); err != nil {
 		return err
@@ -243,6 +245,7 @@ func (m *Main) listen(name, addr string, h http.Handler) error {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+		MaxHeaderBytes:    64 << 10, // not 1 MiB: a connection's headers are held in memory
 	}})
 	return nil
 }
@@ -355,6 +358,9 @@ func (m *Main) close() error {
 		})
 	}
 	shut.Wait()
+	if m.Ingest != nil {
+		errs = append(errs, m.Ingest.FlushRejections(drain))
+	}
 	late := func(what string) error {
 		return fmt.Errorf("%s in time (shutdown_timeout %s)", what, m.Config.ShutdownTimeout)
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/verihook/verihook/internal/hub"
@@ -19,13 +20,17 @@ import (
 // Receiver stores one authenticated provider callback; ingest.Service
 // implements it through an adapter in cmd/verihook.
 type Receiver interface {
+	// Admit is asked before the body is read: ENOTFOUND (after recording
+	// the rejection) when sourceID names no source, EUNAVAILABLE when the
+	// store cannot tell.
+	Admit(ctx context.Context, sourceID, remoteAddr string) error
 	// Receive returns the stored message's id, whether it was quarantined,
 	// and whether it was a duplicate. Its errors are *hub.Error values:
 	// ENOTFOUND (unknown source), EINVALID (an event type in the URL that is
 	// no name), EUNAUTHORIZED (bad signature) or EUNAVAILABLE (not stored;
 	// the provider must retry).
 	Receive(ctx context.Context, r IngestRequest) (IngestResponse, error)
-	// Reject records an audit row for a request refused at the edge.
+	// Reject records a request refused at the edge.
 	Reject(ctx context.Context, sourceID, remoteAddr string, status int, reason string)
 }
 
@@ -50,6 +55,10 @@ type IngestResponse struct {
 // DefaultMaxBody is the largest ingest body accepted unless configured: 1 MiB.
 const DefaultMaxBody = 1 << 20
 
+// DefaultMaxInflight bounds the bytes of the ingest bodies held at once
+// unless configured: 64 MiB.
+const DefaultMaxInflight = 64 << 20
+
 // Server holds the handlers' dependencies. Set the fields, then use Handler.
 type Server struct {
 	Store    hub.Store
@@ -57,6 +66,10 @@ type Server struct {
 	Logger   *slog.Logger
 	// MaxBody limits ingest bodies; 0 means DefaultMaxBody.
 	MaxBody int64
+	// MaxInflight bounds the bytes of the ingest bodies being read or
+	// processed at once; past it requests get 503 with Retry-After. 0 means
+	// DefaultMaxInflight.
+	MaxInflight int64
 	// CheckURL refuses endpoint URLs verihook must not call (SSRF guard).
 	CheckURL func(ctx context.Context, url string) error
 	// Wake tells the delivery worker that deliveries are due (after a retry,
@@ -79,8 +92,10 @@ type Server struct {
 	// Recovery, when set, serves refresh, reprocess and the stuck filter.
 	Recovery Recovery
 
-	tokenUse  tokenUse  // when this instance last recorded each token's use (auth.go)
-	readiness readiness // see ready.go
+	tokenUse  tokenUse     // when this instance last recorded each token's use (auth.go)
+	readiness readiness    // see ready.go
+	inflight  atomic.Int64 // bytes reserved by ingest bodies in flight
+	busyLogAt atomic.Int64 // when "ingest busy" was last logged, Unix seconds
 
 	csrf    *http.CrossOriginProtection // the dashboard's forms (dashboard.go)
 	apiOnce sync.Once

@@ -7,7 +7,7 @@ import (
 )
 
 // Receiver is a Service as the HTTP API's httpapi.Receiver, for
-// POST /ingest/{source_id}; Reject is the Service's own.
+// POST /ingest/{source_id}; Admit and Reject are the Service's own.
 type Receiver struct{ *Service }
 
 var _ httpapi.Receiver = Receiver{}

@@ -41,9 +41,14 @@ type Service struct {
 	// is read again (so that a change made on another instance is seen);
 	// 0 means 5 seconds.
 	SourceTTL time.Duration
+	// RejectBudget is how many rejections of one source, reason and minute
+	// are recorded in full (a row and a log line each) before the rest are
+	// counted in one row; 0 means DefaultRejectBudget.
+	RejectBudget int
 
 	mu      sync.Mutex
 	sources map[string]cachedSource
+	rejects rejections
 }
 
 type cachedSource struct {
@@ -78,7 +83,7 @@ const maxEventTypeLen = 100
 // Receive authenticates, parses and durably stores one request. It returns
 // an ENOTFOUND error for an unknown source, an EINVALID one for an event type
 // in the URL that is no name, and an EUNAUTHORIZED one for a bad signature
-// (each after recording an audit row), and an EUNAVAILABLE one when the
+// (each after recording the rejection), and an EUNAVAILABLE one when the
 // message could not be stored, or this build has no adapter for the
 // source's provider: the provider must retry. An authenticated message is
 // never dropped: what its provider package cannot map, or fails on, is
@@ -89,13 +94,9 @@ func (s *Service) Receive(ctx context.Context, r Request) (Result, error) {
 		s.reject(ctx, r, "", http.StatusBadRequest, "event type in the URL is not a name")
 		return Result{}, hub.Errorf(hub.EINVALID, "the event type in the URL must be 1 to %d printable characters", maxEventTypeLen)
 	}
-	src, err := s.source(ctx, r.SourceID)
-	if hub.ErrorCode(err) == hub.ENOTFOUND {
-		s.reject(ctx, r, "", http.StatusNotFound, "unknown source")
+	src, err := s.lookup(ctx, r)
+	if err != nil {
 		return Result{}, err
-	} else if err != nil {
-		s.log().Error("read source", "source", r.SourceID, "err", err)
-		return Result{}, hub.Errorf(hub.EUNAVAILABLE, "storage unavailable; retry later")
 	}
 	p, err := s.Providers.Get(src.Provider)
 	if err != nil {
@@ -197,23 +198,38 @@ func (s *Service) Receive(ctx context.Context, r Request) (Result, error) {
 	return Result{MessageID: res.MessageID, Status: in.Message.Status, Duplicate: res.Duplicate, Events: res.Events}, nil
 }
 
-// Reject records an audit row for a request refused before it reached the
-// provider (an oversized body, say): time, source, remote address and
-// reason, never the body.
-func (s *Service) Reject(ctx context.Context, sourceID, remoteAddr string, status int, reason string) {
-	s.reject(ctx, Request{SourceID: sourceID, RemoteAddr: remoteAddr}, "", status, reason)
+// Admit is asked before a request's body is read: it returns an ENOTFOUND
+// error (after recording the rejection) when sourceID names no source, so
+// that a request to an unknown source is refused before its body costs
+// memory, and an EUNAVAILABLE one when the store cannot tell.
+func (s *Service) Admit(ctx context.Context, sourceID, remoteAddr string) error {
+	_, err := s.lookup(ctx, Request{SourceID: sourceID, RemoteAddr: remoteAddr})
+	return err
 }
 
-func (s *Service) reject(ctx context.Context, r Request, providerName string, status int, reason string) {
-	now := s.now()
-	m := hub.Message{
-		ID: hub.NewID("msg", now), SourceID: r.SourceID, Provider: providerName, ReceivedAt: now,
-		RemoteAddr: r.RemoteAddr, Status: hub.MessageRejected, HTTPStatus: status, Reason: reason,
+// Reject records a request refused before it reached the provider (an
+// oversized body, say), as every rejection: time, source, remote address and
+// reason, never the body; counted past the budget.
+func (s *Service) Reject(ctx context.Context, sourceID, remoteAddr string, status int, reason string) {
+	var providerName string
+	if src, err := s.source(ctx, sourceID); err == nil {
+		providerName = src.Provider // the source is known: its rejections are counted apart
 	}
-	if err := s.Store.RecordRejection(ctx, m); err != nil {
-		s.log().Error("record rejection", "source", r.SourceID, "err", err)
+	s.reject(ctx, Request{SourceID: sourceID, RemoteAddr: remoteAddr}, providerName, status, reason)
+}
+
+// lookup returns the request's source. Its errors answer the caller, so the
+// ENOTFOUND one does not repeat the id it was sent.
+func (s *Service) lookup(ctx context.Context, r Request) (hub.Source, error) {
+	src, err := s.source(ctx, r.SourceID)
+	if hub.ErrorCode(err) == hub.ENOTFOUND {
+		s.reject(ctx, r, "", http.StatusNotFound, "unknown source")
+		return hub.Source{}, hub.Errorf(hub.ENOTFOUND, "unknown source")
+	} else if err != nil {
+		s.log().Error("read source", "source", r.SourceID, "err", err)
+		return hub.Source{}, hub.Errorf(hub.EUNAVAILABLE, "storage unavailable; retry later")
 	}
-	s.log().Warn("message rejected", "source", r.SourceID, "remote", r.RemoteAddr, "status", status, "reason", reason)
+	return src, nil
 }
 
 // errPanicked marks a provider adapter's panic in Parse.
@@ -283,8 +299,12 @@ func newEvent(d hub.EventDraft, src hub.Source, msg hub.Message, now time.Time) 
 	}, nil
 }
 
-// source returns the named source, from the cache while it is fresh.
+// source returns the named source, from the cache while it is fresh. An id
+// that no source can have (too long, say) is ENOTFOUND without a look-up.
 func (s *Service) source(ctx context.Context, id string) (hub.Source, error) {
+	if !hub.ValidID(id) {
+		return hub.Source{}, hub.Errorf(hub.ENOTFOUND, "no such source")
+	}
 	ttl := s.SourceTTL
 	if ttl == 0 {
 		ttl = 5 * time.Second

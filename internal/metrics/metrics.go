@@ -35,7 +35,7 @@ func New(stats func(context.Context, time.Time) (hub.QueueStats, error)) *Metric
 		registry: prometheus.NewRegistry(),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "verihook_messages_received_total",
-			Help: "Requests on the ingest endpoint, by source and outcome (accepted, duplicate, quarantined, unauthorized, unknown_source, too_large, unavailable, error).",
+			Help: "Requests on the ingest endpoint, by source and outcome (accepted, duplicate, quarantined, unauthorized, unknown_source, too_large, busy, unavailable, error).",
 		}, []string{"source", "outcome"}),
 		ingestLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "verihook_ingest_duration_seconds",
