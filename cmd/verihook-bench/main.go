@@ -20,6 +20,7 @@
 //	go run ./cmd/verihook-bench dashboard --data-dir ./benchdata/1m
 //	go run ./cmd/verihook-bench dispatch --rate 50 --duration 20s
 //	go run ./cmd/verihook-bench faults --duration 60s --rate 20
+//	go run ./cmd/verihook-bench flood --requests 100000 --slow-conns 300
 //
 // Traffic goes to 127.0.0.1 only. See BENCHMARKS.md for the figures.
 package main
@@ -49,6 +50,7 @@ Commands:
   faults          a fault campaign: instances killed, PostgreSQL restarted and cut off, a full disk,
                   failing endpoints; checks that nothing is lost, stuck or wrong
   dashboard       the latency of every dashboard page on a data dir
+  flood           what refused requests cost: data dir and log growth, memory under slow bodies
   config          print the YAML config a --target verihook needs (the harness's sources and secrets)
   baseline-serve  the bare net/http baseline server (started by run)
   ceiling-serve   verihook's ingest path without the store's writes (started by run --ceiling)
@@ -78,6 +80,8 @@ func main() {
 		err = cmdFaults(ctx, args)
 	case "dashboard":
 		err = cmdDashboard(ctx, args)
+	case "flood":
+		err = cmdFlood(ctx, args)
 	case "config":
 		err = cmdConfig(args)
 	case "baseline-serve":

@@ -33,7 +33,7 @@ type target struct {
 	cmd  *exec.Cmd // nil in-process
 	// ready is how long the child took from start to answering /readyz.
 	ready time.Duration
-	log   *bytes.Buffer
+	log   *logBuffer
 	stop  func() error
 
 	rssMu    sync.Mutex
@@ -60,6 +60,8 @@ type serverOpts struct {
 	// extra is YAML appended to the configuration (the fault campaign's
 	// endpoints and delivery settings).
 	extra string
+	// logLevel is verihook's log_level; "" means warn.
+	logLevel string
 }
 
 // buildVerihook builds cmd/verihook into dir and returns the binary's path.
@@ -119,7 +121,11 @@ func writeConfig(path, listen string, o serverOpts) error {
 	var b strings.Builder
 	// No metrics listener: instances under load side by side would take
 	// the same default port.
-	fmt.Fprintf(&b, "listen: %s\nmetrics_listen: \"\"\ndata_dir: %s\nlog_level: warn\n", listen, o.dataDir)
+	level := o.logLevel
+	if level == "" {
+		level = "warn"
+	}
+	fmt.Fprintf(&b, "listen: %s\nmetrics_listen: \"\"\ndata_dir: %s\nlog_level: %s\n", listen, o.dataDir, level)
 	if o.database != "" {
 		fmt.Fprintf(&b, "database: %q\n", o.database)
 	}
@@ -161,7 +167,7 @@ func startVerihook(ctx context.Context, o serverOpts) (*target, error) {
 	}
 	cmd := exec.Command(o.bin, "serve", "--config", cfgPath)
 	cmd.Env = append(os.Environ(), "VERIHOOK_ENCRYPTION_KEY="+key)
-	t := &target{name: "verihook", url: "http://" + addr, log: &bytes.Buffer{}}
+	t := &target{name: "verihook", url: "http://" + addr, log: &logBuffer{}}
 	cmd.Stdout, cmd.Stderr = t.log, t.log
 	begin := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -217,7 +223,7 @@ func startSelf(ctx context.Context, name, command string, args ...string) (*targ
 	if err != nil {
 		return nil, err
 	}
-	t := &target{name: name, log: &bytes.Buffer{}}
+	t := &target{name: name, log: &logBuffer{}}
 	cmd.Stderr = t.log
 	begin := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -426,6 +432,25 @@ func dirSize(dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// logBuffer holds a child's output, which the harness may read while the
+// child writes it.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func tail(s string, n int) string {
