@@ -280,4 +280,3 @@ func settle(ctx context.Context) {
 func lineCount(s string) int { return strings.Count(s, "\n") }
 
 func kib(b int64) string { return fmt.Sprintf("%.1f KiB", float64(b)/1024) }
-
