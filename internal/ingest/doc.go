@@ -6,9 +6,12 @@
 // nil: by then the message is on disk.
 //
 // Refused requests (unknown source, bad signature, oversized body) leave an
-// audit row, never the body. An authenticated message is never dropped: one
-// that the provider package cannot map, or fails on, is stored as quarantined
-// for an operator (a retry would fail the same way). What cannot be
+// audit row, never the body: in full up to a small budget per source, status
+// and minute, past it as counting rows (see rejections), so that a flood
+// costs bounded space and log. Admit lets the HTTP edge refuse an unknown
+// source before it reads the body. An authenticated message is never
+// dropped: one that the provider package cannot map, or fails on, is stored
+// as quarantined for an operator (a retry would fail the same way). What cannot be
 // authenticated or safely stored here is answered 503, so that the provider
 // retries: a source whose provider this build does not know (another
 // instance's build may), and an adapter that panicked (its in-body secret
