@@ -196,6 +196,19 @@ func testSwappedValues(t *testing.T, s hub.Store, raw Raw) {
 		[]byte(ep.Secret), []byte(ep.PreviousSecret))
 	_, err = s.Endpoints(ctx(t))
 	wantSealedRefused(t, "Endpoints with one's secrets swapped", nil, err)
+	// Once the leases end, the endpoint that cannot sign gets a dead letter
+	// and the other its delivery.
+	cs = claim(t, s, at(200000), 10, time.Minute)
+	if len(cs) != 1 || cs[0].Endpoint.ID != r.eps[1].ID {
+		t.Errorf("ClaimDeliveries with an endpoint's secrets swapped claimed %v; want %s's delivery alone", claimed(cs), r.eps[1].ID)
+	}
+	unsigned, _, err := s.Deliveries(ctx(t), hub.DeliveryFilter{EndpointID: ep.ID, EventID: r.events[1].ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(unsigned) != 1 || unsigned[0].Status != hub.DeliveryFailed || !strings.Contains(unsigned[0].LastError, "moved from another row") {
+		t.Errorf("the delivery to the endpoint with its secrets swapped: %+v; want one, failed, saying why", unsigned)
+	}
 
 	srcSecrets := raw.Get(t, "sources", "secrets", r.srcs[1].ID)
 	raw.Set(t, "sources", "secrets", r.srcs[0].ID, srcSecrets)
