@@ -19,6 +19,7 @@ import (
 
 	"github.com/verihook/verihook/internal/delivery"
 	"github.com/verihook/verihook/internal/dispatch"
+	"github.com/verihook/verihook/internal/httpapi"
 	"github.com/verihook/verihook/internal/hub"
 	"github.com/verihook/verihook/internal/provider"
 )
@@ -57,6 +58,11 @@ type Config struct {
 	DispatchLease time.Duration `yaml:"dispatch_lease"`
 	// MaxInflightBytes bounds the bytes of the ingest bodies held at once.
 	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
+
+	// TrustedProxies are the CIDRs of the proxies whose X-Forwarded-For
+	// and X-Real-IP are believed (audit rows show the provider's address).
+	TrustedProxies []string  `yaml:"trusted_proxies"`
+	TLS            TLSConfig `yaml:",inline"` // tls.go
 }
 
 // SourceConfig declares a source, provisioned at start-up.
@@ -231,6 +237,12 @@ func (cfg *Config) validate(getenv func(string) string, registry provider.Regist
 	}
 	if cfg.DispatchLease < time.Second || cfg.DispatchLease > time.Hour {
 		return fmt.Errorf("config: dispatch_lease %s: want 1s to 1h", cfg.DispatchLease)
+	}
+	if _, err := httpapi.ParseTrustedProxies(cfg.TrustedProxies); err != nil {
+		return fmt.Errorf("config: trusted_proxies: %w", err)
+	}
+	if err := cfg.TLS.validate(cfg.Listen); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for i, s := range cfg.Sources {

@@ -60,6 +60,9 @@ type Main struct {
 	LogOutput io.Writer
 	Logger    *slog.Logger
 	Registry  provider.Registry
+	// ACMEClient, when set, is the HTTP client that speaks to the ACME
+	// server (tests point it at their own).
+	ACMEClient *http.Client
 	// Now is the clock that stamps received messages; nil means time.Now
 	// (tests move it to play retry windows without waiting).
 	Now func() time.Time
@@ -171,6 +174,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		CheckSecrets:        m.Registry.CheckSecrets, SendTest: m.Worker.SendTest, SourceChanged: m.Ingest.Forget,
 		Recovery: recovery{Worker: m.Reconciler, svc: m.Ingest},
 	}
+	api.TrustedProxies, _ = httpapi.ParseTrustedProxies(m.Config.TrustedProxies) // validated
 	if err := m.listen("listen", m.Config.Listen, api.Handler()); err != nil {
 		return err
 	}
@@ -180,6 +184,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if err := m.listen("metrics_listen", m.Config.MetricsListen, mux); err != nil {
 			return err
 		}
+	}
+	if err := m.startTLS(api.Handler()); err != nil {
+		return err
 	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
@@ -306,11 +313,17 @@ func (m *Main) dispatchFor(ev hub.Event) (hub.Dispatch, bool) {
 func (m *Main) Addr() string { return m.servers[0].ln.Addr().String() }
 
 // MetricsAddr is the address of the metrics listener, "" when there is none.
-func (m *Main) MetricsAddr() string {
-	if len(m.servers) < 2 {
-		return ""
+func (m *Main) MetricsAddr() string { return m.addrOf("metrics_listen") }
+
+// addrOf is the address of the listener the configuration key name sets,
+// "" when there is none.
+func (m *Main) addrOf(name string) string {
+	for _, sv := range m.servers {
+		if sv.name == name {
+			return sv.ln.Addr().String()
+		}
 	}
-	return m.servers[1].ln.Addr().String()
+	return ""
 }
 
 // Wait blocks until ctx ends (nil) or the program can no longer serve: one

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"time"
 
@@ -23,7 +22,7 @@ import (
 func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sourceID := r.PathValue("source_id")
-	remote := remoteAddr(r)
+	remote := s.remoteAddr(r)
 	// The source label is the source's id only once it is known to exist, so
 	// that requests to made-up sources cannot grow the metric without bound.
 	label, outcome := "unknown", "error"
@@ -134,14 +133,4 @@ func readBody(r io.Reader, length int64) ([]byte, error) {
 		return nil, err
 	}
 	return b, nil
-}
-
-// remoteAddr is the peer's IP address. X-Forwarded-For is not trusted: an
-// operator behind a proxy sees the proxy's address.
-func remoteAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -91,6 +92,9 @@ type Server struct {
 	SendTest func(ctx context.Context, e hub.Endpoint) hub.Attempt
 	// Recovery, when set, serves refresh, reprocess and the stuck filter.
 	Recovery Recovery
+	// TrustedProxies are the peers whose X-Forwarded-For and X-Real-IP
+	// headers are believed (remote.go); none by default.
+	TrustedProxies []netip.Prefix
 
 	tokenUse  tokenUse     // when this instance last recorded each token's use (auth.go)
 	readiness readiness    // see ready.go

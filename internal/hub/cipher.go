@@ -80,13 +80,16 @@ const (
 	SealedEndpointSecret     = "endpoints.secret"
 	SealedEndpointPrevSecret = "endpoints.previous_secret"
 	SealedDispatchContent    = "dispatches.content"
-	sealedKeyCheck           = "key_check.sealed"
+	// SealedCertCache holds TLS certificates and the ACME account key, each
+	// sealed under its cache key.
+	SealedCertCache = "cert_cache.data"
+	sealedKeyCheck  = "key_check.sealed"
 )
 
 // SealedColumns lists every place where verihook seals values, for Reseal
 // (TestSealedColumnsComplete checks that none is missing).
 var SealedColumns = []string{SealedSourceSecrets, SealedSourcePrevSecrets, SealedEndpointSecret, SealedEndpointPrevSecret,
-	SealedDispatchContent, SealedEventData, SealedMessageBody}
+	SealedDispatchContent, SealedEventData, SealedMessageBody, SealedCertCache}
 
 // NewCipher returns a Cipher that seals with key and opens with key and
 // each of previous (every one 32 bytes).

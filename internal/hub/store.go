@@ -222,6 +222,16 @@ type Store interface {
 	// changes nothing.
 	DeleteSession(ctx context.Context, hash string) error
 
+	// CertCache returns the value stored under key by PutCertCache:
+	// certificates obtained over ACME and the account key, shared by every
+	// instance so that one instance's certificate serves them all.
+	// ENOTFOUND when there is none.
+	CertCache(ctx context.Context, key string) ([]byte, error)
+	// PutCertCache stores data under key, replacing what was there.
+	PutCertCache(ctx context.Context, key string, data []byte) error
+	// DeleteCertCache removes key; an unknown key changes nothing.
+	DeleteCertCache(ctx context.Context, key string) error
+
 	// Ping reports whether the store can commit a write now: it commits a
 	// small write through the path Ingest's writes take, so that it fails
 	// whenever an Ingest would for want of the database (disk full,

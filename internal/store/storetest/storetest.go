@@ -84,6 +84,7 @@ func Run(t *testing.T, open func(t *testing.T) hub.Store) {
 		{"TokenRevoke", testTokenRevoke},
 		{"TokenExpiry", testTokenExpiry},
 		{"TokenTouch", testTokenTouch},
+		{"CertCache", testCertCache},
 		{"Sources", testSources},
 		{"SourceLifecycle", testSourceLifecycle},
 		{"Activity", testActivity},
