@@ -128,6 +128,15 @@ func addCommonFlags(fs *flag.FlagSet) commonFlags {
 // load builds the configuration from the file, the environment and the flags
 // that were set, and validates it.
 func (c commonFlags) load(fs *flag.FlagSet, getenv func(string) string, registry provider.Registry) (Config, error) {
+	cfg, err := c.read(fs, getenv)
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.validate(getenv, registry)
+}
+
+// read builds the configuration as load does, without validating it.
+func (c commonFlags) read(fs *flag.FlagSet, getenv func(string) string) (Config, error) {
 	cfg := DefaultConfig()
 	path := *c.config
 	if path == "" {
@@ -174,7 +183,7 @@ func (c commonFlags) load(fs *flag.FlagSet, getenv func(string) string, registry
 			cfg.LogLevel = f.Value.String()
 		}
 	})
-	return cfg, cfg.validate(getenv, registry)
+	return cfg, nil
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)

@@ -28,6 +28,11 @@ Fractal ID, stores them durably, and keeps a correct current status for every
 verification.
 
 Usage:
+  verihook init [--providers idenfy,…] [--url https://HOST]
+                                                  write a first config and an admin token; say
+                                                  what to paste in each provider's dashboard
+  verihook doctor [flags]                         check the config, store, key, secrets, endpoints
+                                                  and clock, one line each
   verihook serve [flags]                          run the service (default: embedded SQLite in
                                                   ./verihook-data, listening on 127.0.0.1:8080)
   verihook token create --role admin|viewer [--name N] [--expires 90d]
@@ -47,11 +52,12 @@ Usage:
   verihook version                                print the version
 
 Getting started:
-  1. Declare a source per provider account in verihook.yaml (see README.md):
-       sources:
-         - {id: idenfy-main, provider: idenfy, secrets: {signing_key: "${IDENFY_SIGNING_KEY}"}}
-  2. verihook serve --config verihook.yaml
-  3. Set the provider's callback URL to https://YOUR-HOST/ingest/idenfy-main
+  1. verihook init --providers idenfy --url https://YOUR-HOST
+     writes verihook.yaml (one source per provider, secrets as ${VAR}), prints an
+     admin token, and says where each provider's callback URL and secret go
+  2. export IDENFY_SIGNING_KEY='…' (the secret from the provider's dashboard);
+     verihook doctor --config verihook.yaml checks everything
+  3. verihook serve --config verihook.yaml (HTTPS and proxies: README.md, Production)
   4. Try it offline:
        verihook simulate idenfy IDENTIFICATION_AUTO_FINISHED \
          --to http://127.0.0.1:8080/ingest/idenfy-main --secret "$IDENFY_SIGNING_KEY"
@@ -67,7 +73,14 @@ Run 'verihook COMMAND --help' for a command's flags.
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+	e := env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, stdin: os.Stdin, terminal: isTerminal(os.Stdin)}
+	os.Exit(runEnv(ctx, e, os.Args[1:]))
+}
+
+// isTerminal reports whether f is a terminal, where init asks questions.
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // registry returns every provider verihook knows.
@@ -80,16 +93,26 @@ func registry() provider.Registry {
 type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// stdin is read only when terminal is set (init's questions).
+	stdin    io.Reader
+	terminal bool
 }
 
 // run runs one subcommand and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	e := env{stdout: stdout, stderr: stderr, getenv: getenv}
+	return runEnv(ctx, env{stdout: stdout, stderr: stderr, getenv: getenv}, args)
+}
+
+// runEnv runs one subcommand in e and returns the process exit code.
+func runEnv(ctx context.Context, e env, args []string) int {
+	stdout, stderr := e.stdout, e.stderr
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
 	cmds := map[string]func(context.Context, env, []string) error{
+		"init":       runInit,
+		"doctor":     runDoctor,
 		"serve":      runServe,
 		"token":      runToken,
 		"migrate":    runMigrate,

@@ -232,7 +232,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		close(m.resealed)
 	}
 	if len(m.Config.Sources) == 0 {
-		m.Logger.Warn("no sources are configured, so every callback will get 404: declare them in a config file (--config; see verihook --help and README.md)")
+		m.Logger.Warn("no sources are configured, so every callback will get 404: run verihook init to write a config, then verihook serve --config verihook.yaml (see verihook --help)")
 	}
 	m.Logger.Info("verihook serving", "addr", m.Addr(), "metrics", m.MetricsAddr(), "version", version, "data_dir", m.Config.DataDir, "sources", len(m.Config.Sources))
 	return nil

@@ -24,6 +24,8 @@ import (
 type Provider interface {
 	// Name returns the provider's name as used in configuration (hub.Provider*).
 	Name() string
+	// Setup tells an operator how to connect an account of the provider.
+	Setup() Setup
 	// CheckSecrets reports, as an EINVALID *hub.Error naming the secret,
 	// whether secrets hold what Verify needs. Secret names are the config
 	// file's; nested maps are flattened with dots ("webhook_secrets.verification_approved").
@@ -50,6 +52,21 @@ type Provider interface {
 	// headers on h and returns the body to send (Identomat puts its key in
 	// the body; the others return body unchanged).
 	Sign(secrets map[string]string, h http.Header, body []byte) ([]byte, error)
+}
+
+// Setup is how an operator connects one provider account to verihook, in
+// the provider's own words: verihook init prints it, and the README's
+// "Connecting each provider" table says the same (a test keeps them equal).
+type Setup struct {
+	// Title is the provider's name as it writes it.
+	Title string
+	// URL says where, in the provider's dashboard, the callback URL goes.
+	URL string
+	// Secret says where the secret verihook needs is found, and under
+	// which name it goes in the config.
+	Secret string
+	// SecretKey is the name of the one secret a new source needs.
+	SecretKey string
 }
 
 // Fields are the values a simulated callback is built from. Zero values get

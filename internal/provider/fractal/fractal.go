@@ -143,6 +143,17 @@ var _ provider.Provider = Provider{}
 // Name returns "fractal".
 func (Provider) Name() string { return hub.ProviderFractal }
 
+// Setup says where, in Fractal ID's dashboard, the callback URL goes and the
+// secret is found.
+func (Provider) Setup() provider.Setup {
+	return provider.Setup{
+		Title:     "Fractal ID",
+		URL:       "the webhook's Callback URL (HTTPS only)",
+		Secret:    "each webhook type's secret token → webhook_secrets.<type>, or one webhook_secret",
+		SecretKey: "webhook_secret",
+	}
+}
+
 // CheckSecrets accepts webhook_secret and webhook_secrets.<event_type> (the
 // latter for a legacy event type, or "kraken" for the new platform's key) and
 // requires at least one of them to be non-empty. Any other name is refused, so

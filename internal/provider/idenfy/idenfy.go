@@ -70,6 +70,17 @@ func New() Provider { return Provider{} }
 // Name returns "idenfy".
 func (Provider) Name() string { return hub.ProviderIdenfy }
 
+// Setup says where, in iDenfy's dashboard, the callback URL goes and the
+// secret is found.
+func (Provider) Setup() provider.Setup {
+	return provider.Setup{
+		Title:     "iDenfy",
+		URL:       "Dashboard → Settings → Notifications (one webhook per event type: the same URL, or /ingest/{source id}/{event type} each)",
+		Secret:    "the webhook's Signing key → signing_key (a per-event key: signing_keys.IDENTIFICATION_MANUAL_FINISHED)",
+		SecretKey: "signing_key",
+	}
+}
+
 // Events lists the webhook types Build accepts and Parse understands.
 func (Provider) Events() []string { return slices.Clone(events) }
 

@@ -124,6 +124,17 @@ var _ provider.Provider = Provider{}
 // Name returns "identomat".
 func (Provider) Name() string { return hub.ProviderIdentomat }
 
+// Setup says where, in Identomat's dashboard, the callback URL goes and the
+// secret is found.
+func (Provider) Setup() provider.Setup {
+	return provider.Setup{
+		Title:     "Identomat",
+		URL:       "Company settings → Callback URL",
+		Secret:    "Company settings → Callback API key → callback_api_key",
+		SecretKey: "callback_api_key",
+	}
+}
+
 // CheckSecrets requires callback_api_key.
 func (Provider) CheckSecrets(secrets map[string]string) error {
 	return provider.RequireSecrets(secrets, SecretName)

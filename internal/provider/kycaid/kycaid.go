@@ -40,6 +40,17 @@ var _ provider.Provider = Provider{}
 // Name returns "kycaid".
 func (Provider) Name() string { return hub.ProviderKYCAID }
 
+// Setup says where, in KYCAID's dashboard, the callback URL goes and the
+// secret is found.
+func (Provider) Setup() provider.Setup {
+	return provider.Setup{
+		Title:     "KYCAID",
+		URL:       "the callback_url of your forms or verifications; enable \"Verification status changed\" per form",
+		Secret:    "your API token (app.kycaid.com → API keys) → api_token",
+		SecretKey: "api_token",
+	}
+}
+
 // CheckSecrets returns an EINVALID *hub.Error unless secrets hold a non-empty
 // api_token.
 func (Provider) CheckSecrets(secrets map[string]string) error {
