@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/verihook/verihook/internal/hub"
@@ -161,26 +160,8 @@ func TestReadmeProviderTable(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the goroutines that log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestServeWithoutSources: serve with no source points at verihook init,
-// on the console and at /.
+// on the console and at / (which leads to the dashboard's login page).
 func TestServeWithoutSources(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
@@ -201,6 +182,6 @@ func TestServeWithoutSources(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "verihook init") {
-		t.Errorf("GET / = %d %q; want 200 pointing at verihook init", resp.StatusCode, body)
+		t.Errorf("GET / = %d %q; want 200 (the login page) pointing at verihook init", resp.StatusCode, body)
 	}
 }

@@ -112,7 +112,6 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /ingest/{source_id}", s.handleIngest)
 	mux.HandleFunc("POST /ingest/{source_id}/{event_type}", s.handleIngest)
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
-	mux.HandleFunc("GET /{$}", s.handleHome)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 
 	for _, rt := range routes {
