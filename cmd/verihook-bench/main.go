@@ -126,6 +126,20 @@ type runRecord struct {
 	// WrittenPerOK is the bytes the server wrote to storage during the
 	// load, per acknowledged webhook.
 	WrittenPerOK float64 `json:"written_per_ok,omitempty"`
+	// WALSyncsPerOK and WALWritesPerOK are the PostgreSQL server's WAL
+	// flushes and writes during the load (pg_stat_wal, the whole server's),
+	// per acknowledged webhook.
+	WALSyncsPerOK  float64 `json:"wal_syncs_per_ok,omitempty"`
+	WALWritesPerOK float64 `json:"wal_writes_per_ok,omitempty"`
+	// CPUPerOK is the CPU time the started server used during the load, and
+	// DBCPUPerOK that of the PostgreSQL backends serving its database, per
+	// acknowledged webhook (on a shared machine, steadier than throughput).
+	CPUPerOK   time.Duration `json:"cpu_per_ok,omitempty"`
+	DBCPUPerOK time.Duration `json:"db_cpu_per_ok,omitempty"`
+	// CommitsPerOK is how many transactions its database committed from
+	// the start of the load until verihook stopped, per acknowledged
+	// webhook: the most WAL flushes verihook can have caused.
+	CommitsPerOK float64 `json:"commits_per_ok,omitempty"`
 }
 
 func cmdRun(ctx context.Context, args []string) error {
@@ -280,10 +294,26 @@ func cmdRun(ctx context.Context, args []string) error {
 		}
 		lo.base, lo.verihook, lo.cycle = t.url, true, false
 		w0 := t.writeBytes()
+		walW0, walS0, walOK := walStats(db)
+		cpu0, db0, commits0 := t.cpuTime(), backendCPU(db), dbCommits(db)
 		res := drive(ctx, lo, payloads)
+		if cpu1 := t.cpuTime(); cpu0 >= 0 && cpu1 >= cpu0 && res.OK > 0 {
+			rec.CPUPerOK = (cpu1 - cpu0) / time.Duration(res.OK)
+		}
+		if db1 := backendCPU(db); len(db1) > 0 && res.OK > 0 {
+			var used time.Duration
+			for pid, d := range db1 {
+				used += d - db0[pid] // a backend started during the load counts from 0
+			}
+			rec.DBCPUPerOK = used / time.Duration(res.OK)
+		}
 		rec.Verihook = res
 		if w1 := t.writeBytes(); w0 >= 0 && w1 >= w0 && res.OK > 0 {
 			rec.WrittenPerOK = float64(w1-w0) / float64(res.OK)
+		}
+		if walW1, walS1, ok := walStats(db); walOK && ok && res.OK > 0 {
+			rec.WALWritesPerOK = float64(walW1-walW0) / float64(res.OK)
+			rec.WALSyncsPerOK = float64(walS1-walS0) / float64(res.OK)
 		}
 		if recv != nil {
 			recv.wait(res.OK, *drain)
@@ -296,6 +326,9 @@ func cmdRun(ctx context.Context, args []string) error {
 		rec.RSSPeak, rec.RSSFinal, rec.RSSHWM = t.rss()
 		if err := t.close(); err != nil {
 			fmt.Fprintf(os.Stderr, "stop verihook: %v\n%s\n", err, tail(t.log.String(), 2000))
+		}
+		if commits1 := dbCommits(db); commits0 >= 0 && commits1 >= commits0 && res.OK > 0 {
+			rec.CommitsPerOK = float64(commits1-commits0) / float64(res.OK)
 		}
 		drop()
 		if *dataDir != "" || db == "" {
@@ -314,6 +347,20 @@ func cmdRun(ctx context.Context, args []string) error {
 			if db == "" {
 				fmt.Printf("            wrote %.1f KiB to storage per webhook (write_bytes of /proc/PID/io)\n", rec.WrittenPerOK/1024)
 			}
+		}
+		if rec.CPUPerOK > 0 {
+			fmt.Printf("            CPU per webhook: verihook %s", rec.CPUPerOK.Round(time.Microsecond))
+			if rec.DBCPUPerOK > 0 {
+				fmt.Printf(", its PostgreSQL backends %s", rec.DBCPUPerOK.Round(time.Microsecond))
+			}
+			fmt.Println()
+		}
+		if rec.CommitsPerOK > 0 {
+			fmt.Printf("            PostgreSQL commits %.3f per webhook (pg_stat_database of its database)\n", rec.CommitsPerOK)
+		}
+		if rec.WALSyncsPerOK > 0 {
+			fmt.Printf("            PostgreSQL WAL flushes %.3f, writes %.3f per webhook (pg_stat_wal, the whole server's)\n",
+				rec.WALSyncsPerOK, rec.WALWritesPerOK)
 		}
 		if rec.Ratio > 0 {
 			fmt.Printf("            throughput %.1f%% of the baseline's\n", rec.Ratio*100)
@@ -375,6 +422,18 @@ func printSummary(rs []runRecord, label string) {
 	fmt.Printf("  %-8s p99          %s\n", label, pick(func(r runRecord) float64 { return msOf(r.Verihook.Latency.P99) }).format("ms", 2))
 	fmt.Printf("  %-8s max          %s\n", label, pick(func(r runRecord) float64 { return msOf(r.Verihook.Latency.Max) }).format("ms", 2))
 	fmt.Printf("  %-8s errors       %s\n", label, pick(func(r runRecord) float64 { return float64(r.Verihook.Sent - r.Verihook.OK) }).format("", 0))
+	if rs[0].CPUPerOK > 0 {
+		fmt.Printf("  CPU/webhook           %s\n", pick(func(r runRecord) float64 { return float64(r.CPUPerOK) / 1e3 }).format("µs", 0))
+	}
+	if rs[0].DBCPUPerOK > 0 {
+		fmt.Printf("  PostgreSQL CPU/webhook %s\n", pick(func(r runRecord) float64 { return float64(r.DBCPUPerOK) / 1e3 }).format("µs", 0))
+	}
+	if rs[0].CommitsPerOK > 0 {
+		fmt.Printf("  commits/webhook       %s\n", pick(func(r runRecord) float64 { return r.CommitsPerOK }).format("", 3))
+	}
+	if rs[0].WALSyncsPerOK > 0 {
+		fmt.Printf("  WAL flushes/webhook   %s\n", pick(func(r runRecord) float64 { return r.WALSyncsPerOK }).format("", 3))
+	}
 	if rs[0].RSSPeak > 0 {
 		fmt.Printf("  %-8s RSS peak     %s\n", label, pick(func(r runRecord) float64 { return float64(r.RSSPeak) / (1 << 20) }).format(" MiB", 1))
 	}

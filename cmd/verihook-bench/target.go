@@ -405,6 +405,78 @@ func (t *target) writeBytes() int64 {
 	return -1
 }
 
+// cpuTime returns the CPU time (user and system) the started server has
+// used, or -1.
+func (t *target) cpuTime() time.Duration {
+	if t.cmd == nil {
+		return -1
+	}
+	return procCPU(t.cmd.Process.Pid)
+}
+
+// procCPU returns the CPU time (user and system) process pid has used, from
+// /proc/PID/stat (in clock ticks, 100 a second), or -1.
+func procCPU(pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	// The command name, in parentheses, may hold spaces: fields count from
+	// after it. utime and stime are fields 14 and 15 of the line.
+	i := strings.LastIndexByte(string(raw), ')')
+	f := strings.Fields(string(raw[i+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return time.Duration(u+s) * 10 * time.Millisecond
+}
+
+// dbCommits returns how many transactions database has committed
+// (pg_stat_database, which a backend updates at the latest when it exits),
+// or -1.
+func dbCommits(database string) int64 {
+	u, err := url.Parse(database)
+	if database == "" || err != nil {
+		return -1
+	}
+	out, err := psql(u, "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+	if err != nil {
+		return -1
+	}
+	n, err := strconv.ParseInt(out, 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// backendCPU returns the CPU time used so far by each PostgreSQL backend
+// connected to database (the server must run on this machine), by pid.
+func backendCPU(database string) map[int]time.Duration {
+	u, err := url.Parse(database)
+	if database == "" || err != nil {
+		return nil
+	}
+	out, err := psql(u, "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+	if err != nil {
+		return nil
+	}
+	cpu := map[int]time.Duration{}
+	for _, line := range strings.Fields(out) {
+		if pid, err := strconv.Atoi(line); err == nil {
+			if d := procCPU(pid); d >= 0 {
+				cpu[pid] = d
+			}
+		}
+	}
+	return cpu
+}
+
 // procStatus reads a size field (kB) of /proc/PID/status, in bytes.
 func procStatus(pid int, field string) (int64, error) {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -472,6 +544,22 @@ func freshDatabase(admin string) (string, func(), error) {
 		return "", nil, fmt.Errorf("--database: the harness only talks to loopback, not %s", h)
 	}
 	name := "verihook_bench_" + newRunID()
+	if _, err := psql(u, "CREATE DATABASE "+name); err != nil {
+		return "", nil, err
+	}
+	fresh := *u
+	fresh.Path = "/" + name
+	drop := func() {
+		if _, err := psql(u, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			fmt.Fprintln(os.Stderr, "drop database:", err)
+		}
+	}
+	return fresh.String(), drop, nil
+}
+
+// psql runs one SQL command on the database u names and returns its
+// unaligned output.
+func psql(u *url.URL, sql string) (string, error) {
 	// psql (libpq) refuses pgx's own parameters, such as pool_max_conns.
 	libpq := *u
 	q := libpq.Query()
@@ -481,22 +569,27 @@ func freshDatabase(admin string) (string, func(), error) {
 		}
 	}
 	libpq.RawQuery = q.Encode()
-	psql := func(sql string) error {
-		out, err := exec.Command("psql", libpq.String(), "-v", "ON_ERROR_STOP=1", "-qc", sql).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("psql %q: %w: %s", sql, err, out)
-		}
-		return nil
+	out, err := exec.Command("psql", libpq.String(), "-v", "ON_ERROR_STOP=1", "-qAtc", sql).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("psql %q: %w: %s", sql, err, out)
 	}
-	if err := psql("CREATE DATABASE " + name); err != nil {
-		return "", nil, err
+	return strings.TrimSpace(string(out)), nil
+}
+
+// walStats reads the PostgreSQL server's WAL counters (pg_stat_wal,
+// PostgreSQL 14 and later): how many times it wrote WAL buffers to disk and
+// how many times it flushed them (fsync). They count the whole server, so
+// other clients' work shows in them too. ok is false when they cannot be
+// read.
+func walStats(database string) (writes, syncs int64, ok bool) {
+	u, err := url.Parse(database)
+	if database == "" || err != nil {
+		return 0, 0, false
 	}
-	fresh := *u
-	fresh.Path = "/" + name
-	drop := func() {
-		if err := psql("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
-			fmt.Fprintln(os.Stderr, "drop database:", err)
-		}
+	out, err := psql(u, "SELECT wal_write, wal_sync FROM pg_stat_wal")
+	if err != nil {
+		return 0, 0, false
 	}
-	return fresh.String(), drop, nil
+	_, err = fmt.Sscanf(out, "%d|%d", &writes, &syncs)
+	return writes, syncs, err == nil
 }
