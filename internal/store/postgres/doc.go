@@ -47,15 +47,21 @@
 //
 // # Ingest across instances
 //
-// One Ingest is one READ COMMITTED transaction of four round trips: BEGIN,
-// a pipelined batch that deduplicates and locks, a pipelined batch that
-// writes, COMMIT (see ingestTx); a message deduplicated while current takes
-// a fifth, which sets its key.
+// Ingests share transactions, as with SQLite's writer (group commit, see
+// commitGroup): each of a store's committers takes every Ingest waiting (up
+// to maxGroup) into one READ COMMITTED transaction, so that they share one
+// commit and one WAL flush. The group runs in waves of ingests that lock no
+// verification in common, each wave two round trips however large: a
+// pipelined batch that deduplicates and locks, and one that writes (see
+// runWave); messages deduplicated while current take a third, which sets
+// their keys. Should any statement fail, the group is rolled back and run
+// again with a savepoint per Ingest, so that one that fails is rolled back
+// alone. Each Ingest takes its locks as it would alone:
 //
 //   - Dedup: INSERT … ON CONFLICT (source_id, dedup_key) DO NOTHING RETURNING
 //     id. A concurrent insert of the same key, uncommitted on another
 //     instance, makes this one wait for its outcome; if it commits, this is
-//     a duplicate of it, and the transaction is rolled back. The same webhook
+//     a duplicate of it, and changes nothing. The same webhook
 //     retried to two instances is stored once. Keys that do not last for
 //     ever (hub.Dedup) keep this: a message deduplicated while the state it
 //     describes is current gets its key (hub.Message.CurrentKey) only after
@@ -85,7 +91,8 @@
 //
 // A transaction that PostgreSQL aborts as a deadlock victim (rare: locks are
 // taken in one order where they can be, but a Replay, or a DeleteEndpoint
-// against a RecordAttempt, may cross) is run again.
+// against a RecordAttempt, may cross, and so may two groups of ingests that
+// lock the same verifications in opposite orders) is run again whole.
 //
 // # Claiming deliveries
 //

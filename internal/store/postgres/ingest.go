@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -45,14 +46,12 @@ func (s *Store) Ingest(ctx context.Context, in hub.Ingest) (hub.IngestResult, er
 	if err != nil {
 		return hub.IngestResult{}, fmt.Errorf("ingest: %w", err)
 	}
-	var res hub.IngestResult
-	err = s.inTx(ctx, "ingest", func(tx pgx.Tx) error {
-		var err error
-		res, err = s.ingestTx(ctx, tx, r)
-		return err
-	})
-	if err != nil && !errors.Is(err, errDuplicate) {
-		return hub.IngestResult{}, err
+	if s.closed.Load() {
+		return hub.IngestResult{}, fmt.Errorf("ingest: %w", errClosed)
+	}
+	res, err := s.submit(ctx, r)
+	if err != nil {
+		return hub.IngestResult{}, fail("ingest", err)
 	}
 	return res, nil
 }
@@ -102,164 +101,183 @@ type verificationState struct {
 	dirty bool
 }
 
-// errDuplicate makes inTx roll back the transaction of a duplicate, which
-// must change nothing; Ingest then reports the duplicate.
+// errDuplicate makes the committer roll back to the savepoint of a
+// duplicate, which must change nothing; Ingest then reports the duplicate.
 var errDuplicate = errors.New("duplicate")
 
-// ingestTx is Ingest's work inside its transaction, in two pipelined
-// batches (one round trip each):
+// ingestRun is one Ingest's work inside a group's transaction (see
+// runWave), made afresh for each attempt of the transaction.
+type ingestRun struct {
+	r   *ingestReq
+	now time.Time
+	chk hub.DedupCheck
+	// keys are the verifications the message observes, in lock order;
+	// first is the index of each one's first observation, and created the
+	// state that observation would create.
+	keys    []hub.VerificationKey
+	first   map[hub.VerificationKey]int
+	created []hub.Verification
+	states  map[hub.VerificationKey]*verificationState
+	// A duplicate has dupID, the copy found in a neighbouring interval of a
+	// window, or dupKey, the key under which its copy is stored.
+	dupID, dupKey string
+	// notStored is set when the message was not inserted (a duplicate) or,
+	// for a Reprocess, not found quarantined.
+	notStored bool
+	res       hub.IngestResult
+}
+
+func newIngestRun(r *ingestReq, now time.Time) *ingestRun {
+	w := &ingestRun{r: r, now: now, chk: r.m.DedupCheck(), first: map[hub.VerificationKey]int{}}
+	for i, o := range r.obs {
+		if _, ok := w.first[o.VerificationKey]; !ok {
+			w.first[o.VerificationKey] = i
+			w.keys = append(w.keys, o.VerificationKey)
+		}
+	}
+	slices.SortFunc(w.keys, func(a, b hub.VerificationKey) int {
+		return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.ProviderRef, b.ProviderRef), cmp.Compare(a.Level, b.Level))
+	})
+	return w
+}
+
+// duplicate reports whether w applies nothing: a duplicate, or a Reprocess
+// of a message not quarantined.
+func (w *ingestRun) duplicate() bool {
+	return w.dupID != "" || w.dupKey != "" || w.notStored && w.r.reprocess
+}
+
+// locks returns the keys of every verification row w may lock: those it
+// observes, and those stored under a FormerRef.
+func (w *ingestRun) locks() []hub.VerificationKey {
+	ks := slices.Clone(w.keys)
+	for _, o := range w.r.obs {
+		if o.FormerRef != "" {
+			ks = append(ks, hub.VerificationKey{Source: o.Source, ProviderRef: o.FormerRef, Level: o.Level})
+		}
+	}
+	return ks
+}
+
+// stmt is a statement queued in a batch: its label names it in errors, and
+// dest, when set, receives the one column of its one row.
+type stmt struct {
+	label string
+	dest  *string
+}
+
+// batch is a pgx.Batch whose statements runBatch reads back in order.
+type batch struct {
+	pgx.Batch
+	stmts []stmt
+}
+
+func (b *batch) queue(label string, dest *string, sql string, args ...any) {
+	b.Queue(sql, args...)
+	b.stmts = append(b.stmts, stmt{label, dest})
+}
+
+// insertEventSQL stores one event, its data sealed.
+const insertEventSQL = `INSERT INTO events
+	(id, type, created_at, source, provider, data, message_id, verification_id)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+
+// runBatch sends the queued statements in one round trip and reports the
+// first that failed, with its label.
+func runBatch(ctx context.Context, tx pgx.Tx, b *batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	br := tx.SendBatch(ctx, &b.Batch)
+	for _, st := range b.stmts {
+		var err error
+		if st.dest != nil {
+			err = br.QueryRow().Scan(st.dest)
+		} else {
+			_, err = br.Exec()
+		}
+		if err != nil {
+			br.Close()
+			return fmt.Errorf("%s: %w", st.label, err)
+		}
+	}
+	return br.Close()
+}
+
+// runWave is the work of a wave of ingests inside the group's transaction
+// (see commitGroup; no two of a wave lock the same verification), in two
+// pipelined batches, one round trip each, whatever the wave's size. With
+// savepoint, the wave is one ingest, run under the savepoint "request",
+// which runWave releases when it returns nil; it returns errDuplicate for
+// a duplicate, whose savepoint the caller rolls back. Without, an ingest
+// that turns out a duplicate has changed nothing (each insert below waits
+// for the message's), and any failure fails the wave.
 //
 //  1. Dedup: INSERT the message ... ON CONFLICT (source_id, dedup_key) DO
 //     NOTHING RETURNING id. If a concurrent transaction (on any instance)
 //     inserted the same key and has not committed, PostgreSQL makes this
 //     INSERT wait for it: if it commits, ours does nothing and the message
-//     is a duplicate of the committed one (the transaction is rolled back,
-//     undoing the rest of the batch); if it rolls back, ours goes in. Two
-//     deliveries of one webhook are therefore stored once, whichever
-//     instances they reach. A message with a dedup window first takes an
-//     advisory lock on its key and looks for a copy in the neighbouring
-//     intervals (see hub.Message.DedupCheck); a message deduplicated while
-//     current is inserted without a key, which it gets in step 2.
+//     is a duplicate of the committed one; if it rolls back, ours goes in.
+//     Two deliveries of one webhook are therefore stored once, whichever
+//     instances they reach (and within one transaction, the second sees
+//     the first). A message with a dedup window first takes an advisory
+//     lock on its key and looks for a copy in the neighbouring intervals
+//     (see hub.Message.DedupCheck), and is inserted only if there is none;
+//     a message deduplicated while current is inserted without a key,
+//     which it gets in step 2.
 //
 //     Then lock every verification the message observes, in key order (so
 //     that two messages observing the same verifications cannot deadlock):
 //     INSERT ... ON CONFLICT (source, provider_ref, level) DO NOTHING
-//     creates it from its first observation if it does not exist (a
-//     concurrent creator makes it wait, as above), and SELECT ... FOR UPDATE
-//     locks and reads the row, ours or the winner's (or the one stored
-//     under the observation's FormerRef, beside which none is inserted). In
-//     READ COMMITTED a row that another transaction has locked is waited
-//     for and then read as that transaction committed it. From here to commit no other
-//     transaction can apply an observation to these verifications, so
-//     hub.Apply always sees the latest committed state, and each
-//     verification's observations are applied (and numbered, by
-//     observations.seq) one transaction at a time.
+//     creates it from its first observation if it does not exist and the
+//     message was inserted (a concurrent creator makes it wait, as above),
+//     and SELECT ... FOR UPDATE locks and reads the row, ours or the
+//     winner's (or the one stored under the observation's FormerRef, beside
+//     which none is inserted). In READ COMMITTED a row that another
+//     transaction has locked is waited for and then read as that
+//     transaction committed it. From here to commit no other transaction
+//     can apply an observation to these verifications, so hub.Apply always
+//     sees the latest committed state, and each verification's
+//     observations are applied (and numbered, by observations.seq) one
+//     transaction at a time.
 //
 //     Last, read the enabled endpoints (see enabledEndpoints).
 //
 //  2. Apply each observation in order, in memory. A message deduplicated
 //     while current then takes the key hub.Message.CurrentKey gives, in a
-//     statement of its own, unless a copy holds it (one that committed
+//     round trip of its own, unless a copy holds it (one that committed
 //     first is seen, as the verifications are locked): then it is a
-//     duplicate, rolled back. Then write the changed verifications, the
+//     duplicate (without savepoint, runWave fails with errRegroup, as the
+//     message is stored already). Then write the changed verifications, the
 //     timeline rows, the events, a delivery for each event and each enabled
 //     endpoint that Matches it, and a NOTIFY, which PostgreSQL delivers at
-//     commit.
-func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.IngestResult, error) {
-	m := r.m
-	now := s.now()
-
-	// The verifications, in lock order, each with the state its first
-	// observation would create.
-	first := map[hub.VerificationKey]int{}
-	var keys []hub.VerificationKey
-	for i, o := range r.obs {
-		if _, ok := first[o.VerificationKey]; !ok {
-			first[o.VerificationKey] = i
-			keys = append(keys, o.VerificationKey)
-		}
+//     commit; and look up the copy of each duplicate.
+func (s *Store) runWave(ctx context.Context, tx pgx.Tx, runs []*ingestRun, savepoint bool) error {
+	b := &batch{}
+	if savepoint {
+		b.queue("savepoint", nil, `SAVEPOINT request`)
 	}
-	slices.SortFunc(keys, func(a, b hub.VerificationKey) int {
-		return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.ProviderRef, b.ProviderRef), cmp.Compare(a.Level, b.Level))
-	})
-	created := make([]hub.Verification, len(keys))
-
-	chk := m.DedupCheck()
-	b := &pgx.Batch{}
-	if len(chk.Near) > 0 {
-		// Copies of one message in neighbouring intervals have different
-		// keys, which the unique index cannot tell apart: this lock makes
-		// them wait for one another, so that the second sees the first.
-		b.Queue(`SELECT pg_advisory_xact_lock($1, hashtext(current_schema() || ' ' || $2 || ' ' || $3))`,
-			lockDedup, m.SourceID, m.DedupKey)
-		b.Queue(`SELECT id FROM messages WHERE source_id = $1 AND dedup_key IN ($2, $3)
-			AND received_at > $4 AND received_at < $5 LIMIT 1`,
-			m.SourceID, chk.Near[0], chk.Near[1], chk.Since, chk.Until)
+	wantEndpoints := false
+	for _, w := range runs {
+		s.queueLocks(b, w)
+		// Nearly every message has events (a verification.updated at least).
+		wantEndpoints = wantEndpoints || len(w.r.obs) > 0 || len(w.r.events) > 0
 	}
-	if r.reprocess {
-		// The row lock this takes holds off a concurrent Reprocess of the
-		// same message until commit; that one then finds it accepted.
-		b.Queue(`UPDATE messages SET status = 'accepted', reason = '', event_name = $1
-			WHERE id = $2 AND source_id = $3 AND status = 'quarantined'
-			RETURNING id`, m.EventName, m.ID, m.SourceID)
-	} else {
-		b.Queue(`INSERT INTO messages
-				(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name, dedup_key, body, preview,
-				 origin)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-				ON CONFLICT (source_id, dedup_key) DO NOTHING
-				RETURNING id`,
-			m.ID, m.SourceID, m.Provider, m.ReceivedAt, m.RemoteAddr, string(m.Status), m.HTTPStatus, m.Reason,
-			m.EventName, nullString(chk.Key), r.body, r.preview, m.Origin)
-	}
-	for i, k := range keys {
-		o := r.obs[first[k]]
-		v, _, _ := hub.Apply(hub.Verification{}, false, o)
-		v.ID = hub.NewID("ver", now)
-		created[i] = v
-		// A verification stored under the observation's FormerRef is the
-		// one observed (see hub.Observation): none is created beside it.
-		b.Queue(`INSERT INTO verifications
-				(id, source, provider, provider_ref, level, applicant_ref, kind, status, final, version,
-				 reasons, attempts_left, provider_time, created_at, updated_at)
-				SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15
-				WHERE NOT EXISTS (SELECT 1 FROM verifications WHERE provider_ref = $16 AND source = $2 AND level = $5)
-				ON CONFLICT (source, provider_ref, level) DO NOTHING
-				RETURNING id`,
-			v.ID, v.Source, v.Provider, v.ProviderRef, v.Level, v.ApplicantRef, string(v.Kind), string(v.Status),
-			v.Final, v.Version, nonNil(v.Reasons), v.AttemptsLeft, nullTime(v.ProviderTime), v.CreatedAt, v.UpdatedAt,
-			nullString(o.FormerRef))
-		b.Queue(`SELECT `+verificationCols+` FROM verifications
-			WHERE source = $1 AND provider_ref IN ($2, $4) AND level = $3
-			ORDER BY provider_ref = $2 DESC LIMIT 1
-			FOR UPDATE`, k.Source, k.ProviderRef, k.Level, nullString(o.FormerRef))
-	}
-	// Nearly every message has events (a verification.updated at least).
-	wantEndpoints := len(r.obs) > 0 || len(r.events) > 0
-	if wantEndpoints {
-		b.Queue(enabledEndpointsSQL)
-	}
-
-	states := make(map[hub.VerificationKey]*verificationState, len(keys))
 	var eps []hub.Endpoint
-	duplicate := false
-	dupID := "" // a copy found in a neighbouring interval of a window
 	err := func() error {
-		br := tx.SendBatch(ctx, b)
+		if wantEndpoints {
+			b.Queue(enabledEndpointsSQL)
+		}
+		br := tx.SendBatch(ctx, &b.Batch)
 		defer br.Close()
-		var id string
-		if len(chk.Near) > 0 {
+		if savepoint {
 			if _, err := br.Exec(); err != nil {
-				return fmt.Errorf("lock dedup key: %w", err)
-			}
-			err := br.QueryRow().Scan(&dupID)
-			if err == nil {
-				return nil // the rest is rolled back
-			} else if !errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("find duplicate: %w", err)
+				return fmt.Errorf("savepoint: %w", err)
 			}
 		}
-		err := br.QueryRow().Scan(&id)
-		if errors.Is(err, pgx.ErrNoRows) {
-			duplicate = true
-			return nil // the rest is rolled back
-		} else if err != nil {
-			return fmt.Errorf("insert message: %w", err)
-		}
-		for i, k := range keys {
-			err := br.QueryRow().Scan(&id)
-			isNew := err == nil
-			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("insert verification: %w", err)
-			}
-			v, err := scanVerification(br.QueryRow())
-			if err != nil {
-				return fmt.Errorf("lock verification: %w", err)
-			}
-			if isNew {
-				states[k] = &verificationState{v: created[i], createdBy: first[k]}
-			} else {
-				states[k] = &verificationState{v: v, createdBy: -1}
+		for _, w := range runs {
+			if err := w.readLocks(br); err != nil {
+				return err
 			}
 		}
 		if wantEndpoints {
@@ -274,29 +292,230 @@ func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.Inge
 		return br.Close()
 	}()
 	if err != nil {
-		return hub.IngestResult{}, err
-	}
-	if dupID != "" {
-		return hub.IngestResult{MessageID: dupID, Duplicate: true}, errDuplicate
-	}
-	if duplicate && r.reprocess {
-		return hub.IngestResult{}, notQuarantined(tx.QueryRow(ctx, `SELECT count(*) FROM messages WHERE id = $1`, m.ID), m.ID)
-	}
-	if duplicate {
-		// The conflicting row has committed (or ON CONFLICT would have
-		// waited), so this statement, with its new snapshot, sees it.
-		return duplicateOf(ctx, tx, m.SourceID, chk.Key)
+		return err
 	}
 
-	b = &pgx.Batch{}
-	var labels []string
-	queue := func(label, sql string, args ...any) {
-		b.Queue(sql, args...)
-		labels = append(labels, label)
+	b = &batch{}
+	var setKeys []*ingestRun
+	for _, w := range runs {
+		if w.duplicate() {
+			if w.dupID == "" && w.dupKey != "" {
+				// The conflicting row has committed (or ON CONFLICT would
+				// have waited) or is this transaction's, so this statement
+				// sees it.
+				b.queue("find duplicate", &w.dupID,
+					`SELECT id FROM messages WHERE source_id = $1 AND dedup_key = $2`, w.r.m.SourceID, w.dupKey)
+			}
+			continue
+		}
+		if key := s.queueWrites(b, w, eps); key != "" {
+			setKeys = append(setKeys, w)
+			w.dupKey = key // until the key is found taken
+		}
 	}
+	if len(setKeys) > 0 {
+		// Every verification these messages observe is locked, so a copy
+		// that committed first is seen here (see hub.Message.CurrentKey).
+		sk := &pgx.Batch{}
+		for _, w := range setKeys {
+			sk.Queue(`UPDATE messages SET dedup_key = $1 WHERE id = $2
+				AND NOT EXISTS (SELECT 1 FROM messages WHERE source_id = $3 AND dedup_key = $1)`,
+				w.dupKey, w.r.m.ID, w.r.m.SourceID)
+		}
+		br := tx.SendBatch(ctx, sk)
+		for _, w := range setKeys {
+			tag, err := br.Exec()
+			if err != nil {
+				br.Close()
+				return fmt.Errorf("set dedup key: %w", err)
+			}
+			if tag.RowsAffected() > 0 {
+				w.dupKey = ""
+			} else if !savepoint {
+				br.Close()
+				return errRegroup
+			}
+		}
+		if err := br.Close(); err != nil {
+			return err
+		}
+		if w := setKeys[0]; savepoint && w.dupKey != "" {
+			b = &batch{}
+			b.queue("find duplicate", &w.dupID,
+				`SELECT id FROM messages WHERE source_id = $1 AND dedup_key = $2`, w.r.m.SourceID, w.dupKey)
+		}
+	}
+	notify := false
+	for _, w := range runs {
+		notify = notify || (!w.duplicate() && (w.res.Deliveries > 0 || w.res.Dispatches > 0))
+	}
+	if notify {
+		// Every instance's ListenDeliveries hears it once this commits.
+		b.queue("notify", nil, `SELECT pg_notify($1, current_schema())`, notifyChannel)
+	}
+	dup := savepoint && runs[0].duplicate()
+	if savepoint && !dup {
+		b.queue("release savepoint", nil, `RELEASE SAVEPOINT request`)
+	}
+	if err := runBatch(ctx, tx, b); err != nil {
+		return err
+	}
+	for _, w := range runs {
+		if w.duplicate() {
+			w.res = hub.IngestResult{MessageID: w.dupID, Duplicate: true}
+		}
+	}
+	if dup {
+		return errDuplicate
+	}
+	return nil
+}
+
+// ingestAlone is the work of one ingest in a transaction of its own
+// (Reprocess): a duplicate is errDuplicate, a Reprocess of a message not
+// quarantined ENOTFOUND or ECONFLICT, and the transaction is rolled back.
+func (s *Store) ingestAlone(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.IngestResult, error) {
+	w := newIngestRun(r, s.now())
+	if err := s.runWave(ctx, tx, []*ingestRun{w}, false); err != nil {
+		return hub.IngestResult{}, err
+	}
+	switch {
+	case w.dupID != "":
+		return w.res, errDuplicate
+	case w.notStored && r.reprocess:
+		return hub.IngestResult{}, notQuarantined(tx.QueryRow(ctx, `SELECT count(*) FROM messages WHERE id = $1`, r.m.ID), r.m.ID)
+	case w.duplicate():
+		return w.res, errDuplicate
+	}
+	return w.res, nil
+}
+
+// errRegroup fails a wave run without savepoints in which a message
+// deduplicated while current turned out a duplicate after it was stored:
+// the group is run again, each ingest under its savepoint.
+var errRegroup = errors.New("a duplicate to roll back")
+
+// queueLocks queues step 1 of runWave for w.
+func (s *Store) queueLocks(b *batch, w *ingestRun) {
+	m, chk := w.r.m, w.chk
+	if len(chk.Near) > 0 {
+		// Copies of one message in neighbouring intervals have different
+		// keys, which the unique index cannot tell apart: this lock makes
+		// them wait for one another, so that the second sees the first.
+		b.Queue(`SELECT pg_advisory_xact_lock($1, hashtext(current_schema() || ' ' || $2 || ' ' || $3))`,
+			lockDedup, m.SourceID, m.DedupKey)
+		b.Queue(`SELECT id FROM messages WHERE source_id = $1 AND dedup_key IN ($2, $3)
+			AND received_at > $4 AND received_at < $5 LIMIT 1`,
+			m.SourceID, chk.Near[0], chk.Near[1], chk.Since, chk.Until)
+	}
+	// Without a window these are NULL, which matches no row.
+	var near [2]*string
+	var since, until any
+	if len(chk.Near) > 0 {
+		near, since, until = [2]*string{&chk.Near[0], &chk.Near[1]}, chk.Since, chk.Until
+	}
+	if w.r.reprocess {
+		// The row lock this takes holds off a concurrent Reprocess of the
+		// same message until commit; that one then finds it accepted.
+		b.Queue(`UPDATE messages SET status = 'accepted', reason = '', event_name = $1
+			WHERE id = $2 AND source_id = $3 AND status = 'quarantined'
+			RETURNING id`, m.EventName, m.ID, m.SourceID)
+	} else {
+		b.Queue(`INSERT INTO messages
+				(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name, dedup_key, body, preview,
+				 origin)
+				SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
+				WHERE NOT EXISTS (SELECT 1 FROM messages WHERE source_id = $2 AND dedup_key IN ($14, $15)
+					AND received_at > $16 AND received_at < $17)
+				ON CONFLICT (source_id, dedup_key) DO NOTHING
+				RETURNING id`,
+			m.ID, m.SourceID, m.Provider, m.ReceivedAt, m.RemoteAddr, string(m.Status), m.HTTPStatus, m.Reason,
+			m.EventName, nullString(chk.Key), w.r.body, w.r.preview, m.Origin,
+			near[0], near[1], since, until)
+	}
+	w.created = make([]hub.Verification, len(w.keys))
+	for i, k := range w.keys {
+		o := w.r.obs[w.first[k]]
+		v, _, _ := hub.Apply(hub.Verification{}, false, o)
+		v.ID = hub.NewID("ver", w.now)
+		w.created[i] = v
+		// A verification stored under the observation's FormerRef is the
+		// one observed (see hub.Observation): none is created beside it.
+		// Nor is one created for a duplicate, whose message was not
+		// inserted.
+		b.Queue(`INSERT INTO verifications
+				(id, source, provider, provider_ref, level, applicant_ref, kind, status, final, version,
+				 reasons, attempts_left, provider_time, created_at, updated_at)
+				SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15
+				WHERE NOT EXISTS (SELECT 1 FROM verifications WHERE provider_ref = $16 AND source = $2 AND level = $5)
+					AND EXISTS (SELECT 1 FROM messages WHERE id = $17)
+				ON CONFLICT (source, provider_ref, level) DO NOTHING
+				RETURNING id`,
+			v.ID, v.Source, v.Provider, v.ProviderRef, v.Level, v.ApplicantRef, string(v.Kind), string(v.Status),
+			v.Final, v.Version, nonNil(v.Reasons), v.AttemptsLeft, nullTime(v.ProviderTime), v.CreatedAt, v.UpdatedAt,
+			nullString(o.FormerRef), m.ID)
+		b.Queue(`SELECT `+verificationCols+` FROM verifications
+			WHERE source = $1 AND provider_ref IN ($2, $4) AND level = $3
+			ORDER BY provider_ref = $2 DESC LIMIT 1
+			FOR UPDATE`, k.Source, k.ProviderRef, k.Level, nullString(o.FormerRef))
+	}
+}
+
+// readLocks reads what queueLocks queued for w.
+func (w *ingestRun) readLocks(br pgx.BatchResults) error {
+	if len(w.chk.Near) > 0 {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("lock dedup key: %w", err)
+		}
+		if err := br.QueryRow().Scan(&w.dupID); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("find duplicate: %w", err)
+		}
+	}
+	var id string
+	err := br.QueryRow().Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		w.notStored = true
+		if w.dupID == "" && !w.r.reprocess {
+			w.dupKey = w.chk.Key
+		}
+	} else if err != nil {
+		return fmt.Errorf("insert message: %w", err)
+	}
+	w.states = make(map[hub.VerificationKey]*verificationState, len(w.keys))
+	for i, k := range w.keys {
+		err := br.QueryRow().Scan(&id)
+		isNew := err == nil
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("insert verification: %w", err)
+		}
+		v, err := scanVerification(br.QueryRow())
+		if w.duplicate() {
+			// Locked or not, and maybe not there: a duplicate applies nothing.
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("lock verification: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("lock verification: %w", err)
+		}
+		if isNew {
+			w.states[k] = &verificationState{v: w.created[i], createdBy: w.first[k]}
+		} else {
+			w.states[k] = &verificationState{v: v, createdBy: -1}
+		}
+	}
+	return nil
+}
+
+// queueWrites applies w's observations and queues step 2 of runWave for w,
+// and sets w.res as if it commits. It returns the key w must take first if
+// it is deduplicated while current, or "".
+func (s *Store) queueWrites(b *batch, w *ingestRun, eps []hub.Endpoint) string {
+	m := w.r.m
 	var events []hub.Event
-	for i, o := range r.obs {
-		st := states[o.VerificationKey]
+	for i, o := range w.r.obs {
+		st := w.states[o.VerificationKey]
 		var (
 			next    hub.Verification
 			outcome hub.Outcome
@@ -316,9 +535,9 @@ func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.Inge
 		}
 		obsID := o.ID
 		if obsID == "" {
-			obsID = hub.NewID("obs", now)
+			obsID = hub.NewID("obs", w.now)
 		}
-		queue("insert observation", `INSERT INTO observations
+		b.queue("insert observation", nil, `INSERT INTO observations
 				(id, verification_id, message_id, source, provider, provider_ref, level, kind, applicant_ref,
 				 status, final, reasons, attempts_left, provider_time, provider_event, received_at, outcome, version,
 				 current_state, final_if_no_attempts, origin)
@@ -327,16 +546,16 @@ func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.Inge
 			string(o.Status), o.Final, o.Reasons, o.AttemptsLeft, nullTime(o.ProviderTime), o.ProviderEvent,
 			o.ReceivedAt, string(outcome), next.Version, o.Current, o.FinalIfNoAttempts, o.Origin)
 		if changed {
-			events = append(events, hub.UpdatedEvent(hub.NewID("evt", now), next, prev, o))
+			events = append(events, hub.UpdatedEvent(hub.NewID("evt", w.now), next, prev, o))
 		}
 	}
-	versions := make(map[hub.VerificationKey]int, len(keys))
-	for _, k := range keys {
-		st := states[k]
+	versions := make(map[hub.VerificationKey]int, len(w.keys))
+	for _, k := range w.keys {
+		st := w.states[k]
 		versions[k] = st.v.Version
 		if st.dirty {
 			v := st.v
-			queue("update verification", `UPDATE verifications SET
+			b.queue("update verification", nil, `UPDATE verifications SET
 					provider_ref = $1, applicant_ref = $2, kind = $3, status = $4, final = $5, version = $6,
 					reasons = $7, attempts_left = $8, provider_time = $9, updated_at = $10
 				WHERE id = $11`,
@@ -344,21 +563,9 @@ func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.Inge
 				nonNil(v.Reasons), v.AttemptsLeft, nullTime(v.ProviderTime), v.UpdatedAt, v.ID)
 		}
 	}
-	if key := m.CurrentKey(r.obs, versions); key != "" {
-		// Every verification the message observes is locked, so a copy
-		// that committed first is seen here (see hub.Message.CurrentKey).
-		tag, err := tx.Exec(ctx, `UPDATE messages SET dedup_key = $1 WHERE id = $2
-			AND NOT EXISTS (SELECT 1 FROM messages WHERE source_id = $3 AND dedup_key = $1)`, key, m.ID, m.SourceID)
-		if err != nil {
-			return hub.IngestResult{}, fmt.Errorf("set dedup key: %w", err)
-		}
-		if tag.RowsAffected() == 0 {
-			return duplicateOf(ctx, tx, m.SourceID, key)
-		}
-	}
-	events = append(events, r.events...)
+	events = append(events, w.r.events...)
 	for _, e := range events {
-		queue("insert event "+e.ID, insertEventSQL,
+		b.queue("insert event "+e.ID, nil, insertEventSQL,
 			e.ID, e.Type, e.CreatedAt, e.Source, e.Provider, s.cipher.Seal(e.Data, hub.SealedEventData, e.ID),
 			nullString(e.MessageID), nullString(e.VerificationID))
 	}
@@ -372,58 +579,19 @@ func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.Inge
 			}
 		}
 	}
-	if !r.reprocess && m.Origin == hub.OriginCallback {
+	if !w.r.reprocess && m.Origin == hub.OriginCallback {
 		// The dashboard counts what arrived on the ingest endpoint: a
 		// poll's answer is not traffic, a reprocessed message was counted.
-		queue("count", countSQL, minute(m.ReceivedAt), string(m.Status), "", 0)
+		b.queue("count", nil, countSQL, minute(m.ReceivedAt), string(m.Status), "", 0)
 	}
-	n := ds.len()
-	if n > 0 {
-		queue("insert deliveries", insertDeliveriesSQL, ds.args(m.ReceivedAt)...)
+	if ds.len() > 0 {
+		b.queue("insert deliveries", nil, insertDeliveriesSQL, ds.args(m.ReceivedAt)...)
 	}
-	for _, x := range r.dispatches {
-		queue("insert dispatch", insertDispatchSQL, x.args()...)
+	for _, x := range w.r.dispatches {
+		b.queue("insert dispatch", nil, insertDispatchSQL, x.args()...)
 	}
-	if n > 0 || len(r.dispatches) > 0 {
-		// Every instance's ListenDeliveries hears it once this commits.
-		queue("notify", `SELECT pg_notify($1, current_schema())`, notifyChannel)
-	}
-	if err := runBatch(ctx, tx, b, labels); err != nil {
-		return hub.IngestResult{}, err
-	}
-	return hub.IngestResult{MessageID: m.ID, Events: events, Deliveries: n, Dispatches: len(r.dispatches)}, nil
-}
-
-// duplicateOf reports the message stored under key as the one a duplicate
-// copies, with errDuplicate, which rolls back the transaction.
-func duplicateOf(ctx context.Context, tx pgx.Tx, source, key string) (hub.IngestResult, error) {
-	var id string
-	err := tx.QueryRow(ctx, `SELECT id FROM messages WHERE source_id = $1 AND dedup_key = $2`, source, key).Scan(&id)
-	if err != nil {
-		return hub.IngestResult{}, fmt.Errorf("find duplicate: %w", err)
-	}
-	return hub.IngestResult{MessageID: id, Duplicate: true}, errDuplicate
-}
-
-// insertEventSQL stores one event, its data sealed.
-const insertEventSQL = `INSERT INTO events
-	(id, type, created_at, source, provider, data, message_id, verification_id)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
-
-// runBatch sends the queued statements in one round trip and reports the
-// first that failed, with its label.
-func runBatch(ctx context.Context, tx pgx.Tx, b *pgx.Batch, labels []string) error {
-	if b.Len() == 0 {
-		return nil
-	}
-	br := tx.SendBatch(ctx, b)
-	for _, label := range labels {
-		if _, err := br.Exec(); err != nil {
-			br.Close()
-			return fmt.Errorf("%s: %w", label, err)
-		}
-	}
-	return br.Close()
+	w.res = hub.IngestResult{MessageID: m.ID, Events: events, Deliveries: ds.len(), Dispatches: len(w.r.dispatches)}
+	return m.CurrentKey(w.r.obs, versions)
 }
 
 // RecordRejection stores an audit row for a refused request: status

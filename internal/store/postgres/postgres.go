@@ -64,6 +64,17 @@ type Store struct {
 	done      chan struct{} // closed by Close: ends ListenDeliveries
 	closeOnce sync.Once
 
+	// Ingest's group commit (see commit.go): submit queues on group, which
+	// stopCommitters closes under groupMu.
+	group       chan *ingestJob
+	groupMu     sync.RWMutex
+	groupClosed bool
+	groupWG     sync.WaitGroup
+	// queued counts the ingests submitted and not yet answered; groups the
+	// transactions that committed ingests, grouped the ingests they
+	// committed, and alone the groups run again each under its savepoint.
+	queued, groups, grouped, alone atomic.Int64
+
 	// purgeChunk and replayChunk, when not 0, replace the package's
 	// constants (tests).
 	purgeChunk, replayChunk int
@@ -152,6 +163,7 @@ func Open(ctx context.Context, databaseURL string, c *hub.Cipher, opts ...Option
 		}
 		return nil, fail("open postgres: migrate", err)
 	}
+	s.startCommitters()
 	return s, nil
 }
 
@@ -162,6 +174,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		close(s.done)
+		s.stopCommitters()
 		s.pool.Close()
 	})
 	return nil

@@ -284,7 +284,7 @@ func TestMigrations(t *testing.T) {
 	}
 
 	// Again, on an up-to-date schema with data in it: nothing changes.
-	if _, err := stores[0].Ingest(ctxFor(t), testIngest("src", "k1", "ref-1", []byte(`{}`))); err != nil {
+	if _, err := stores[0].Ingest(ctxFor(t), testIngest("src", "k1", "ref-twice", []byte(`{}`))); err != nil {
 		t.Fatal(err)
 	}
 	appliedAt := func() []time.Time {
@@ -350,7 +350,7 @@ func TestKeyCheck(t *testing.T) {
 	_, dbURL := newSchema(t)
 	key := newKey(t)
 	s := openStore(t, dbURL, key)
-	in := testIngest("src", "k1", "ref-1", []byte(`{"secret":"JANE"}`))
+	in := testIngest("src", "k1", "ref-twice", []byte(`{"secret":"JANE"}`))
 	if _, err := s.Ingest(ctxFor(t), in); err != nil {
 		t.Fatal(err)
 	}
@@ -425,7 +425,7 @@ func TestEncryptionAtRest(t *testing.T) {
 		Secrets: map[string]string{"signing_key": sourceMark}}); err != nil {
 		t.Fatal(err)
 	}
-	in := testIngest("src", "k1", "ref-1", []byte(`{"docNumber":"`+bodyMark+`"}`))
+	in := testIngest("src", "k1", "ref-twice", []byte(`{"docNumber":"`+bodyMark+`"}`))
 	in.Events[0].Data, _ = json.Marshal(hub.OTPRequested{Channel: "sms", Recipient: "+1555", Text: otpMark})
 	res, err := s.Ingest(ctx, in)
 	if err != nil || res.Deliveries != 2 {
@@ -666,7 +666,7 @@ func TestListenDeliveries(t *testing.T) {
 		t.Fatalf("Ingest(quarantined) = %+v, %v", res, err)
 	}
 	drain()
-	if res, err := ingester.Ingest(ctx, testIngest("src", "k1", "ref-1", nil)); err != nil || res.Deliveries != 2 {
+	if res, err := ingester.Ingest(ctx, testIngest("src", "k1", "ref-twice", nil)); err != nil || res.Deliveries != 2 {
 		t.Fatalf("Ingest = %+v, %v", res, err)
 	}
 	await("after another instance created deliveries")
@@ -903,6 +903,9 @@ func benchIngestParallel(b *testing.B, endpoints int) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ingests/s")
+	if n := s.groups.Load(); n > 0 {
+		b.ReportMetric(float64(s.grouped.Load())/float64(n), "ingests/commit")
+	}
 }
 
 // TestListPlans: a list filtered on a rare value searches the partial index
@@ -973,5 +976,157 @@ func TestListPlans(t *testing.T) {
 		if all := strings.Join(lines, "; "); !strings.Contains(all, p.want) || strings.Contains(all, "Sort") {
 			t.Errorf("%s: plan = %s; want %s without a sort", p.name, all, p.want)
 		}
+	}
+}
+
+// TestGroupCommit: ingests that wait while the committers are held up share
+// one transaction when they go, and each keeps its own outcome: one that
+// fails fails alone, a duplicate of a stored message and a copy within the
+// group are reported as duplicates, and two updates of one verification in
+// the group are both applied, each on the state the other left.
+func TestGroupCommit(t *testing.T) {
+	t.Parallel()
+	s := openShared(t, 1)[0]
+	schema := s.pool.Config().ConnConfig.RuntimeParams["search_path"]
+	ctx := ctxFor(t)
+	body := []byte(`{"k":"v"}`)
+	conns.reserve(t, 1) // heldUp's
+
+	stored := testIngest("src", "stored", "ref-stored", body)
+	pending := testIngest("src", "pending", "ref-twice", body)
+	pending.Observations[0].Status, pending.Observations[0].Final = hub.StatusPending, false
+	for _, in := range []hub.Ingest{stored, pending} {
+		if _, err := s.Ingest(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	goods := func(prefix string, n int) []hub.Ingest {
+		var ins []hub.Ingest
+		for i := range n {
+			ins = append(ins, testIngest("src", fmt.Sprint(prefix, i), fmt.Sprint(prefix, "ref-", i), body))
+		}
+		return ins
+	}
+
+	bad := testIngest("src", "bad", "ref-bad", body)
+	bad.Events[0].ID = stored.Events[0].ID // an event id stored already: ECONFLICT
+	dupStored := testIngest("src", "stored", "ref-stored", body)
+	copy1 := testIngest("src", "copy", "ref-copy", body)
+	copy2 := testIngest("src", "copy", "ref-copy", body)
+	ins := append(goods("a", 20), bad, dupStored, copy1, copy2)
+	const iBad, iDupStored, iCopy1, iCopy2 = 20, 21, 22, 23
+	groups0 := s.groups.Load()
+	res, errs := heldUp(t, s, schema, ins)
+	for i := range ins {
+		switch i {
+		case iBad:
+			if hub.ErrorCode(errs[i]) != hub.ECONFLICT {
+				t.Errorf("Ingest(event id stored already) = %v, want ECONFLICT", errs[i])
+			}
+			if _, err := s.Message(ctx, bad.Message.ID); hub.ErrorCode(err) != hub.ENOTFOUND {
+				t.Errorf("the failed ingest's message: %v, want ENOTFOUND", err)
+			}
+		case iDupStored:
+			if errs[i] != nil || !res[i].Duplicate || res[i].MessageID != stored.Message.ID {
+				t.Errorf("copy of a stored message: %+v, %v; want a duplicate of %s", res[i], errs[i], stored.Message.ID)
+			}
+		default:
+			if errs[i] != nil {
+				t.Errorf("ingest %d: %v", i, errs[i])
+			}
+		}
+	}
+	if res[iCopy1].Duplicate == res[iCopy2].Duplicate {
+		t.Errorf("two copies in one group: duplicate %v and %v, want one of them", res[iCopy1].Duplicate, res[iCopy2].Duplicate)
+	}
+	// The two held up, then the rest together (run again, each under its
+	// savepoint, for the failure).
+	if n := s.groups.Load() - groups0; n > 4 {
+		t.Errorf("%d ingests committed in %d transactions, want at most 4", len(ins), n)
+	}
+	if s.alone.Load() != 1 {
+		t.Errorf("%d groups run again under savepoints, want 1 (the failed ingest's)", s.alone.Load())
+	}
+	if n := countRows(t, schema, "messages"); n != 2+20+1 {
+		t.Errorf("%d messages stored, want 23", n)
+	}
+
+	// Two updates of one verification in a group, which apply in either
+	// order (neither final, no provider times).
+	first := testIngest("src", "first", "ref-twice", body)
+	second := testIngest("src", "second", "ref-twice", body)
+	first.Observations[0].Status, first.Observations[0].Final = hub.StatusReview, false
+	second.Observations[0].Status, second.Observations[0].Final = hub.StatusActionRequired, false
+	_, errs = heldUp(t, s, schema, append(goods("b", committers), first, second))
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	vs, _, err := s.Verifications(ctx, hub.VerificationFilter{ProviderRef: "ref-twice"})
+	if err != nil || len(vs) != 1 {
+		t.Fatalf("Verifications(ref-twice) = %d, %v; want 1", len(vs), err)
+	}
+	if v := vs[0]; v.Version != 3 || (v.Status != hub.StatusReview && v.Status != hub.StatusActionRequired) {
+		t.Errorf("verification updated twice in one group: %s v%d, want review or action_required, v3", v.Status, v.Version)
+	}
+	if s.alone.Load() != 1 {
+		t.Errorf("%d groups run again under savepoints, want still 1", s.alone.Load())
+	}
+}
+
+// heldUp ingests ins into s (whose tables are in schema) as one group: it
+// holds the committers up with a lock on the endpoints, which Ingest reads
+// FOR KEY SHARE, until each has taken one of the first ingests and every
+// other is queued, then lets them go.
+func heldUp(t *testing.T, s *Store, schema string, ins []hub.Ingest) ([]hub.IngestResult, []error) {
+	t.Helper()
+	ctx := ctxFor(t)
+	lock, err := pgx.Connect(ctx, baseURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close(context.Background())
+	tx, err := lock.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+schema+".endpoints IN EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	res := make([]hub.IngestResult, len(ins))
+	errs := make([]error, len(ins))
+	var wg sync.WaitGroup
+	send := func(from, to int) {
+		for i := from; i < to; i++ {
+			wg.Go(func() { res[i], errs[i] = s.Ingest(ctx, ins[i]) })
+		}
+	}
+	send(0, committers)
+	waitFor(t, func() bool {
+		var waiting int
+		// Within a transaction, pg_stat_activity is read once and kept.
+		if _, err := tx.Exec(ctx, `SELECT pg_stat_clear_snapshot()`); err != nil {
+			t.Fatal(err)
+		}
+		err := tx.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE application_name = $1 AND wait_event_type = 'Lock'`, schema).Scan(&waiting)
+		return err == nil && waiting == committers
+	})
+	send(committers, len(ins))
+	waitFor(t, func() bool { return s.queued.Load() == int64(len(ins)) })
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	return res, errs
+}
+
+// waitFor waits until cond holds, for up to a minute.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within a minute")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

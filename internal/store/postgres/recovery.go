@@ -27,7 +27,7 @@ func (s *Store) Reprocess(ctx context.Context, in hub.Ingest) (hub.IngestResult,
 	var res hub.IngestResult
 	err = s.inTx(ctx, "reprocess", func(tx pgx.Tx) error {
 		var err error
-		res, err = s.ingestTx(ctx, tx, r)
+		res, err = s.ingestAlone(ctx, tx, r)
 		return err
 	})
 	if err != nil {
