@@ -44,7 +44,10 @@ func CanonicalHash(body []byte) (string, error) {
 
 // CanonicalHashOf is CanonicalHash for an already decoded JSON value.
 func CanonicalHashOf(v any) string {
-	canon, _ := json.Marshal(v) // maps marshal with sorted keys
+	canon, ok := appendCanonical(make([]byte, 0, 1024), v)
+	if !ok {
+		canon, _ = json.Marshal(v) // maps marshal with sorted keys
+	}
 	sum := sha256.Sum256(canon)
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
