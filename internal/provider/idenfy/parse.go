@@ -31,16 +31,17 @@ func (Provider) Parse(h http.Header, body []byte) (hub.Parsed, error) {
 		p.DedupKey = hub.CanonicalHashOf(map[string]any{"event": p.EventName, "raw": hub.RawHash(body)})
 		return p, provider.Unrecognized("body is not valid JSON")
 	}
-	p, err := parse(p, body)
+	p, err := parse(p, body, decoded)
 	// The event name (derived from the body when no header gave it) is part
 	// of the key: the automatic and the manual webhook may have equal bodies.
 	p.DedupKey = hub.CanonicalHashOf(map[string]any{"event": p.EventName, "body": decoded})
 	return p, err
 }
 
-// parse reads a JSON body; p holds the event name the request gave.
-func parse(p hub.Parsed, body []byte) (hub.Parsed, error) {
-	var cb callback
+// parse reads a JSON body, decoded as decodeJSON does; p holds the event
+// name the request gave. An identification or document-expiration webhook,
+// nearly every one, is read from decoded: the body is parsed once.
+func parse(p hub.Parsed, body []byte, decoded any) (hub.Parsed, error) {
 	event := canonicalEvent(p.EventName)
 	switch event {
 	case EventAgeEstimation:
@@ -48,7 +49,8 @@ func parse(p hub.Parsed, body []byte) (hub.Parsed, error) {
 	case EventFacialAuthentication:
 		return facialAuthentication(p, body)
 	}
-	if err := json.Unmarshal(body, &cb); err != nil && p.EventName != "" && !known(event) {
+	cb, err := callbackOf(decoded)
+	if err != nil && p.EventName != "" && !known(event) {
 		return p, provider.Unrecognized("unsupported event type %q: %s", p.EventName, describe(err))
 	} else if err != nil {
 		return p, provider.Unrecognized("%s", describe(err))
@@ -255,7 +257,7 @@ type statusBlock struct {
 // final returns the final flag as sent or, when the body has none (the old
 // format), whether a manual review result is present.
 func (cb *callback) final(st *statusBlock) bool {
-	if cb.Final.set {
+	if cb.Final.sent {
 		return cb.Final.v
 	}
 	return strings.TrimSpace(string(st.ManualDocument)) != "" || strings.TrimSpace(string(st.ManualFace)) != ""
@@ -315,48 +317,146 @@ func jsonKind(v string) string {
 	}
 }
 
+// callbackOf reads a callback from a body decoded as decodeJSON does, as
+// json.Unmarshal into a callback would (names matched exactly, or else
+// without regard to case), so that the body is not parsed a second time.
+func callbackOf(v any) (callback, error) {
+	var cb callback
+	if v == nil {
+		return cb, nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return cb, typeError(v, reflect.TypeFor[callback](), "")
+	}
+	r := fieldReader{m: m}
+	r.read("clientId", cb.ClientID.set)
+	r.read("scanRef", cb.ScanRef.set)
+	r.read("final", cb.Final.set)
+	r.read("finishTime", cb.FinishTime.set)
+	r.read("expirationThreshold", cb.ExpirationThreshold.set)
+	r.read("documentExpiration", cb.DocumentExpiration.set)
+	r.read("status", func(v any, path string) error {
+		if v == nil {
+			cb.Status = nil
+			return nil
+		}
+		m, ok := v.(map[string]any)
+		if !ok {
+			return typeError(v, reflect.TypeFor[statusBlock](), path)
+		}
+		st := &statusBlock{}
+		sr := fieldReader{m: m, path: path + "."}
+		sr.read("overall", st.Overall.set)
+		sr.read("fraudTags", st.FraudTags.set)
+		sr.read("mismatchTags", st.MismatchTags.set)
+		sr.read("suspicionReasons", st.SuspicionReasons.set)
+		sr.read("autoFace", st.AutoFace.set)
+		sr.read("manualFace", st.ManualFace.set)
+		sr.read("autoDocument", st.AutoDocument.set)
+		sr.read("manualDocument", st.ManualDocument.set)
+		sr.read("finishTime", st.FinishTime.set)
+		cb.Status = st
+		return sr.err
+	})
+	return cb, r.err
+}
+
+// fieldReader reads the fields of a decoded object and keeps the first
+// error.
+type fieldReader struct {
+	m    map[string]any
+	path string // of the object, with a trailing dot
+	err  error
+}
+
+// read calls set with the value of field name, if the object has it.
+func (r *fieldReader) read(name string, set func(v any, path string) error) {
+	if r.err != nil {
+		return
+	}
+	v, ok := r.m[name]
+	if !ok {
+		for k, kv := range r.m {
+			if strings.EqualFold(k, name) {
+				v, ok = kv, true
+				break
+			}
+		}
+	}
+	if ok {
+		r.err = set(v, r.path+name)
+	}
+}
+
+// decodeValue decodes one JSON value as decodeJSON does, for the lenient
+// types' UnmarshalJSON.
+func decodeValue(b []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	err := dec.Decode(&v)
+	return v, err
+}
+
 // text is a JSON string, or a number kept as written; null is "".
 type text string
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (t *text) UnmarshalJSON(b []byte) error {
-	switch {
-	case b[0] == 'n':
+	v, err := decodeValue(b)
+	if err != nil {
+		return err
+	}
+	return t.set(v, "")
+}
+
+// set reads t from a decoded value; path names it in errors.
+func (t *text) set(v any, path string) error {
+	switch v := v.(type) {
+	case nil:
 		*t = ""
-	case b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*t = text(s)
-	case b[0] == '-' || b[0] >= '0' && b[0] <= '9':
-		*t = text(b)
+	case string:
+		*t = text(v)
+	case json.Number:
+		*t = text(v)
 	default:
-		return typeError(b, reflect.TypeFor[string]())
+		return typeError(v, reflect.TypeFor[string](), path)
 	}
 	return nil
 }
 
 // flag is a JSON boolean (or "true"/"false") that remembers whether it was
 // sent; null counts as not sent.
-type flag struct{ set, v bool }
+type flag struct{ sent, v bool }
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (f *flag) UnmarshalJSON(b []byte) error {
-	s := string(b)
-	if b[0] == '"' {
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		s = strings.ToLower(strings.TrimSpace(s))
+	v, err := decodeValue(b)
+	if err != nil {
+		return err
+	}
+	return f.set(v, "")
+}
+
+// set reads f from a decoded value; path names it in errors.
+func (f *flag) set(v any, path string) error {
+	s := ""
+	switch v := v.(type) {
+	case nil:
+		s = "null"
+	case bool:
+		s = strconv.FormatBool(v)
+	case string:
+		s = strings.ToLower(strings.TrimSpace(v))
 	}
 	switch s {
 	case "null":
 		*f = flag{}
 	case "true", "false":
-		*f = flag{set: true, v: s == "true"}
+		*f = flag{sent: true, v: s == "true"}
 	default:
-		return typeError(b, reflect.TypeFor[bool]())
+		return typeError(v, reflect.TypeFor[bool](), path)
 	}
 	return nil
 }
@@ -369,16 +469,21 @@ type unixTime struct{ time.Time }
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (u *unixTime) UnmarshalJSON(b []byte) error {
+	v, err := decodeValue(b)
+	if err != nil {
+		return err
+	}
+	return u.set(v, "")
+}
+
+// set reads u from a decoded value; it never fails.
+func (u *unixTime) set(v any, _ string) error {
 	u.Time = time.Time{}
-	switch {
-	case b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		u.Time = provider.ParseTime(s)
-	case b[0] == '-' || b[0] >= '0' && b[0] <= '9':
-		u.Time = provider.UnixTime(string(b))
+	switch v := v.(type) {
+	case string:
+		u.Time = provider.ParseTime(v)
+	case json.Number:
+		u.Time = provider.UnixTime(string(v))
 	}
 	return nil
 }
@@ -389,22 +494,23 @@ type tags []string
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (ts *tags) UnmarshalJSON(b []byte) error {
+	v, err := decodeValue(b)
+	if err != nil {
+		return err
+	}
+	return ts.set(v, "")
+}
+
+// set reads ts from a decoded value; it never fails.
+func (ts *tags) set(v any, _ string) error {
 	*ts = nil
-	switch b[0] {
-	case '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*ts = tags{s}
-	case '[':
-		var items []json.RawMessage
-		if err := json.Unmarshal(b, &items); err != nil {
-			return err
-		}
-		for _, it := range items {
+	switch v := v.(type) {
+	case string:
+		*ts = tags{v}
+	case []any:
+		for _, it := range v {
 			var s text
-			if len(it) > 0 && s.UnmarshalJSON(it) == nil && s != "" {
+			if s.set(it, "") == nil && s != "" {
 				*ts = append(*ts, string(s))
 			}
 		}
@@ -412,21 +518,21 @@ func (ts *tags) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// typeError is the error a lenient type returns for a value it cannot read;
-// encoding/json adds the field's path to it.
-func typeError(b []byte, t reflect.Type) error {
+// typeError is the error a lenient type returns for a value it cannot read,
+// at path (encoding/json adds the path to the errors of UnmarshalJSON).
+func typeError(v any, t reflect.Type, path string) error {
 	var kind string
-	switch b[0] {
-	case '{':
+	switch v.(type) {
+	case map[string]any:
 		kind = "object"
-	case '[':
+	case []any:
 		kind = "array"
-	case 't', 'f':
+	case bool:
 		kind = "bool"
-	case '"':
+	case string:
 		kind = "string"
 	default:
 		kind = "number"
 	}
-	return &json.UnmarshalTypeError{Value: kind, Type: t}
+	return &json.UnmarshalTypeError{Value: kind, Type: t, Field: path}
 }
