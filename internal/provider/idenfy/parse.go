@@ -45,9 +45,9 @@ func parse(p hub.Parsed, body []byte, decoded any) (hub.Parsed, error) {
 	event := canonicalEvent(p.EventName)
 	switch event {
 	case EventAgeEstimation:
-		return ageEstimation(p, body)
+		return ageEstimation(p, decoded)
 	case EventFacialAuthentication:
-		return facialAuthentication(p, body)
+		return facialAuthentication(p, decoded)
 	}
 	cb, err := callbackOf(decoded)
 	if err != nil && p.EventName != "" && !known(event) {
@@ -136,18 +136,24 @@ func decodeJSON(body []byte) (v any, ok bool) {
 
 // ageEstimation maps an AGE_ESTIMATION webhook to an applicant.age_estimated
 // event.
-func ageEstimation(p hub.Parsed, body []byte) (hub.Parsed, error) {
+func ageEstimation(p hub.Parsed, decoded any) (hub.Parsed, error) {
 	var w struct {
-		ScanRef      text     `json:"scanRef"`
-		ClientID     text     `json:"clientId"`
-		Status       text     `json:"status"`
-		Outcome      text     `json:"outcome"`
-		Verdict      text     `json:"verdict"`
-		OccurredAt   text     `json:"occurredAt"`
-		EstimatedAge *float64 `json:"estimatedAge"`
-		Confidence   *float64 `json:"confidence"`
+		ScanRef, ClientID, Status, Outcome, Verdict, OccurredAt text
+		EstimatedAge, Confidence                                *float64
 	}
-	if err := json.Unmarshal(body, &w); err != nil {
+	r, err := objectReader(decoded)
+	if err == nil {
+		r.read("scanRef", w.ScanRef.set)
+		r.read("clientId", w.ClientID.set)
+		r.read("status", w.Status.set)
+		r.read("outcome", w.Outcome.set)
+		r.read("verdict", w.Verdict.set)
+		r.read("occurredAt", w.OccurredAt.set)
+		r.read("estimatedAge", number(&w.EstimatedAge))
+		r.read("confidence", number(&w.Confidence))
+		err = r.err
+	}
+	if err != nil {
 		return p, provider.Unrecognized("%s: %s", EventAgeEstimation, describe(err))
 	}
 	if strings.TrimSpace(string(w.ScanRef)) == "" || strings.TrimSpace(string(w.Status)) == "" {
@@ -164,15 +170,21 @@ func ageEstimation(p hub.Parsed, body []byte) (hub.Parsed, error) {
 // facialAuthentication maps a FACIAL_AUTHENTICATION webhook to an
 // applicant.face_authentication_ended event: it succeeded when it names no
 // failReason. The face photo link and the IP address are left out.
-func facialAuthentication(p hub.Parsed, body []byte) (hub.Parsed, error) {
+func facialAuthentication(p hub.Parsed, decoded any) (hub.Parsed, error) {
 	var w struct {
-		Token      text `json:"token"`
-		Type       text `json:"type"`
-		Method     text `json:"method"`
-		FailReason text `json:"failReason"`
-		RiskTags   tags `json:"riskTags"`
+		Token, Type, Method, FailReason text
+		RiskTags                        tags
 	}
-	if err := json.Unmarshal(body, &w); err != nil {
+	r, err := objectReader(decoded)
+	if err == nil {
+		r.read("token", w.Token.set)
+		r.read("type", w.Type.set)
+		r.read("method", w.Method.set)
+		r.read("failReason", w.FailReason.set)
+		r.read("riskTags", w.RiskTags.set)
+		err = r.err
+	}
+	if err != nil {
 		return p, provider.Unrecognized("%s: %s", EventFacialAuthentication, describe(err))
 	}
 	if strings.TrimSpace(string(w.Token)) == "" {
@@ -229,29 +241,29 @@ var overallStatus = map[string]hub.Status{
 }
 
 // callback is the part of an identification or document-expiration webhook
-// that Parse reads.
+// that Parse reads (see callbackOf for the names in the body).
 type callback struct {
-	ClientID   text         `json:"clientId"`
-	ScanRef    text         `json:"scanRef"`
-	Final      flag         `json:"final"`
-	FinishTime unixTime     `json:"finishTime"`
-	Status     *statusBlock `json:"status"`
+	ClientID   text
+	ScanRef    text
+	Final      flag
+	FinishTime unixTime
+	Status     *statusBlock
 	// DOCUMENT_EXPIRATION's fields.
-	ExpirationThreshold text `json:"expirationThreshold"`
-	DocumentExpiration  text `json:"documentExpiration"`
+	ExpirationThreshold text
+	DocumentExpiration  text
 }
 
 // statusBlock is the callback's status object.
 type statusBlock struct {
-	Overall          text     `json:"overall"`
-	FraudTags        tags     `json:"fraudTags"`
-	MismatchTags     tags     `json:"mismatchTags"`
-	SuspicionReasons tags     `json:"suspicionReasons"`
-	AutoFace         text     `json:"autoFace"`
-	ManualFace       text     `json:"manualFace"`
-	AutoDocument     text     `json:"autoDocument"`
-	ManualDocument   text     `json:"manualDocument"`
-	FinishTime       unixTime `json:"finishTime"` // old format
+	Overall          text
+	FraudTags        tags
+	MismatchTags     tags
+	SuspicionReasons tags
+	AutoFace         text
+	ManualFace       text
+	AutoDocument     text
+	ManualDocument   text
+	FinishTime       unixTime // old format
 }
 
 // final returns the final flag as sent or, when the body has none (the old
@@ -322,14 +334,10 @@ func jsonKind(v string) string {
 // without regard to case), so that the body is not parsed a second time.
 func callbackOf(v any) (callback, error) {
 	var cb callback
-	if v == nil {
-		return cb, nil
+	r, err := objectReader(v)
+	if err != nil {
+		return cb, err
 	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return cb, typeError(v, reflect.TypeFor[callback](), "")
-	}
-	r := fieldReader{m: m}
 	r.read("clientId", cb.ClientID.set)
 	r.read("scanRef", cb.ScanRef.set)
 	r.read("final", cb.Final.set)
@@ -346,7 +354,7 @@ func callbackOf(v any) (callback, error) {
 			return typeError(v, reflect.TypeFor[statusBlock](), path)
 		}
 		st := &statusBlock{}
-		sr := fieldReader{m: m, path: path + "."}
+		sr := &fieldReader{m: m, path: path + "."}
 		sr.read("overall", st.Overall.set)
 		sr.read("fraudTags", st.FraudTags.set)
 		sr.read("mismatchTags", st.MismatchTags.set)
@@ -360,6 +368,36 @@ func callbackOf(v any) (callback, error) {
 		return sr.err
 	})
 	return cb, r.err
+}
+
+// objectReader returns a reader of the fields of v, a decoded body; null has
+// none, and anything but an object is an error (as for json.Unmarshal into a
+// struct).
+func objectReader(v any) (*fieldReader, error) {
+	m, ok := v.(map[string]any)
+	if !ok && v != nil {
+		return nil, typeError(v, reflect.TypeFor[map[string]any](), "")
+	}
+	return &fieldReader{m: m}, nil
+}
+
+// number returns a setter of *f from a decoded number; null is nil.
+func number(f **float64) func(v any, path string) error {
+	return func(v any, path string) error {
+		*f = nil
+		switch n := v.(type) {
+		case nil:
+		case json.Number:
+			x, err := n.Float64()
+			if err != nil {
+				return typeError(v, reflect.TypeFor[float64](), path)
+			}
+			*f = &x
+		default:
+			return typeError(v, reflect.TypeFor[float64](), path)
+		}
+		return nil
+	}
 }
 
 // fieldReader reads the fields of a decoded object and keeps the first
@@ -389,27 +427,8 @@ func (r *fieldReader) read(name string, set func(v any, path string) error) {
 	}
 }
 
-// decodeValue decodes one JSON value as decodeJSON does, for the lenient
-// types' UnmarshalJSON.
-func decodeValue(b []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	err := dec.Decode(&v)
-	return v, err
-}
-
 // text is a JSON string, or a number kept as written; null is "".
 type text string
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (t *text) UnmarshalJSON(b []byte) error {
-	v, err := decodeValue(b)
-	if err != nil {
-		return err
-	}
-	return t.set(v, "")
-}
 
 // set reads t from a decoded value; path names it in errors.
 func (t *text) set(v any, path string) error {
@@ -429,15 +448,6 @@ func (t *text) set(v any, path string) error {
 // flag is a JSON boolean (or "true"/"false") that remembers whether it was
 // sent; null counts as not sent.
 type flag struct{ sent, v bool }
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (f *flag) UnmarshalJSON(b []byte) error {
-	v, err := decodeValue(b)
-	if err != nil {
-		return err
-	}
-	return f.set(v, "")
-}
 
 // set reads f from a decoded value; path names it in errors.
 func (f *flag) set(v any, path string) error {
@@ -467,15 +477,6 @@ func (f *flag) set(v any, path string) error {
 // timestamp, not the callback.
 type unixTime struct{ time.Time }
 
-// UnmarshalJSON implements json.Unmarshaler.
-func (u *unixTime) UnmarshalJSON(b []byte) error {
-	v, err := decodeValue(b)
-	if err != nil {
-		return err
-	}
-	return u.set(v, "")
-}
-
 // set reads u from a decoded value; it never fails.
 func (u *unixTime) set(v any, _ string) error {
 	u.Time = time.Time{}
@@ -491,15 +492,6 @@ func (u *unixTime) set(v any, _ string) error {
 // tags is a list of strings sent as an array (entries that are neither
 // strings nor numbers are skipped), a single string, or null.
 type tags []string
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (ts *tags) UnmarshalJSON(b []byte) error {
-	v, err := decodeValue(b)
-	if err != nil {
-		return err
-	}
-	return ts.set(v, "")
-}
 
 // set reads ts from a decoded value; it never fails.
 func (ts *tags) set(v any, _ string) error {
@@ -518,8 +510,8 @@ func (ts *tags) set(v any, _ string) error {
 	return nil
 }
 
-// typeError is the error a lenient type returns for a value it cannot read,
-// at path (encoding/json adds the path to the errors of UnmarshalJSON).
+// typeError is the error for a value of the wrong JSON type at path: the
+// one json.Unmarshal would give, which describe renders.
 func typeError(v any, t reflect.Type, path string) error {
 	var kind string
 	switch v.(type) {
