@@ -41,6 +41,7 @@ var apiWalks = map[string]string{
 	"GET /api/v1/dispatches":            "",
 	"GET /api/v1/dispatches/{id}":       "/api/v1/dispatches",
 	"GET /api/v1/tokens":                "", // admin only: a viewer must get 403
+	"GET /api/v1/audit":                 "", // admin only
 }
 
 // notList marks in apiWalks a route that answers one object, not a list.
@@ -226,6 +227,7 @@ func TestAPIShowsViewersNoPersonalData(t *testing.T) {
 		{adminSaw, "GET /api/v1/endpoints/{id}", []string{echoURL}},
 		{adminSaw, "GET /api/v1/endpoints/{id}/secret", []string{hub.SecretPrefix}},
 		{adminSaw, "GET /api/v1/tokens", []string{`"role":"viewer"`}},
+		{adminSaw, "GET /api/v1/audit", []string{`"route":"/api/v1/endpoints","target":"echo","status":201`}},
 		{adminSaw, "GET /api/v1/stats", []string{`"last_day":{"start":`}},
 		{viewerSaw, "GET /api/v1/sources/{id}", []string{`"managed":"config"`, `"secret_names":[`}},
 		{adminSaw, "GET /api/v1/deliveries/{id}", []string{otpText, `"status_code":200`, "connection refused"}},

@@ -129,6 +129,7 @@ func (s *Server) handleCreateEndpoint(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.Version = 1 // as CreateEndpoint stored it
+	setAuditTarget(r, e.ID)
 	setETag(w, e)
 	writeJSON(w, http.StatusCreated, endpointView{Endpoint: e, Secret: e.Secret})
 }

@@ -115,9 +115,13 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 
 	for _, rt := range routes {
-		mux.Handle(rt.Pattern, s.authenticate(rt.Role, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			rt.handle(s, w, r)
-		})))
+		})
+		if audited(rt) {
+			h = s.audit(rt.Pattern, h)
+		}
+		mux.Handle(rt.Pattern, s.authenticate(rt.Role, h))
 	}
 	s.csrf = http.NewCrossOriginProtection()
 	s.dashboardRoutes(mux)
@@ -173,6 +177,7 @@ var routes = []Route{
 	{"GET /api/v1/tokens", hub.RoleAdmin, (*Server).handleTokens},
 	{"POST /api/v1/tokens", hub.RoleAdmin, (*Server).handleCreateToken},
 	{"DELETE /api/v1/tokens/{id}", hub.RoleAdmin, (*Server).handleRevokeToken},
+	{"GET /api/v1/audit", hub.RoleAdmin, (*Server).handleAudit},
 }
 
 // Routes returns the JSON API's routes, in the order they are registered.

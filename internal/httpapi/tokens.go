@@ -61,6 +61,7 @@ func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log().Info("token created", "token", tok.ID, "role", tok.Role, "by", callerID(r))
+	setAuditTarget(r, tok.ID)
 	v := viewToken(tok, now)
 	v.Secret = secret
 	writeJSON(w, http.StatusCreated, v)

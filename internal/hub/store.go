@@ -189,6 +189,12 @@ type Store interface {
 	// after at already (it never goes back); an unknown id changes nothing.
 	TouchToken(ctx context.Context, id string, at time.Time) error
 
+	// RecordAudit stores an admin action; see AuditEntry.Prepare for what
+	// is EINVALID. An id stored already is ECONFLICT.
+	RecordAudit(ctx context.Context, e AuditEntry) error
+	// AuditLog lists the admin actions newest first (by id).
+	AuditLog(ctx context.Context, p Page) ([]AuditEntry, string, error)
+
 	// Reseal seals again, under the current key of the store's cipher, the
 	// values of column (one of SealedColumns, EINVALID otherwise) that
 	// another key or an older format sealed, in up to limit rows after the

@@ -81,6 +81,7 @@ func Run(t *testing.T, open func(t *testing.T) hub.Store) {
 		{"PurgeInvalid", testPurgeInvalid},
 		{"Tokens", testTokens},
 		{"TokenList", testTokenList},
+		{"Audit", testAudit},
 		{"TokenRevoke", testTokenRevoke},
 		{"TokenExpiry", testTokenExpiry},
 		{"TokenTouch", testTokenTouch},

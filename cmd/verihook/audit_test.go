@@ -1,0 +1,103 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/verihook/verihook/internal/hub"
+)
+
+// TestAuditLog: every admin request that changes something is recorded,
+// done or refused, with the token's id and name, the route, the id acted on
+// and the status, newest first, page by page; reads are not recorded; the
+// log holds no secret; only an admin reads it.
+func TestAuditLog(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.AllowPrivateEndpoints = true
+	m := startMain(t, cfg)
+	base := "http://" + m.Addr()
+	admin := token(t, m, hub.RoleAdmin)
+	viewer := token(t, m, hub.RoleViewer)
+	adminTok, err := m.Store.TokenByHash(t.Context(), hub.HashToken(admin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := hub.NewEndpointSecret()
+	var created struct {
+		hub.Token
+		Secret string `json:"token"`
+	}
+	steps := []struct {
+		method, path string
+		in           any
+		out          any
+		want         int
+	}{
+		{http.MethodPost, "/api/v1/endpoints", map[string]any{"id": "crm", "url": "http://127.0.0.1:9/hook?token=hooktok", "secret": secret}, nil, 201},
+		{http.MethodGet, "/api/v1/endpoints/crm", nil, nil, 200},
+		{http.MethodPatch, "/api/v1/endpoints/crm", map[string]any{"enabled": false}, nil, 200},
+		{http.MethodPatch, "/api/v1/endpoints/nowhere", map[string]any{"enabled": false}, nil, 404},
+		{http.MethodPost, "/api/v1/tokens", map[string]any{"role": "viewer", "name": "grafana"}, &created, 201},
+		{http.MethodDelete, "/api/v1/endpoints/crm", nil, nil, 204},
+	}
+	for _, s := range steps {
+		if code := apiDo(t, s.method, base+s.path, admin, s.in, s.out); code != s.want {
+			t.Fatalf("%s %s = %d, want %d", s.method, s.path, code, s.want)
+		}
+	}
+	if code := apiDo(t, http.MethodDelete, base+"/api/v1/tokens/"+created.ID, viewer, nil, nil); code != 403 {
+		t.Fatalf("a viewer's DELETE = %d, want 403", code)
+	}
+
+	type entry = hub.AuditEntry
+	var log []entry
+	var raw strings.Builder
+	for cursor := "start"; cursor != ""; {
+		if cursor == "start" {
+			cursor = ""
+		}
+		var page struct {
+			Data       []entry `json:"data"`
+			NextCursor string  `json:"next_cursor"`
+		}
+		var body json.RawMessage
+		if code := getJSON(t, base+"/api/v1/audit?limit=2&cursor="+cursor, admin, &body); code != 200 {
+			t.Fatalf("GET /api/v1/audit = %d", code)
+		}
+		raw.Write(body)
+		json.Unmarshal(body, &page)
+		log = append(log, page.Data...)
+		cursor = page.NextCursor
+	}
+	want := []struct {
+		method, route, target string
+		status                int
+	}{ // newest first
+		{"DELETE", "/api/v1/endpoints/{id}", "crm", 204},
+		{"POST", "/api/v1/tokens", created.ID, 201},
+		{"PATCH", "/api/v1/endpoints/{id}", "nowhere", 404},
+		{"PATCH", "/api/v1/endpoints/{id}", "crm", 200},
+		{"POST", "/api/v1/endpoints", "crm", 201},
+	}
+	if len(log) != len(want) {
+		t.Fatalf("audit log holds %d entries, want %d: %+v", len(log), len(want), log)
+	}
+	for i, w := range want {
+		e := log[i]
+		if e.Method != w.method || e.Route != w.route || e.Target != w.target || e.Status != w.status ||
+			e.TokenID != adminTok.ID || e.TokenName != adminTok.Name || e.At.IsZero() || e.ID == "" {
+			t.Errorf("entry %d = %+v, want %s %s %s %d by %s", i, e, w.method, w.route, w.target, w.status, adminTok.ID)
+		}
+	}
+	for _, s := range []string{secret, created.Secret, admin, "hooktok"} {
+		if strings.Contains(raw.String(), s) {
+			t.Errorf("the audit log shows %q", s)
+		}
+	}
+	if code := getJSON(t, base+"/api/v1/audit", viewer, nil); code != 403 {
+		t.Errorf("a viewer's GET /api/v1/audit = %d, want 403", code)
+	}
+}
