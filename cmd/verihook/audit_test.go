@@ -40,6 +40,7 @@ func TestAuditLog(t *testing.T) {
 		{http.MethodGet, "/api/v1/endpoints/crm", nil, nil, 200},
 		{http.MethodPatch, "/api/v1/endpoints/crm", map[string]any{"enabled": false}, nil, 200},
 		{http.MethodPatch, "/api/v1/endpoints/nowhere", map[string]any{"enabled": false}, nil, 404},
+		{http.MethodPost, "/api/v1/endpoints/crm/test", nil, nil, 200},
 		{http.MethodPost, "/api/v1/tokens", map[string]any{"role": "viewer", "name": "grafana"}, &created, 201},
 		{http.MethodDelete, "/api/v1/endpoints/crm", nil, nil, 204},
 	}
@@ -78,6 +79,7 @@ func TestAuditLog(t *testing.T) {
 	}{ // newest first
 		{"DELETE", "/api/v1/endpoints/{id}", "crm", 204},
 		{"POST", "/api/v1/tokens", created.ID, 201},
+		{"POST", "/api/v1/endpoints/{id}/test", "crm", 200},
 		{"PATCH", "/api/v1/endpoints/{id}", "nowhere", 404},
 		{"PATCH", "/api/v1/endpoints/{id}", "crm", 200},
 		{"POST", "/api/v1/endpoints", "crm", 201},

@@ -89,6 +89,7 @@ func (s *Server) handleCreateSource(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log().Info("source created", "source", src.ID, "provider", src.Provider, "by", callerID(r))
+	setAuditTarget(r, src.ID)
 	writeJSON(w, http.StatusCreated, s.viewSource(src))
 }
 
