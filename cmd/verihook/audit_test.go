@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -101,5 +103,42 @@ func TestAuditLog(t *testing.T) {
 	}
 	if code := getJSON(t, base+"/api/v1/audit", viewer, nil); code != 403 {
 		t.Errorf("a viewer's GET /api/v1/audit = %d, want 403", code)
+	}
+}
+
+// TestAuditLogOfDashboardActions: an admin action taken through the
+// dashboard (a form, which calls the API in-process) is recorded like one
+// taken with the API.
+func TestAuditLogOfDashboardActions(t *testing.T) {
+	t.Parallel()
+	m := startMain(t, testConfig(t))
+	base := "http://" + m.Addr()
+	admin := token(t, m, hub.RoleAdmin)
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.PostForm(base+"/login", url.Values{"token": {admin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) == 0 {
+		t.Fatalf("login = %d", resp.StatusCode)
+	}
+	form := url.Values{"role": {"viewer"}, "name": {"from-the-dashboard"}, "csrf": {hub.CSRFToken(resp.Cookies()[0].Value)}}
+	req, _ := http.NewRequest(http.MethodPost, base+"/tokens", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	if resp, err = c.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /tokens from the dashboard = %d", resp.StatusCode)
+	}
+	var log struct{ Data []hub.AuditEntry }
+	getJSON(t, base+"/api/v1/audit", admin, &log)
+	if len(log.Data) != 1 || log.Data[0].Method != "POST" || log.Data[0].Route != "/api/v1/tokens" || log.Data[0].Status != 201 ||
+		!strings.HasPrefix(log.Data[0].Target, "tok_") || log.Data[0].TokenID == "" {
+		t.Errorf("audit log after a dashboard action = %+v, want the token's creation", log.Data)
 	}
 }

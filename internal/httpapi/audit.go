@@ -9,6 +9,18 @@ import (
 	"github.com/verihook/verihook/internal/hub"
 )
 
+// routeHandler returns the handler of rt once its caller is authorized,
+// audited when it is an admin action (audited): the API's mux and the
+// dashboard's in-process calls (internalAPI) both serve routes with it, so
+// an action taken from the dashboard is recorded like one taken with curl.
+func (s *Server) routeHandler(rt Route) http.Handler {
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rt.handle(s, w, r) })
+	if audited(rt) {
+		h = s.audit(rt.Pattern, h)
+	}
+	return h
+}
+
 // audited reports whether requests on route are recorded in the audit log:
 // those of admin routes that change something (any method but GET).
 func audited(rt Route) bool {

@@ -220,13 +220,14 @@ func (s *Server) internalAPI() http.Handler {
 	s.apiOnce.Do(func() {
 		mux := http.NewServeMux()
 		for _, rt := range routes {
+			h := s.routeHandler(rt)
 			mux.Handle(rt.Pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				tok, _ := r.Context().Value(tokenKey{}).(hub.Token)
 				if err := allowed(tok, rt.Role); err != nil {
 					s.error(w, r, err)
 					return
 				}
-				rt.handle(s, w, r)
+				h.ServeHTTP(w, r)
 			}))
 		}
 		s.api = mux

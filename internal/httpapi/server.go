@@ -116,13 +116,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/openapi.json", s.handleOpenAPI)
 
 	for _, rt := range routes {
-		var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			rt.handle(s, w, r)
-		})
-		if audited(rt) {
-			h = s.audit(rt.Pattern, h)
-		}
-		mux.Handle(rt.Pattern, s.authenticate(rt.Role, h))
+		mux.Handle(rt.Pattern, s.authenticate(rt.Role, s.routeHandler(rt)))
 	}
 	s.csrf = http.NewCrossOriginProtection()
 	s.dashboardRoutes(mux)
