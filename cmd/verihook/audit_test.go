@@ -114,21 +114,13 @@ func TestAuditLogOfDashboardActions(t *testing.T) {
 	m := startMain(t, testConfig(t))
 	base := "http://" + m.Addr()
 	admin := token(t, m, hub.RoleAdmin)
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.PostForm(base+"/login", url.Values{"token": {admin}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) == 0 {
-		t.Fatalf("login = %d", resp.StatusCode)
-	}
-	form := url.Values{"role": {"viewer"}, "name": {"from-the-dashboard"}, "csrf": {hub.CSRFToken(resp.Cookies()[0].Value)}}
+	c, cookie := formLogin(t, base, admin)
+	form := url.Values{"role": {"viewer"}, "name": {"from-the-dashboard"}, "csrf": {hub.CSRFToken(cookie.Value)}}
 	req, _ := http.NewRequest(http.MethodPost, base+"/tokens", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	if resp, err = c.Do(req); err != nil {
+	resp, err := c.Do(req)
+	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
@@ -141,4 +133,22 @@ func TestAuditLogOfDashboardActions(t *testing.T) {
 		!strings.HasPrefix(log.Data[0].Target, "tok_") || log.Data[0].TokenID == "" {
 		t.Errorf("audit log after a dashboard action = %+v, want the token's creation", log.Data)
 	}
+}
+
+// formLogin logs in to the dashboard with tok as a browser's form does and
+// returns a client that keeps the session (and does not follow redirects)
+// and the session cookie.
+func formLogin(t *testing.T, base, tok string) (*http.Client, *http.Cookie) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.PostForm(base+"/login", url.Values{"token": {tok}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || len(jar.Cookies(mustURL(t, base))) != 1 {
+		t.Fatalf("login = %d with cookies %v", resp.StatusCode, jar.Cookies(mustURL(t, base)))
+	}
+	return c, resp.Cookies()[0]
 }

@@ -251,17 +251,7 @@ func TestDashboardCSRF(t *testing.T) {
 	m := startMain(t, testConfig(t))
 	base := "http://" + m.Addr()
 	admin := token(t, m, hub.RoleAdmin)
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.PostForm(base+"/login", url.Values{"token": {admin}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther || len(jar.Cookies(mustURL(t, base))) != 1 {
-		t.Fatalf("login = %d with cookies %v", resp.StatusCode, jar.Cookies(mustURL(t, base)))
-	}
-	cookie := resp.Cookies()[0]
+	c, cookie := formLogin(t, base, admin)
 	if !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode {
 		t.Errorf("session cookie %+v: want HttpOnly and SameSite=Strict", cookie)
 	}
