@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/verihook/verihook/internal/hub"
 )
@@ -160,14 +161,22 @@ func replaceKeyFile(path, content string) error {
 	return d.Sync()
 }
 
+// resealLogEvery is how often, at most, the background re-seal logs its
+// progress.
+const resealLogEvery = 10 * time.Second
+
 // reseal re-seals, in the background, the values that a previous key
 // sealed, logging its progress; keys are the cipher's key fingerprints,
 // the current one first.
 func (m *Main) reseal(ctx context.Context, keys []string) {
 	defer close(m.resealed)
 	m.Logger.Info("key rotation: re-encrypting old data under the current key in the background", "key", keys[0], "previous", keys[1:])
+	var last time.Time
 	total, err := hub.ResealAll(ctx, m.Store, func(column string, total hub.ResealResult) {
-		m.Logger.Info("key rotation: progress", "column", column, "reencrypted", total.Resealed, "unreadable", total.Unreadable)
+		if time.Since(last) >= resealLogEvery { // a line per batch would flood a large database's log
+			last = time.Now()
+			m.Logger.Info("key rotation: progress", "column", column, "reencrypted", total.Resealed, "unreadable", total.Unreadable)
+		}
 	})
 	switch {
 	case err != nil && ctx.Err() != nil:
