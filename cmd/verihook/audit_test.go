@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/http/cookiejar"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/verihook/verihook/internal/hub"
+	"github.com/verihook/verihook/internal/provider"
 )
 
 // TestAuditLog: every admin request that changes something is recorded,
@@ -26,6 +28,13 @@ func TestAuditLog(t *testing.T) {
 	adminTok, err := m.Store.TokenByHash(t.Context(), hub.HashToken(admin))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A message no adapter understands, to reprocess.
+	qbody, qh := signed(t, "identomat", "session-change", provider.Fields{Ref: "sess-audit"})
+	qbody = bytes.Replace(qbody, []byte(`"session-change"`), []byte(`"brand-new-event"`), 1)
+	var quarantined ingestAnswer
+	if code := postRaw(t, base+"/ingest/identomat-main", qh, qbody, &quarantined); code != 200 || quarantined.Status != "quarantined" {
+		t.Fatalf("ingest: %d %+v, want quarantined", code, quarantined)
 	}
 	secret := hub.NewEndpointSecret()
 	var created struct {
@@ -45,6 +54,7 @@ func TestAuditLog(t *testing.T) {
 		{http.MethodPost, "/api/v1/endpoints/crm/test", nil, nil, 200},
 		{http.MethodPost, "/api/v1/tokens", map[string]any{"role": "viewer", "name": "grafana"}, &created, 201},
 		{http.MethodDelete, "/api/v1/endpoints/crm", nil, nil, 204},
+		{http.MethodPost, "/api/v1/messages/" + quarantined.MessageID + "/reprocess", nil, nil, 200}, // still not understood
 	}
 	for _, s := range steps {
 		if code := apiDo(t, s.method, base+s.path, admin, s.in, s.out); code != s.want {
@@ -79,6 +89,7 @@ func TestAuditLog(t *testing.T) {
 		method, route, target string
 		status                int
 	}{ // newest first
+		{"POST", "/api/v1/messages/{id}/reprocess", quarantined.MessageID, 200},
 		{"DELETE", "/api/v1/endpoints/{id}", "crm", 204},
 		{"POST", "/api/v1/tokens", created.ID, 201},
 		{"POST", "/api/v1/endpoints/{id}/test", "crm", 200},
