@@ -19,9 +19,6 @@ import (
 	"github.com/verihook/verihook/internal/provider/kycaid"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
-
 const usage = `verihook: a self-hosted hub for identity-verification (KYC/KYB) webhooks.
 It receives and authenticates the callbacks of Identomat, iDenfy, KYCAID and
 Fractal ID, stores them durably, and keeps a correct current status for every
@@ -123,7 +120,7 @@ func runEnv(ctx context.Context, e env, args []string) int {
 		"reconcile":  runReconcile,
 		"reprocess":  runReprocess,
 		"version": func(context.Context, env, []string) error {
-			fmt.Fprintln(stdout, "verihook", version)
+			fmt.Fprintln(stdout, versionLine())
 			return nil
 		},
 	}
