@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -172,5 +173,61 @@ func TestPatchKeepsConcurrentDisable(t *testing.T) {
 	}
 	if stored, _ := st.Endpoint(ctx, "crm"); stored.URL != "https://crm.example.com/b" {
 		t.Errorf("a refused PATCH wrote the URL %s", stored.URL)
+	}
+}
+
+// TestProvisionWritesOnlyChanges: provisioning the endpoints a config
+// declares, as each start does, writes an endpoint only when the config
+// declares it otherwise than it is stored, so that a restart does not move
+// its version, and with it the ETag an operator's If-Match names.
+func TestProvisionWritesOnlyChanges(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, _ := hub.NewCipher(bytes.Repeat([]byte{1}, hub.KeySize))
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "verihook.db"), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	secret := hub.NewEndpointSecret()
+	cfg := Config{Endpoints: []EndpointConfig{
+		{ID: "crm", URL: "https://crm.example.com/a", Secret: secret},
+		{ID: "erp", URL: "https://erp.example.com/a", EventTypes: []string{"verification.*"}}, // generated secret
+	}}
+	noCheck := func(context.Context, string) error { return nil }
+	provision := func() {
+		t.Helper()
+		if err := provisionEndpoints(ctx, st, cfg, func(string) string { return "" }, noCheck, slog.New(slog.DiscardHandler)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	versions := func() map[string]int64 {
+		t.Helper()
+		v := map[string]int64{}
+		for _, id := range []string{"crm", "erp"} {
+			e, err := st.Endpoint(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v[id] = e.Version
+		}
+		return v
+	}
+
+	provision()
+	first := versions()
+	provision() // a restart with the same config
+	if got := versions(); got["crm"] != first["crm"] || got["erp"] != first["erp"] {
+		t.Errorf("provisioning the same config again moved the versions %v to %v", first, got)
+	}
+
+	cfg.Endpoints[0].URL = "https://crm.example.com/b"
+	provision()
+	got := versions()
+	if got["crm"] != first["crm"]+1 || got["erp"] != first["erp"] {
+		t.Errorf("after changing crm's URL: versions %v, was %v; want crm's alone moved on by one", got, first)
+	}
+	if e, _ := st.Endpoint(ctx, "crm"); e.URL != "https://crm.example.com/b" || e.Secret != secret {
+		t.Errorf("crm after the change: url %s, secret kept %v", e.URL, e.Secret == secret)
 	}
 }
