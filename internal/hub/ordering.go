@@ -28,6 +28,15 @@ import (
 // An observation marked FinalIfNoAttempts is final only when no attempt is
 // left: its AttemptsLeft, else the verification's last known one, is 0.
 //
+// A superseded observation changes nothing, its AttemptsLeft included
+// (KYCAID's "attempts_left is always the provider's latest figure"): the
+// rules above judge it older than the state that stands, and its count is
+// as old as its status. KYCAID sends no timestamp, so only rule 3
+// supersedes its observations: a pending or a rejection with attempts left
+// arriving after an approval or after the rejection that used the last
+// attempt. Taking its count would show a final rejection with attempts
+// left, or an approval with a count from before it.
+//
 // An observation that wins but states what is already current (same status,
 // final, reasons, applicant, attempts and provider reference) is applied
 // without a new version. A winning observation whose ProviderRef differs from
