@@ -2,11 +2,14 @@ package dispatch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -390,18 +393,32 @@ func decide(err error, attempts int, schedule []time.Duration, now, deadline tim
 }
 
 // scrub removes a dispatch's personal data from an error message: servers
-// echo the recipient ("<a@b.c>: mailbox unavailable"), gateways the number.
+// echo the recipient ("<a@b.c>: mailbox unavailable"), gateways the number
+// or the request they were sent, so each value is also looked for as a
+// query, a path and a JSON string escape it, and in any letter case.
 func scrub(msg string, c hub.DispatchContent) string {
+	var values []string
 	for _, s := range []string{c.Recipient, c.Link, c.Text, codePattern.FindString(c.Text)} {
 		if len(s) >= 3 {
-			msg = strings.ReplaceAll(msg, s, "[redacted]")
+			j := jsonEscape(s)
+			values = append(values, s, url.QueryEscape(s), url.PathEscape(s), j,
+				strings.ReplaceAll(s, "/", `\/`), strings.ReplaceAll(j, "/", `\/`))
 		}
 	}
 	if n, ok := phoneNumber(c.Recipient); ok {
-		msg = strings.ReplaceAll(msg, n, "[redacted]")
-		msg = strings.ReplaceAll(msg, strings.TrimPrefix(n, "+"), "[redacted]")
+		values = append(values, n, url.QueryEscape(n), strings.TrimPrefix(n, "+"))
+	}
+	for _, v := range values {
+		msg = regexp.MustCompile("(?i)"+regexp.QuoteMeta(v)).ReplaceAllLiteralString(msg, "[redacted]")
 	}
 	return msg
+}
+
+// jsonEscape returns s as it reads inside a JSON string that Go wrote (PHP
+// escapes "/" instead of "&", which scrub looks for too).
+func jsonEscape(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b[1 : len(b)-1])
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

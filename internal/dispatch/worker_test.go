@@ -706,3 +706,38 @@ func TestValidate(t *testing.T) {
 		t.Errorf("tls none on loopback: %v, port %d", err, c.Email.SMTP.Port)
 	}
 }
+
+// TestScrub: an error message keeps none of a dispatch's recipient, link,
+// text or code, however a server or gateway echoes them.
+func TestScrub(t *testing.T) {
+	t.Parallel()
+	mail := hub.DispatchContent{Recipient: "Ana.Doe+kyc@example.com", Link: "https://verify.example.com/s/abc?t=1&u=2",
+		Text: "Your code is 482913"}
+	sms := hub.DispatchContent{Recipient: "+1 (555) 010-9999", Text: "Code 482913"}
+	for _, tc := range []struct {
+		name string
+		c    hub.DispatchContent
+		msg  string
+	}{
+		{"as sent", mail, "550 <Ana.Doe+kyc@example.com>: no such user"},
+		{"other case", mail, "550 <ana.doe+kyc@EXAMPLE.com>: no such user"},
+		{"query escaped", mail, "400 bad form: to=Ana.Doe%2Bkyc%40example.com"},
+		{"link as JSON", mail, `400 {"link":"https://verify.example.com/s/abc?t=1\u0026u=2"}`},
+		{"link as PHP's JSON", mail, `400 {"link":"https:\/\/verify.example.com\/s\/abc?t=1&u=2"}`},
+		{"link query escaped", mail, "400 body=" + url.QueryEscape(mail.Link)},
+		{"text and code", mail, `400 {"body":"Your code is 482913","code":"482913"}`},
+		{"number normalized", sms, `400 {"message":"The 'To' number +15550109999 is not valid"}`},
+		{"number without +", sms, "400 to=15550109999"},
+		{"number query escaped", sms, "400 To=%2B15550109999&Body=Code+482913"},
+	} {
+		got := scrub(tc.msg, tc.c)
+		for _, leak := range []string{"Ana", "ana", "example.com", "verify.", "482913", "5550109999"} {
+			if strings.Contains(got, leak) {
+				t.Errorf("%s: scrub(%q) = %q, which still holds %q", tc.name, tc.msg, got, leak)
+			}
+		}
+		if !strings.Contains(got, "[redacted]") || !strings.HasPrefix(got, tc.msg[:3]) {
+			t.Errorf("%s: scrub(%q) = %q, want the message with [redacted] in place", tc.name, tc.msg, got)
+		}
+	}
+}
