@@ -87,24 +87,6 @@ func waitSMTP(t *testing.T, srv *smtptest.Server, n int) {
 	}
 }
 
-// syncBuffer is a log that tests read while the program writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 type dispatchList struct {
 	Data []hub.Dispatch `json:"data"`
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/verihook/verihook/internal/dispatch"
 	"github.com/verihook/verihook/internal/hub"
 	"github.com/verihook/verihook/internal/provider"
+	"github.com/verihook/verihook/internal/testkit"
 )
 
 // testSecrets are the secrets of the test sources, by provider.
@@ -366,7 +367,7 @@ func TestLogsHoldNoPersonalData(t *testing.T) {
 	t.Cleanup(gw.Close)
 	cfg.AllowPrivateEndpoints = true
 	cfg.Sources[0].Dispatch = &dispatch.Config{SMS: &dispatch.SMSConfig{Preset: "twilio", URL: gw.URL, AccountSID: "AC1", AuthToken: "t", From: "+1555"}}
-	var logs syncBuffer
+	var logs testkit.Buffer
 	m := &Main{Config: cfg, LogOutput: &logs}
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatal(err)

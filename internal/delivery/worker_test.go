@@ -23,40 +23,17 @@ import (
 
 	"github.com/verihook/verihook/internal/hub"
 	"github.com/verihook/verihook/internal/store/sqlite"
+	"github.com/verihook/verihook/internal/testkit"
 )
 
 // t0 is where the fake clocks of these tests start.
 var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
-// fakeClock is a settable clock, safe for concurrent use.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
 // env is a real SQLite store on a fake clock.
 type env struct {
 	t     testing.TB
 	store *sqlite.Store
-	clock *fakeClock
+	clock *testkit.Clock
 	seq   atomic.Int64
 }
 
@@ -73,7 +50,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	clock := &fakeClock{now: t0}
+	clock := testkit.NewClock(t0)
 	s.Now = clock.Now
 	return &env{t: t, store: s, clock: clock}
 }
@@ -177,24 +154,6 @@ func (w tlogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// syncBuffer is a bytes.Buffer for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // request is one request a receiver saw.
 type request struct {
 	Header http.Header
@@ -206,13 +165,13 @@ type request struct {
 // handle (200 when nil).
 type receiver struct {
 	*httptest.Server
-	clock  *fakeClock
+	clock  *testkit.Clock
 	handle func(w http.ResponseWriter, r *http.Request, body []byte)
 	mu     sync.Mutex
 	reqs   []request
 }
 
-func newReceiver(t testing.TB, clock *fakeClock, handle func(w http.ResponseWriter, r *http.Request, body []byte)) *receiver {
+func newReceiver(t testing.TB, clock *testkit.Clock, handle func(w http.ResponseWriter, r *http.Request, body []byte)) *receiver {
 	rc := &receiver{clock: clock, handle: handle}
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -252,7 +211,7 @@ func TestDeliverSigned(t *testing.T) {
 	secret = ep.Secret
 	ev := e.ingestOTP(1)[0]
 
-	var logs syncBuffer
+	var logs testkit.Buffer
 	w := e.worker(5 * time.Second)
 	w.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var outcomes []string
@@ -916,7 +875,7 @@ func TestLeaseEndsAfterCrash(t *testing.T) {
 	ev := e.ingestOTP(1)[0]
 
 	crashed := e.worker(5 * time.Second)
-	var crashedLogs syncBuffer
+	var crashedLogs testkit.Buffer
 	crashed.Logger = slog.New(slog.NewTextHandler(&crashedLogs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	crashed.init()
 	claims, err := e.store.ClaimDeliveries(context.Background(), e.clock.Now(), 10, DefaultLease)
@@ -1028,7 +987,7 @@ func TestErrorsHoldNoCredentials(t *testing.T) {
 	ln.Close() // nothing listens there now: connection refused
 	ep := e.endpoint("http://admin:hunter2@"+addr+"/hooks?token=s3cr3t", nil)
 	ev := e.ingestOTP(1)[0]
-	var logs syncBuffer
+	var logs testkit.Buffer
 	w := e.worker(5 * time.Second)
 	w.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.drain(w)

@@ -1,7 +1,6 @@
 package dispatch
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -24,6 +23,7 @@ import (
 	"github.com/verihook/verihook/internal/dispatch/smtptest"
 	"github.com/verihook/verihook/internal/hub"
 	"github.com/verihook/verihook/internal/store/sqlite"
+	"github.com/verihook/verihook/internal/testkit"
 )
 
 var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
@@ -37,50 +37,16 @@ const (
 	link    = "https://widget.example.com/?session_token=secret-token"
 )
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // env is a real SQLite store on a fake clock, with a log that tests search
 // for personal data.
 type env struct {
 	t      *testing.T
 	store  *sqlite.Store
-	clock  *fakeClock
-	log    *syncBuffer
+	clock  *testkit.Clock
+	log    *testkit.Buffer
 	seq    atomic.Int64
 	purged []string
 	mu     sync.Mutex
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func newEnv(t *testing.T) *env {
@@ -96,9 +62,9 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	clock := &fakeClock{now: t0}
+	clock := testkit.NewClock(t0)
 	s.Now = clock.Now
-	e := &env{t: t, store: s, clock: clock, log: &syncBuffer{}}
+	e := &env{t: t, store: s, clock: clock, log: &testkit.Buffer{}}
 	t.Cleanup(func() {
 		for _, secret := range []string{phone, strings.TrimPrefix(phone, "+"), email, "424242", "secret-token"} {
 			if strings.Contains(e.log.String(), secret) {

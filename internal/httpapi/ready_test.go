@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/verihook/verihook/internal/hub"
+	"github.com/verihook/verihook/internal/testkit"
 )
 
 // pingStore is a hub.Store whose Ping counts its calls and fails while
@@ -36,7 +37,7 @@ func (s *pingStore) Ping(context.Context) error {
 func TestReadyzProbesOncePerTTL(t *testing.T) {
 	t.Parallel()
 	store := &pingStore{}
-	var log syncBuffer
+	var log testkit.Buffer
 	s := &Server{Store: store, Logger: slog.New(slog.NewTextHandler(&log, nil))}
 	var clock atomic.Int64 // nanoseconds since t0
 	t0 := time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)
@@ -87,23 +88,4 @@ func TestReadyzProbesOncePerTTL(t *testing.T) {
 	if got := log.String(); strings.Count(got, "not ready") != 1 || strings.Count(got, "ready again") != 1 {
 		t.Errorf("want one line when readiness is lost and one when it is back; log:\n%s", got)
 	}
-}
-
-// syncBuffer is a log destination that is safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	return len(p), nil
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }
