@@ -104,6 +104,18 @@ func TestAutoDisableSurvivesRestart(t *testing.T) {
 	}
 }
 
+// openSQLite opens a SQLite store of its own for the test.
+func openSQLite(t *testing.T) *sqlite.Store {
+	t.Helper()
+	c, _ := hub.NewCipher(bytes.Repeat([]byte{1}, hub.KeySize))
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "verihook.db"), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 func jsonNumber(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
 // TestPatchKeepsConcurrentDisable: a disable that lands between a PATCH's
@@ -112,12 +124,7 @@ func jsonNumber(n int64) string { b, _ := json.Marshal(n); return string(b) }
 func TestPatchKeepsConcurrentDisable(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	c, _ := hub.NewCipher(bytes.Repeat([]byte{1}, hub.KeySize))
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "verihook.db"), c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openSQLite(t)
 	now := time.Now().UTC()
 	if err := st.CreateEndpoint(ctx, hub.Endpoint{ID: "crm", URL: "https://crm.example.com/a", Secret: hub.NewEndpointSecret(),
 		Enabled: true, CreatedAt: now, UpdatedAt: now}); err != nil {
@@ -183,12 +190,7 @@ func TestPatchKeepsConcurrentDisable(t *testing.T) {
 func TestProvisionWritesOnlyChanges(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	c, _ := hub.NewCipher(bytes.Repeat([]byte{1}, hub.KeySize))
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "verihook.db"), c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openSQLite(t)
 	secret := hub.NewEndpointSecret()
 	cfg := Config{Endpoints: []EndpointConfig{
 		{ID: "crm", URL: "https://crm.example.com/a", Secret: secret},
