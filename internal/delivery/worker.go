@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/verihook/verihook/internal/hub"
+	"github.com/verihook/verihook/internal/slots"
 )
 
 // Store is what the worker needs of the outbox; hub.Store satisfies it.
@@ -180,7 +181,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			"lease", orDefault(w.Lease, DefaultLease), "timeout", w.Client.Timeout)
 	}
 	p := w.newPass()
-	defer p.wg.Wait()
+	defer p.slots.Wait()
 	poll := time.NewTimer(orDefault(w.PollInterval, DefaultPollInterval))
 	defer poll.Stop()
 	for {
@@ -214,7 +215,7 @@ func (w *Worker) drain(ctx context.Context) (int, error) {
 		n, full, err := p.claim(ctx)
 		total += n
 		if err != nil {
-			p.wg.Wait()
+			p.slots.Wait()
 			return total, err
 		}
 		if n == 0 && idle {
@@ -224,20 +225,20 @@ func (w *Worker) drain(ctx context.Context) (int, error) {
 			idle = false
 			continue
 		}
-		p.wg.Wait()
+		p.slots.Wait()
 		idle = true
 	}
 }
 
-// pass holds the sending slots and the sends in flight of one Run.
+// pass holds the sending slots, and with them the sends in flight, of one
+// Run.
 type pass struct {
 	w     *Worker
-	slots chan struct{} // one token per send in flight
-	wg    sync.WaitGroup
+	slots *slots.Slots
 }
 
 func (w *Worker) newPass() *pass {
-	return &pass{w: w, slots: make(chan struct{}, orDefault(w.Concurrency, DefaultConcurrency))}
+	return &pass{w: w, slots: slots.New(orDefault(w.Concurrency, DefaultConcurrency))}
 }
 
 // claim waits for a free sending slot, claims as many due deliveries as
@@ -245,34 +246,18 @@ func (w *Worker) newPass() *pass {
 // never waits for a slot while its lease runs. full reports whether it got
 // as many as it asked for.
 func (p *pass) claim(ctx context.Context) (n int, full bool, err error) {
-	select {
-	case p.slots <- struct{}{}:
-	case <-ctx.Done():
+	want := p.slots.Take(ctx, orDefault(p.w.BatchSize, DefaultBatchSize))
+	if want == 0 {
 		return 0, false, ctx.Err()
-	}
-	want, batch := 1, orDefault(p.w.BatchSize, DefaultBatchSize)
-more:
-	for want < batch {
-		select {
-		case p.slots <- struct{}{}:
-			want++
-		default:
-			break more
-		}
 	}
 	claims, err := p.w.Store.ClaimDeliveries(ctx, p.w.now(), want, orDefault(p.w.Lease, DefaultLease))
 	if err != nil {
 		claims = nil
 		err = fmt.Errorf("claim deliveries: %w", err)
 	}
-	for range want - len(claims) {
-		<-p.slots
-	}
+	p.slots.Put(want - len(claims))
 	for _, c := range claims {
-		p.wg.Go(func() {
-			defer func() { <-p.slots }()
-			p.w.process(ctx, c)
-		})
+		p.slots.Go(func() { p.w.process(ctx, c) })
 	}
 	return len(claims), err == nil && len(claims) == want, err
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/verihook/verihook/internal/hub"
+	"github.com/verihook/verihook/internal/slots"
 )
 
 // Store is what the worker needs of the store; hub.Store satisfies it.
@@ -171,9 +172,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		return errors.New("dispatch worker: no store")
 	}
 	w.init()
-	slots := make(chan struct{}, or(w.Concurrency, DefaultConcurrency))
-	var wg sync.WaitGroup
-	defer wg.Wait()
+	sl := slots.New(or(w.Concurrency, DefaultConcurrency))
+	defer sl.Wait()
 	poll := time.NewTicker(or(w.PollInterval, DefaultPollInterval))
 	defer poll.Stop()
 	expire := true
@@ -181,7 +181,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		if expire {
 			w.expire(ctx)
 		}
-		for w.claim(ctx, slots, &wg) {
+		for w.claim(ctx, sl) {
 		}
 		select {
 		case <-ctx.Done():
@@ -198,14 +198,13 @@ func (w *Worker) Run(ctx context.Context) error {
 // send: one pass of Run at one instant, for tests that move a fake clock.
 func (w *Worker) drain(ctx context.Context) {
 	w.init()
-	slots := make(chan struct{}, or(w.Concurrency, DefaultConcurrency))
-	var wg sync.WaitGroup
+	sl := slots.New(or(w.Concurrency, DefaultConcurrency))
 	w.expire(ctx)
 	for {
-		more := w.claim(ctx, slots, &wg)
-		wg.Wait()
-		if !more && !w.claim(ctx, slots, &wg) {
-			wg.Wait()
+		more := w.claim(ctx, sl)
+		sl.Wait()
+		if !more && !w.claim(ctx, sl) {
+			sl.Wait()
 			return
 		}
 	}
@@ -213,36 +212,20 @@ func (w *Worker) drain(ctx context.Context) {
 
 // claim takes as many due dispatches as there are free slots and starts
 // sending them; it reports whether it got any.
-func (w *Worker) claim(ctx context.Context, slots chan struct{}, wg *sync.WaitGroup) bool {
-	select {
-	case slots <- struct{}{}:
-	case <-ctx.Done():
+func (w *Worker) claim(ctx context.Context, sl *slots.Slots) bool {
+	want := sl.Take(ctx, or(w.Concurrency, DefaultConcurrency))
+	if want == 0 {
 		return false
-	}
-	want := 1
-	for want < cap(slots) {
-		select {
-		case slots <- struct{}{}:
-			want++
-			continue
-		default:
-		}
-		break
 	}
 	claims, err := w.Store.ClaimDispatches(ctx, w.now(), want, or(w.Lease, DefaultLease))
 	if err != nil && ctx.Err() == nil {
 		w.log.Error("claim dispatches", "error", err)
 	}
-	for range want - len(claims) {
-		<-slots
-	}
+	sl.Put(want - len(claims))
 	for _, c := range claims {
-		wg.Go(func() {
-			defer func() { <-slots }()
-			// A send that started is finished and recorded, even when
-			// verihook is shutting down (bounded by its timeout).
-			w.process(context.WithoutCancel(ctx), c)
-		})
+		// A send that started is finished and recorded, even when
+		// verihook is shutting down (bounded by its timeout).
+		sl.Go(func() { w.process(context.WithoutCancel(ctx), c) })
 	}
 	return len(claims) > 0
 }
