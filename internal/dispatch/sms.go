@@ -161,15 +161,15 @@ func (g *gateway) Send(ctx context.Context, m message) error {
 	}
 	defer resp.Body.Close()
 	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	rest, _ := io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	code := resp.StatusCode
 	switch {
 	case g.success(code):
 		return nil
 	case code == http.StatusTooManyRequests || code >= 500:
-		return temporary("gateway %d: %s", code, oneLine(excerpt))
+		return temporary("gateway %d: %s", code, oneLine(excerpt, rest > 0))
 	default:
-		return permanent("gateway %d: %s", code, oneLine(excerpt))
+		return permanent("gateway %d: %s", code, oneLine(excerpt, rest > 0))
 	}
 }
 
@@ -180,12 +180,17 @@ func (g *gateway) success(code int) bool {
 	return code >= 200 && code <= 299
 }
 
-// oneLine returns the start of a response as one line of valid text.
-func oneLine(b []byte) string {
+// oneLine returns the start of a response as one line of valid text,
+// ending in "…" when it is cut short (cut: b is only the response's start),
+// so that scrub knows a value may end it half written.
+func oneLine(b []byte, cut bool) string {
 	s := strings.ToValidUTF8(string(b), "")
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > 200 {
-		s = strings.ToValidUTF8(s[:200], "") + "…"
+		s, cut = strings.ToValidUTF8(s[:200], ""), true
+	}
+	if cut {
+		s += "…"
 	}
 	return s
 }

@@ -378,14 +378,15 @@ func decide(err error, attempts int, schedule []time.Duration, now, deadline tim
 // scrub removes a dispatch's personal data from an error message: servers
 // echo the recipient ("<a@b.c>: mailbox unavailable"), gateways the number
 // or the request they were sent, so each value is also looked for as a
-// query, a path and a JSON string escape it, and in any letter case.
+// query, a path and a JSON string escape it, with its white space collapsed,
+// in any letter case, and cut short at the end of an excerpt.
 func scrub(msg string, c hub.DispatchContent) string {
 	var values []string
 	for _, s := range []string{c.Recipient, c.Link, c.Text, codePattern.FindString(c.Text)} {
 		if len(s) >= 3 {
 			j := jsonEscape(s)
-			values = append(values, s, url.QueryEscape(s), url.PathEscape(s), j,
-				strings.ReplaceAll(s, "/", `\/`), strings.ReplaceAll(j, "/", `\/`))
+			values = append(values, s, strings.Join(strings.Fields(s), " "), // as oneLine leaves it
+				url.QueryEscape(s), url.PathEscape(s), j, strings.ReplaceAll(s, "/", `\/`), strings.ReplaceAll(j, "/", `\/`))
 		}
 	}
 	if n, ok := phoneNumber(c.Recipient); ok {
@@ -393,6 +394,18 @@ func scrub(msg string, c hub.DispatchContent) string {
 	}
 	for _, v := range values {
 		msg = regexp.MustCompile("(?i)"+regexp.QuoteMeta(v)).ReplaceAllLiteralString(msg, "[redacted]")
+	}
+	// An excerpt cut short ("…", see oneLine) may end in the start of a value.
+	if body, cut := strings.CutSuffix(msg, "…"); cut {
+		for _, v := range values {
+			for n := len(v) - 1; n >= 3; n-- {
+				if tail := body[max(len(body)-n, 0):]; len(tail) == n && strings.EqualFold(tail, v[:n]) {
+					body = body[:len(body)-n] + "[redacted]"
+					break
+				}
+			}
+		}
+		msg = body + "…"
 	}
 	return msg
 }

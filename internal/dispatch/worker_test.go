@@ -487,6 +487,32 @@ func TestSMSStatuses(t *testing.T) {
 	}
 }
 
+// TestSMSEchoCutShort: a gateway's answer is kept only in part (256 bytes,
+// then 200 characters once white space is collapsed), and a number it
+// echoes where that part ends is not kept half written.
+func TestSMSEchoCutShort(t *testing.T) {
+	for name, pad := range map[string]string{
+		"cut at 200 characters": strings.Repeat("x", 190),
+		"cut at 256 bytes":      "x" + strings.Repeat(" ", 245),
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprintf(w, "%s %s is not a valid number", pad, phone)
+			}))
+			t.Cleanup(srv.Close)
+			w := e.worker(Config{SMS: &SMSConfig{Preset: "twilio", URL: srv.URL, AccountSID: "AC1", AuthToken: "t", From: "+1555"}})
+			d := e.request(hub.EventOTPRequested, hub.ChannelSMS, phone, 5*time.Minute)
+			w.drain(context.Background())
+			got := e.get(d.ID)
+			if got.Status != hub.DispatchFailed || strings.Contains(got.LastError, phone[:5]) || !strings.HasSuffix(got.LastError, "[redacted]…") {
+				t.Errorf("dispatch = %s, error %q; want failed, the number's start redacted where the excerpt ends", got.Status, got.LastError)
+			}
+		})
+	}
+}
+
 func TestSMSTimeout(t *testing.T) {
 	e := newEnv(t)
 	release := make(chan struct{})
@@ -695,6 +721,10 @@ func TestScrub(t *testing.T) {
 		{"number normalized", sms, `400 {"message":"The 'To' number +15550109999 is not valid"}`},
 		{"number without +", sms, "400 to=15550109999"},
 		{"number query escaped", sms, "400 To=%2B15550109999&Body=Code+482913"},
+		{"link cut short", mail, "400 bad link https://verify.example.com/s/a…"},
+		{"address cut short", mail, "550 no such user Ana.Doe+kyc@exam…"},
+		{"text on lines collapsed", hub.DispatchContent{Recipient: mail.Recipient, Text: "Dear Ana Doe,\nyour code is 482913"},
+			"400 body: Dear Ana Doe, your code is 482913"},
 	} {
 		got := scrub(tc.msg, tc.c)
 		for _, leak := range []string{"Ana", "ana", "example.com", "verify.", "482913", "5550109999"} {
