@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/verihook/verihook/internal/hub"
+	"github.com/verihook/verihook/internal/testkit"
 )
 
 // runInitCmd runs verihook init; answers, when not "", are typed at its
@@ -166,7 +167,7 @@ func TestServeWithoutSources(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
 	cfg.Sources = nil
-	var log syncBuffer
+	var log testkit.Buffer
 	m := &Main{Config: cfg, LogOutput: &log}
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatal(err)
