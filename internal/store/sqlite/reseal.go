@@ -93,17 +93,24 @@ func (s *Store) Reseal(ctx context.Context, column, after string, limit int) (hu
 	if len(changes) == 0 {
 		return res, nil
 	}
+	var resealed int // written by the writer goroutine
 	err = s.write(ctx, "reseal", func(tx *wtx) error {
-		res.Resealed = 0
+		resealed = 0
 		for _, c := range changes {
 			r, err := tx.exec(`UPDATE `+p.table+` SET `+p.column+` = ? WHERE `+p.cursor+` = ? AND `+p.column+` = ?`, c.new, c.cursor, c.old)
 			if err != nil {
 				return err
 			}
 			k, _ := r.RowsAffected()
-			res.Resealed += int(k)
+			resealed += int(k)
 		}
 		return nil
 	})
-	return res, err
+	if err != nil {
+		// write may return (ctx done) while the writer still runs fn:
+		// resealed is read only once write has seen fn end.
+		return hub.ResealResult{}, err
+	}
+	res.Resealed = resealed
+	return res, nil
 }
