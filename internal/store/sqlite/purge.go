@@ -125,7 +125,10 @@ func (s *Store) purgeWrite(ctx context.Context, op, stmt string, before int64) (
 		n, err = res.RowsAffected()
 		return err
 	})
-	return int(n), int(n), err
+	if err != nil {
+		return 0, 0, err // n is fn's until fn has returned: read it only on success
+	}
+	return int(n), int(n), nil
 }
 
 // purgeBodies deletes the next chunk of the bodies stored in messages.body
@@ -233,7 +236,12 @@ func (s *Store) purgeRows(ctx context.Context, op string, stmts ...rowsStmt) (in
 		}
 		return nil
 	})
-	return int(changed), err
+	if err != nil {
+		// write may return on ctx's end while fn still runs: changed is
+		// fn's until write has returned nil.
+		return 0, err
+	}
+	return int(changed), nil
 }
 
 // readAll runs a query on the read pool and scans every row.
