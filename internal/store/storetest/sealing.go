@@ -38,6 +38,12 @@ func RunSealing(t *testing.T, open func(t *testing.T) (hub.Store, Raw)) {
 		t.Cleanup(func() { s.Close() })
 		testSwappedValues(t, s, raw)
 	})
+	t.Run("UnreadableDispatchesFail", func(t *testing.T) {
+		t.Parallel()
+		s, raw := open(t)
+		t.Cleanup(func() { s.Close() })
+		testUnreadableDispatches(t, s, raw)
+	})
 	t.Run("UnboundValuesOpen", func(t *testing.T) {
 		t.Parallel()
 		s, raw := open(t)
@@ -214,6 +220,57 @@ func testSwappedValues(t *testing.T, s hub.Store, raw Raw) {
 	raw.Set(t, "sources", "secrets", r.srcs[0].ID, srcSecrets)
 	_, err = s.Sources(ctx(t))
 	wantSealedRefused(t, "Sources with a moved secret", nil, err)
+}
+
+// testUnreadableDispatches: a claim leaves out the dispatches whose content
+// was moved and ends them failed, saying why, instead of failing the whole
+// batch at every claim (a poison pill): the other dispatch is claimed.
+func testUnreadableDispatches(t *testing.T, s hub.Store, raw Raw) {
+	ep := newEndpoint("backoffice", at(-10))
+	ep.EventTypes = []string{"dispatch.*"}
+	createEndpoints(t, s, ep)
+	var ds [3]hub.Dispatch
+	for i := range ds {
+		ds[i] = ingestOTP(t, s, "identomat-main", fmt.Sprintf("otp-%d", i), at(i), 5*time.Minute)
+	}
+	a, b := raw.Get(t, "dispatches", "content", ds[0].ID), raw.Get(t, "dispatches", "content", ds[1].ID)
+	raw.Set(t, "dispatches", "content", ds[0].ID, b)
+	raw.Set(t, "dispatches", "content", ds[1].ID, a)
+
+	cs := claimDispatches(t, s, at(10), time.Minute)
+	if len(cs) != 1 || cs[0].Dispatch.ID != ds[2].ID || cs[0].Dispatch.Content != ds[2].Content {
+		t.Errorf("ClaimDispatches with two contents swapped = %+v; want %s alone, with its content", cs, ds[2].ID)
+	}
+	const why = "not sent: its content could not be decrypted"
+	failed := map[string]bool{}
+	for _, ev := range eventsOfType(t, s, hub.EventDispatchFailed) {
+		var data hub.DispatchEnded
+		if err := json.Unmarshal(ev.Data, &data); err != nil {
+			t.Fatal(err)
+		}
+		if data.Error != why || data.Attempts != 0 || strings.Contains(string(ev.Data), ds[0].Content.Recipient) {
+			t.Errorf("dispatch.failed of %s = %s; want its error %q, no attempt and no personal data", data.DispatchID, ev.Data, why)
+		}
+		failed[data.DispatchID] = true
+		deliveryOf(t, s, "backoffice", ev.ID)
+	}
+	if len(failed) != 2 || !failed[ds[0].ID] || !failed[ds[1].ID] {
+		t.Errorf("dispatch.failed raised for %v; want %s and %s", failed, ds[0].ID, ds[1].ID)
+	}
+	for _, d := range ds[:2] {
+		got := getDispatch(t, s, d.ID)
+		if got.Status != hub.DispatchFailed || got.LastError != why || got.Attempts != 0 || !got.UpdatedAt.Equal(at(10)) {
+			t.Errorf("dispatch %s with a moved content = %s, %d attempts, error %q, updated %s; want failed at t0+10s, saying why",
+				d.ID, got.Status, got.Attempts, got.LastError, got.UpdatedAt)
+		}
+		if c := raw.Get(t, "dispatches", "content", d.ID); len(c) != 0 {
+			t.Errorf("dispatch %s failed kept its content (%d bytes); want it purged", d.ID, len(c))
+		}
+	}
+	// Once the lease ends, nothing comes back: the failed ones are final.
+	if again := claimDispatches(t, s, at(100), time.Minute); len(again) != 1 || again[0].Dispatch.ID != ds[2].ID {
+		t.Errorf("ClaimDispatches after the lease = %+v; want %s alone", again, ds[2].ID)
+	}
 }
 
 func testUnboundValues(t *testing.T, s hub.Store, raw Raw) {
