@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -172,6 +173,45 @@ func (r *DispatchRecord) Prepare(now time.Time) error {
 		return Errorf(EINVALID, "record dispatch: a pending dispatch needs its next attempt time")
 	}
 	return nil
+}
+
+// SealedDispatchClaim is a claimed dispatch as a store reads it, its
+// content still sealed (Dispatch.SealContent).
+type SealedDispatchClaim struct {
+	Claim   DispatchClaim
+	Content []byte
+}
+
+// UnreadableDispatch is the verdict on a claimed dispatch whose content
+// cannot be opened (a value damaged or moved, a key missing): failed at
+// once, without a send. Left pending, it would come back at every claim
+// once its lease ended and fail the whole claim there again, a poison pill
+// holding up the codes claimed with it, which are of no use late; failed,
+// its content is purged and its dispatch.failed event tells the company.
+// The error is fixed: what could not be read may be personal data.
+func UnreadableDispatch(id, lease string, at time.Time) DispatchRecord {
+	return DispatchRecord{ID: id, Lease: lease, At: at, Status: DispatchFailed,
+		Error: "not sent: its content could not be decrypted"}
+}
+
+// OpenDispatchClaims opens the content of claimed dispatches with c, as
+// Store.ClaimDispatches returns them. A dispatch whose content cannot be
+// opened is left out and ended at once with record (the store's
+// RecordDispatch) and UnreadableDispatch, at at; an error of record is
+// returned.
+func OpenDispatchClaims(ctx context.Context, c *Cipher, sealed []SealedDispatchClaim, at time.Time,
+	record func(context.Context, DispatchRecord) error) ([]DispatchClaim, error) {
+	claims := make([]DispatchClaim, 0, len(sealed))
+	for _, x := range sealed {
+		if err := x.Claim.Dispatch.OpenContent(c, x.Content); err != nil {
+			if err := record(ctx, UnreadableDispatch(x.Claim.Dispatch.ID, x.Claim.Lease, at)); err != nil {
+				return nil, fmt.Errorf("end unreadable dispatch: %w", err)
+			}
+			continue
+		}
+		claims = append(claims, x.Claim)
+	}
+	return claims, nil
 }
 
 // DispatchFilter selects dispatches.

@@ -152,7 +152,9 @@ type Store interface {
 	// ClaimDispatches leases up to limit dispatches that are pending, due
 	// (NextAttemptAt <= now), before their deadline (Deadline > now) and
 	// not leased (or whose lease ended by now), oldest due first, each
-	// until now+lease under a new token, with its Content.
+	// until now+lease under a new token, with its Content. A dispatch whose
+	// content cannot be opened is not returned: it is recorded as failed at
+	// once (UnreadableDispatch).
 	ClaimDispatches(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]DispatchClaim, error)
 	// RecordDispatch applies the result of work on a claimed dispatch: its
 	// status, attempts (+1 when r.Attempted), last error and next attempt

@@ -78,7 +78,9 @@ RETURNING d.lease, d.content, ` + qualify("d", dispatchCols)
 // ClaimDispatches leases up to limit due pending dispatches before their
 // deadline, oldest due first, each under a new lease token valid until
 // now+lease, with their content (see hub.Store). A zero now is the store's
-// clock; a limit below 1 or a lease of 0 or less is EINVALID.
+// clock; a limit below 1 or a lease of 0 or less is EINVALID. A dispatch
+// whose content cannot be opened is recorded as failed
+// (hub.UnreadableDispatch), not returned.
 func (s *Store) ClaimDispatches(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]hub.DispatchClaim, error) {
 	if err := hub.CheckClaim(limit, lease); err != nil {
 		return nil, err
@@ -95,23 +97,20 @@ func (s *Store) ClaimDispatches(ctx context.Context, now time.Time, limit int, l
 	if err != nil {
 		return nil, fail("claim dispatches", err)
 	}
-	defer rows.Close()
-	var claims []hub.DispatchClaim
-	for rows.Next() {
-		var (
-			c       hub.DispatchClaim
-			content []byte
-		)
-		if c.Dispatch, err = scanDispatchAfter(rows, &c.Lease, &content); err != nil {
-			return nil, fail("claim dispatches", err)
-		}
-		if err := c.Dispatch.OpenContent(s.cipher, content); err != nil {
-			return nil, fmt.Errorf("claim dispatches: %w", err)
-		}
-		claims = append(claims, c)
-	}
-	if err := rows.Err(); err != nil {
+	// All rows are read, and the claim committed, before an unreadable
+	// dispatch is recorded: its row stays locked until then.
+	sealed, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (hub.SealedDispatchClaim, error) {
+		var x hub.SealedDispatchClaim
+		var err error
+		x.Claim.Dispatch, err = scanDispatchAfter(row, &x.Claim.Lease, &x.Content)
+		return x, err
+	})
+	if err != nil {
 		return nil, fail("claim dispatches", err)
+	}
+	claims, err := hub.OpenDispatchClaims(ctx, s.cipher, sealed, now, s.RecordDispatch)
+	if err != nil {
+		return nil, fmt.Errorf("claim dispatches: %w", err)
 	}
 	return claims, nil
 }

@@ -70,7 +70,8 @@ func scanDispatch(r scanner, extra ...any) (hub.Dispatch, error) {
 // now+lease, and returns them with their content (see hub.Store). A zero now
 // is the store's clock; a limit below 1 or a lease of 0 or less is EINVALID.
 // The claim runs in the writer's transaction, so two claims never see the
-// same dispatch as free.
+// same dispatch as free. A dispatch whose content cannot be opened is
+// recorded as failed (hub.UnreadableDispatch), not returned.
 func (s *Store) ClaimDispatches(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]hub.DispatchClaim, error) {
 	if err := hub.CheckClaim(limit, lease); err != nil {
 		return nil, err
@@ -83,11 +84,7 @@ func (s *Store) ClaimDispatches(ctx context.Context, now time.Time, limit int, l
 	if err := checkTime(until, "lease end"); err != nil {
 		return nil, fmt.Errorf("claim dispatches: %w", err)
 	}
-	type sealed struct {
-		c       hub.DispatchClaim
-		content []byte
-	}
-	var got []sealed
+	var got []hub.SealedDispatchClaim
 	err := s.write(ctx, "claim dispatches", func(tx *wtx) error {
 		got = got[:0]
 		rows, err := tx.tx.QueryContext(tx.ctx, `SELECT `+dispatchCols+`, content FROM dispatches INDEXED BY dispatches_due
@@ -98,8 +95,8 @@ func (s *Store) ClaimDispatches(ctx context.Context, now time.Time, limit int, l
 			return fmt.Errorf("find due dispatches: %w", err)
 		}
 		for rows.Next() {
-			var x sealed
-			if x.c.Dispatch, err = scanDispatch(rows, &x.content); err != nil {
+			var x hub.SealedDispatchClaim
+			if x.Claim.Dispatch, err = scanDispatch(rows, &x.Content); err != nil {
 				rows.Close()
 				return fmt.Errorf("find due dispatches: %w", err)
 			}
@@ -114,9 +111,9 @@ func (s *Store) ClaimDispatches(ctx context.Context, now time.Time, limit int, l
 		for i := range got {
 			// A fresh token per claim: a worker whose lease ran out holds
 			// another, so its RecordDispatch gets ECONFLICT.
-			got[i].c.Lease = hub.NewID("lease", now)
+			got[i].Claim.Lease = hub.NewID("lease", now)
 			if _, err := tx.exec(`UPDATE dispatches SET lease = ?, lease_until = ? WHERE id = ?`,
-				got[i].c.Lease, toNanos(until), got[i].c.Dispatch.ID); err != nil {
+				got[i].Claim.Lease, toNanos(until), got[i].Claim.Dispatch.ID); err != nil {
 				return fmt.Errorf("lease dispatch: %w", err)
 			}
 		}
@@ -125,12 +122,9 @@ func (s *Store) ClaimDispatches(ctx context.Context, now time.Time, limit int, l
 	if err != nil {
 		return nil, err
 	}
-	claims := make([]hub.DispatchClaim, 0, len(got))
-	for _, x := range got {
-		if err := x.c.Dispatch.OpenContent(s.cipher, x.content); err != nil {
-			return nil, fmt.Errorf("claim dispatches: %w", err)
-		}
-		claims = append(claims, x.c)
+	claims, err := hub.OpenDispatchClaims(ctx, s.cipher, got, now, s.RecordDispatch)
+	if err != nil {
+		return nil, fmt.Errorf("claim dispatches: %w", err)
 	}
 	return claims, nil
 }
