@@ -412,20 +412,23 @@ func (m *Main) purgeLoop(ctx context.Context) {
 	}
 }
 
-// purge purges, as of now, what is older than retention, and the data of
-// OTP and session-link events older than otp_retention, and logs what it
-// did: counts only.
+// purge purges, as of now, what is older than retention, the data of OTP
+// and session-link events older than otp_retention and the overview's
+// counters older than httpapi.CountersKept, and logs what it did: counts
+// only.
 func (m *Main) purge(ctx context.Context, now time.Time) {
 	res, err := m.Store.Purge(ctx, hub.Purge{
 		Before:    now.Add(-m.Config.Retention),
 		OTPBefore: now.Add(-m.Config.OTPRetention),
+		// The overview's counters, which would otherwise grow forever.
+		CountersBefore: now.Add(-httpapi.CountersKept),
 	})
 	if err != nil && ctx.Err() == nil {
 		m.Logger.Error("purge personal data", "err", err)
 	}
 	if res.Any() {
 		m.Logger.Info("purged personal data past retention", "bodies", res.Bodies, "events", res.Events,
-			"attempts", res.Attempts, "rejections", res.Rejections)
+			"attempts", res.Attempts, "rejections", res.Rejections, "counters", res.Counters)
 	}
 }
 

@@ -13,6 +13,12 @@ import (
 // overview lists it as needing attention.
 const StaleAfter = 24 * time.Hour
 
+// CountersKept is how long the retention purge keeps the per-minute
+// counters: twice the day the overview charts, so that the hourly purge
+// never trims what it reads. Counters hold no personal data, so retention
+// (which may be shorter than a day, or months) does not decide it.
+const CountersKept = 48 * time.Hour
+
 // statBucket is what happened in one period.
 type statBucket struct {
 	Start          time.Time `json:"start"`

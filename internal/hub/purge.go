@@ -20,12 +20,17 @@ type Purge struct {
 	// Events: the data of these events, whatever their age (an OTP once it
 	// has been dispatched). Unknown or already purged ids change nothing.
 	Events []string
+	// CountersBefore: the dashboard's per-minute counters (see Activity) of
+	// the minutes that began before it, which hold no personal data but
+	// would otherwise grow forever. Zero: none.
+	CountersBefore time.Time
 }
 
 // Check returns an EINVALID error for a time of p that the store, whose
 // times storeTime describes, cannot keep.
 func (p Purge) Check(storeTime StoreTime) error {
-	for field, t := range map[string]time.Time{"before": p.Before, "otp_before": p.OTPBefore} {
+	for field, t := range map[string]time.Time{"before": p.Before, "otp_before": p.OTPBefore,
+		"counters_before": p.CountersBefore} {
 		if _, err := storeTime(t, field); err != nil {
 			return fmt.Errorf("purge: %w", err)
 		}
@@ -42,6 +47,7 @@ type PurgeResult struct {
 	Events     int // events whose data was replaced by its redacted form
 	Attempts   int // attempts whose response excerpt and error were cleared
 	Rejections int // rejections whose remote address was cleared
+	Counters   int // counter rows deleted (a store may keep one minute's counter in several)
 }
 
 // Any reports whether the purge changed anything.

@@ -65,7 +65,8 @@ type Store interface {
 	// ids of the events it produced; its preview as Messages.
 	Message(ctx context.Context, id string) (Message, error)
 	// Purge removes the personal data that p names (see Purge), keeping
-	// every row, status, timeline and count: a message keeps its preview
+	// every row, status, timeline and count (but the old per-minute
+	// counters that p names, which it deletes): a message keeps its preview
 	// (rendered from its body if it had none stored), an event keeps its
 	// data in the redacted form (Event.Redact), which is then what its
 	// deliveries send and the reads return. It works in short transactions

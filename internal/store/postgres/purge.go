@@ -62,23 +62,30 @@ func (s *Store) Purge(ctx context.Context, p hub.Purge) (hub.PurgeResult, error)
 			return s.redactEvents(ctx, tx, `type IN (`+otpTypes+`) AND created_at < $1`, tsCeil(p.OTPBefore), chunk)
 		}})
 	}
-	if before := tsCeil(p.Before); !p.Before.IsZero() {
-		sqlStep := func(stmt string) func(tx pgx.Tx) (int, int, error) {
-			return func(tx pgx.Tx) (int, int, error) {
-				tag, err := tx.Exec(ctx, stmt, before, chunk)
-				return int(tag.RowsAffected()), int(tag.RowsAffected()), err
-			}
+	// sqlStep runs stmt, with before and chunk as $1 and $2, on one chunk.
+	sqlStep := func(stmt string, before time.Time) func(tx pgx.Tx) (int, int, error) {
+		return func(tx pgx.Tx) (int, int, error) {
+			tag, err := tx.Exec(ctx, stmt, before, chunk)
+			return int(tag.RowsAffected()), int(tag.RowsAffected()), err
 		}
+	}
+	if !p.CountersBefore.IsZero() {
+		// The counters' primary key leads with the minute.
+		steps = append(steps, step{&res.Counters, "purge counters", sqlStep(`DELETE FROM stats
+			WHERE (minute, name, key, shard) IN (SELECT minute, name, key, shard FROM stats WHERE minute < $1 LIMIT $2)`,
+			tsCeil(p.CountersBefore))})
+	}
+	if before := tsCeil(p.Before); !p.Before.IsZero() {
 		steps = append(steps,
 			step{&res.Bodies, "purge bodies", func(tx pgx.Tx) (int, int, error) { return s.purgeBodies(ctx, tx, before, chunk) }},
 			step{&res.Events, "purge events", func(tx pgx.Tx) (int, int, error) {
 				return s.redactEvents(ctx, tx, `created_at < $1`, before, chunk)
 			}},
 			step{&res.Attempts, "purge attempts", sqlStep(`UPDATE attempts SET response = '', error = ''
-				WHERE seq IN (SELECT seq FROM attempts WHERE (response <> '' OR error <> '') AND at < $1 LIMIT $2)`)},
+				WHERE seq IN (SELECT seq FROM attempts WHERE (response <> '' OR error <> '') AND at < $1 LIMIT $2)`, before)},
 			step{&res.Rejections, "purge rejections", sqlStep(`UPDATE messages SET remote_addr = ''
 				WHERE id IN (SELECT id FROM messages
-					WHERE status = 'rejected' AND remote_addr <> '' AND received_at < $1 LIMIT $2)`)},
+					WHERE status = 'rejected' AND remote_addr <> '' AND received_at < $1 LIMIT $2)`, before)},
 		)
 	}
 	for _, st := range steps {

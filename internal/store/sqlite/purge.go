@@ -36,6 +36,13 @@ func (s *Store) Purge(ctx context.Context, p hub.Purge) (hub.PurgeResult, error)
 			return res, err
 		}
 	}
+	if !p.CountersBefore.IsZero() {
+		if err := untilDone(&res.Counters, func() (int, int, error) {
+			return s.purgeWrite(ctx, "purge counters", purgeCountersSQL, toNanos(p.CountersBefore))
+		}); err != nil {
+			return res, err
+		}
+	}
 	if p.Before.IsZero() {
 		return res, nil // nothing happened before the zero time
 	}
@@ -75,6 +82,9 @@ const (
 		SELECT seq FROM attempts WHERE (response <> '' OR error <> '') AND at < ? LIMIT ?)`
 	purgeRejectionsSQL = `UPDATE messages SET remote_addr = '' WHERE id IN (
 		SELECT id FROM messages WHERE status = 'rejected' AND remote_addr <> '' AND received_at < ? LIMIT ?)`
+	// The counters' primary key leads with the minute.
+	purgeCountersSQL = `DELETE FROM stats WHERE (minute, name, key) IN (
+		SELECT minute, name, key FROM stats WHERE minute < ? LIMIT ?)`
 )
 
 // purgeOTPCond selects the events of hub.OTPEventTypes created before a time.

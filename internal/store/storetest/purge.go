@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -262,6 +264,7 @@ func testPurgeInvalid(t *testing.T, s hub.Store) {
 	for _, p := range []hub.Purge{
 		{Before: time.Date(300000, 1, 1, 0, 0, 0, 0, time.UTC)},
 		{Before: at(3600), OTPBefore: time.Date(-5000, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{CountersBefore: time.Date(300000, 1, 1, 0, 0, 0, 0, time.UTC)},
 	} {
 		res, err := s.Purge(ctx(t), p)
 		wantCode(t, "Purge(bad time)", err, hub.EINVALID)
@@ -270,4 +273,56 @@ func testPurgeInvalid(t *testing.T, s hub.Store) {
 		}
 	}
 	purge(t, s, hub.Purge{Before: at(3600)}, hub.PurgeResult{Bodies: 1, Events: 1})
+}
+
+// testPurgeCounters: the counters of the minutes that began before
+// CountersBefore go, those of later minutes and every message stay, and
+// a purge by Before alone keeps every counter.
+func testPurgeCounters(t *testing.T, s hub.Store) {
+	for _, sec := range []int{0, 3600, 7200} {
+		ingestStatus(t, s, "s1", fmt.Sprint("ref-", sec), hub.StatusApproved, true, at(sec))
+	}
+	rej := hub.Message{ID: hub.NewID("msg", at(60)), SourceID: "s1", ReceivedAt: at(60), HTTPStatus: 401,
+		Reason: "bad signature", Status: hub.MessageRejected}
+	if err := s.RecordRejection(ctx(t), rej); err != nil {
+		t.Fatal(err)
+	}
+	minutes := func() []time.Time {
+		t.Helper()
+		a, err := s.Activity(ctx(t), at(-600))
+		if err != nil {
+			t.Fatalf("Activity = %v", err)
+		}
+		var out []time.Time
+		for _, c := range a.Counts {
+			if m := c.Minute.UTC(); !slices.Contains(out, m) {
+				out = append(out, m)
+			}
+		}
+		slices.SortFunc(out, time.Time.Compare)
+		return out
+	}
+	m0 := t0.Truncate(time.Minute)
+	all := []time.Time{m0, m0.Add(time.Minute), m0.Add(time.Hour), m0.Add(2 * time.Hour)}
+	if got := minutes(); !slices.Equal(got, all) {
+		t.Fatalf("counted minutes = %v, want %v", got, all)
+	}
+
+	purge(t, s, hub.Purge{Before: at(99999)}, hub.PurgeResult{Bodies: 3, Events: 3})
+	if got := minutes(); !slices.Equal(got, all) {
+		t.Errorf("after a purge by Before: counted minutes = %v, want %v", got, all)
+	}
+
+	// 13:00 exactly: the minute that begins then stays.
+	res, err := s.Purge(ctx(t), hub.Purge{CountersBefore: m0.Add(time.Hour)})
+	if err != nil || res.Counters < 2 || res != (hub.PurgeResult{Counters: res.Counters}) {
+		t.Fatalf("Purge(counters before 13:00) = %+v, %v; want two rows or more (12:00 and 12:01), nothing else", res, err)
+	}
+	if got, want := minutes(), all[2:]; !slices.Equal(got, want) {
+		t.Errorf("after the purge: counted minutes = %v, want %v", got, want)
+	}
+	if got := allMessages(t, s, hub.MessageFilter{}); len(got) != 4 {
+		t.Errorf("after the purge: %d messages, want 4", len(got))
+	}
+	purge(t, s, hub.Purge{CountersBefore: m0.Add(time.Hour)}, hub.PurgeResult{})
 }

@@ -79,6 +79,7 @@ func Run(t *testing.T, open func(t *testing.T) hub.Store) {
 		{"PurgeDeliveries", testPurgeDeliveries},
 		{"PurgeRejections", testPurgeRejections},
 		{"PurgeInvalid", testPurgeInvalid},
+		{"PurgeCounters", testPurgeCounters},
 		{"Tokens", testTokens},
 		{"TokenList", testTokenList},
 		{"Audit", testAudit},
