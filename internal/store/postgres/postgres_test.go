@@ -950,6 +950,10 @@ func TestListPlans(t *testing.T) {
 	add("events, otp.requested", "events_uncommon", q, args)
 	q, args = eventsSQL(hub.EventFilter{Type: hub.EventVerificationUpdated}, "evt_z", 50)
 	add("events, verification.updated", "Index Scan Backward using events_pkey", q, args)
+	q, args = verificationsSQL(hub.VerificationFilter{Level: "nomatch"}, "vrf_z", 50)
+	add("verifications, level", "Index Scan Backward using verifications_level", q, args)
+	q, args = verificationsSQL(hub.VerificationFilter{Provider: hub.ProviderFractal}, "vrf_z", 50)
+	add("verifications, provider", "Index Scan Backward using verifications_provider", q, args)
 	add("verification lookup", "verifications_key",
 		`SELECT id FROM verifications WHERE source = $1 AND provider_ref = $2 AND level = $3`, []any{"s", "r", ""})
 	for i, p := range plans {

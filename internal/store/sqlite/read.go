@@ -207,6 +207,15 @@ func (s *Store) Verifications(ctx context.Context, f hub.VerificationFilter) ([]
 	if err := f.Validate(); err != nil {
 		return nil, "", err
 	}
+	stmt, args := verificationsSQL(f, cursor, limit)
+	return list(ctx, s, "list verifications", stmt, args, limit, func(r scanner) (hub.Verification, string, error) {
+		v, err := scanVerification(r)
+		return v, v.ID, err
+	})
+}
+
+// verificationsSQL is the query of Verifications.
+func verificationsSQL(f hub.VerificationFilter, cursor string, limit int) (string, []any) {
 	var q query
 	if f.Source != "" {
 		q.add("source = ?", f.Source)
@@ -225,15 +234,12 @@ func (s *Store) Verifications(ctx context.Context, f hub.VerificationFilter) ([]
 	}
 	if f.Level != "" {
 		q.add("level = ?", f.Level)
+		q.where = append(q.where, "level <> ''") // verifications_level's condition
 	}
 	if f.Stuck != nil {
 		q.stuck(*f.Stuck)
 	}
-	stmt, args := q.sql(`SELECT `+verificationCols+` FROM verifications`, cursor, limit)
-	return list(ctx, s, "list verifications", stmt, args, limit, func(r scanner) (hub.Verification, string, error) {
-		v, err := scanVerification(r)
-		return v, v.ID, err
-	})
+	return q.sql(`SELECT `+verificationCols+` FROM verifications`, cursor, limit)
 }
 
 // Verification returns one verification with its timeline, oldest first.

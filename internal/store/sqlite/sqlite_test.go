@@ -826,6 +826,10 @@ func TestListPlans(t *testing.T) {
 	add("events, otp.requested", "SEARCH events USING INDEX events_uncommon (type=? AND id<?)", q, args)
 	q, args = eventsSQL(hub.EventFilter{Type: hub.EventVerificationUpdated}, "evt_z", 50)
 	add("events, verification.updated", "SEARCH events USING INDEX sqlite_autoindex_events_1 (id<?)", q, args)
+	q, args = verificationsSQL(hub.VerificationFilter{Level: "nomatch"}, "vrf_z", 50)
+	add("verifications, level", "SEARCH verifications USING INDEX verifications_level (level=? AND id<?)", q, args)
+	q, args = verificationsSQL(hub.VerificationFilter{Provider: hub.ProviderFractal}, "vrf_z", 50)
+	add("verifications, provider", "SEARCH verifications USING INDEX verifications_provider (provider=? AND id<?)", q, args)
 	for _, p := range plans {
 		all := strings.Join(queryPlan(t, s, p.sql, p.args...), "; ")
 		if !strings.Contains(all, p.want) || strings.Contains(all, "TEMP B-TREE") {
