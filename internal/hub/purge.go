@@ -24,6 +24,11 @@ type Purge struct {
 	// the minutes that began before it, which hold no personal data but
 	// would otherwise grow forever. Zero: none.
 	CountersBefore time.Time
+	// Messages: the bodies of these messages, whatever their age (the
+	// message that asked for an OTP once it has been dispatched), each
+	// message keeping the preview rendered from its body. Unknown ids and
+	// messages without a body change nothing.
+	Messages []string
 }
 
 // Check returns an EINVALID error for a time of p that the store, whose

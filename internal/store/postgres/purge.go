@@ -26,8 +26,8 @@ const purgeChunk = 1000
 // takes the purge advisory lock with pg_try_advisory_xact_lock, which never
 // waits. When another instance holds it, Purge returns at once with what it
 // has done so far and a nil error: the other instance is doing the same
-// work, and the next periodic run will find what is left. The events named
-// in p.Events are purged without the lock.
+// work, and the next periodic run will find what is left. The events and
+// messages p names by id are purged without the lock.
 func (s *Store) Purge(ctx context.Context, p hub.Purge) (hub.PurgeResult, error) {
 	var res hub.PurgeResult
 	if err := p.Check(storeTime); err != nil {
@@ -37,18 +37,33 @@ func (s *Store) Purge(ctx context.Context, p hub.Purge) (hub.PurgeResult, error)
 		return res, fmt.Errorf("purge: %w", errClosed)
 	}
 	chunk := cmp.Or(s.purgeChunk, purgeChunk)
-	for start := 0; start < len(p.Events); start += chunk {
-		ids := cleanAll(p.Events[start:min(start+chunk, len(p.Events))])
-		var n int
-		err := s.inTx(ctx, "purge events", func(tx pgx.Tx) error {
-			var err error
-			n, _, err = s.redactEvents(ctx, tx, `id = ANY($1)`, ids, chunk)
-			return err
-		})
-		if err != nil {
-			return res, err
+	// What p names by id, chunk ids a transaction.
+	for _, byID := range []struct {
+		ids  []string
+		n    *int
+		op   string
+		work func(tx pgx.Tx, ids []string) (changed, found int, err error)
+	}{
+		{p.Events, &res.Events, "purge events", func(tx pgx.Tx, ids []string) (int, int, error) {
+			return s.redactEvents(ctx, tx, `id = ANY($1)`, ids, chunk)
+		}},
+		{p.Messages, &res.Bodies, "purge bodies", func(tx pgx.Tx, ids []string) (int, int, error) {
+			return s.purgeBodies(ctx, tx, `id = ANY($1)`, ids, chunk)
+		}},
+	} {
+		for start := 0; start < len(byID.ids); start += chunk {
+			ids := cleanAll(byID.ids[start:min(start+chunk, len(byID.ids))])
+			var n int
+			err := s.inTx(ctx, byID.op, func(tx pgx.Tx) error {
+				var err error
+				n, _, err = byID.work(tx, ids)
+				return err
+			})
+			if err != nil {
+				return res, err
+			}
+			*byID.n += n
 		}
-		res.Events += n
 	}
 
 	type step struct {
@@ -77,7 +92,9 @@ func (s *Store) Purge(ctx context.Context, p hub.Purge) (hub.PurgeResult, error)
 	}
 	if before := tsCeil(p.Before); !p.Before.IsZero() {
 		steps = append(steps,
-			step{&res.Bodies, "purge bodies", func(tx pgx.Tx) (int, int, error) { return s.purgeBodies(ctx, tx, before, chunk) }},
+			step{&res.Bodies, "purge bodies", func(tx pgx.Tx) (int, int, error) {
+				return s.purgeBodies(ctx, tx, `received_at < $1`, before, chunk)
+			}},
 			step{&res.Events, "purge events", func(tx pgx.Tx) (int, int, error) {
 				return s.redactEvents(ctx, tx, `created_at < $1`, before, chunk)
 			}},
@@ -122,13 +139,13 @@ func (s *Store) Purge(ctx context.Context, p hub.Purge) (hub.PurgeResult, error)
 // otpTypes is hub.OTPEventTypes as a list of SQL strings.
 var otpTypes = "'" + strings.Join(hub.OTPEventTypes, "', '") + "'"
 
-// purgeBodies deletes the bodies of the next chunk of messages received
-// before before. A message without a stored preview gets the one rendered
-// from its body (see hub.Store): Ingest leaves the preview to be rendered on
-// read, and a purged body can no longer be read.
-func (s *Store) purgeBodies(ctx context.Context, tx pgx.Tx, before time.Time, chunk int) (changed, found int, err error) {
+// purgeBodies deletes the bodies of the next chunk of messages that match
+// cond, whose one parameter is arg. A message without a stored preview gets
+// the one rendered from its body (see hub.Store): Ingest leaves the preview
+// to be rendered on read, and a purged body can no longer be read.
+func (s *Store) purgeBodies(ctx context.Context, tx pgx.Tx, cond string, arg any, chunk int) (changed, found int, err error) {
 	rows, err := tx.Query(ctx, `SELECT `+messageCols+` FROM messages
-		WHERE body IS NOT NULL AND received_at < $1 LIMIT $2 FOR UPDATE`, before, chunk)
+		WHERE body IS NOT NULL AND `+cond+` LIMIT $2 FOR UPDATE`, arg, chunk)
 	if err != nil {
 		return 0, 0, err
 	}

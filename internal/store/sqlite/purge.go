@@ -23,8 +23,20 @@ func (s *Store) Purge(ctx context.Context, p hub.Purge) (hub.PurgeResult, error)
 		return res, err
 	}
 	for ids := range chunks(p.Events) {
-		n, _, err := s.redactEventsChunk(ctx, `id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, anys(ids)...)
+		n, _, err := s.redactEventsChunk(ctx, `id IN `+params(len(ids)), anys(ids)...)
 		res.Events += n
+		if err != nil {
+			return res, err
+		}
+	}
+	for ids := range chunks(p.Messages) {
+		n, _, err := s.purgeBodies(ctx, `id IN `+params(len(ids)), anys(ids)...)
+		res.Bodies += n
+		if err != nil {
+			return res, err
+		}
+		n, _, err = s.purgeBodyTable(ctx, purgeBodyTableIDsCond(len(ids)), anys(ids)...)
+		res.Bodies += n
 		if err != nil {
 			return res, err
 		}
@@ -51,8 +63,8 @@ func (s *Store) Purge(ctx context.Context, p hub.Purge) (hub.PurgeResult, error)
 		n    *int
 		step func() (changed, found int, err error)
 	}{
-		{&res.Bodies, func() (int, int, error) { return s.purgeBodies(ctx, before) }},
-		{&res.Bodies, func() (int, int, error) { return s.purgeBodyTable(ctx, before) }},
+		{&res.Bodies, func() (int, int, error) { return s.purgeBodies(ctx, purgeBeforeCond, before) }},
+		{&res.Bodies, func() (int, int, error) { return s.purgeBodyTable(ctx, purgeBeforeCond, before) }},
 		{&res.Events, func() (int, int, error) { return s.redactEventsChunk(ctx, `created_at < ?`, before) }},
 		{&res.Attempts, func() (int, int, error) {
 			return s.purgeWrite(ctx, "purge attempts", purgeAttemptsSQL, before)
@@ -74,11 +86,13 @@ func (s *Store) Purge(ctx context.Context, p hub.Purge) (hub.PurgeResult, error)
 // index, whose condition the query repeats, as SQLite uses a partial index
 // only for a query whose WHERE clause contains it (TestPurgePlans).
 const (
-	purgeBodiesSQL    = `SELECT ` + messageCols + ` FROM messages WHERE body IS NOT NULL AND received_at < ? LIMIT ?`
-	purgeBodyTableSQL = `SELECT seq, message_id FROM message_bodies WHERE received_at < ? LIMIT ?`
-	// purgeEventsSQL is followed by a condition, then LIMIT ?.
-	purgeEventsSQL   = `SELECT ` + eventCols + ` FROM events WHERE purged_at IS NULL AND `
-	purgeAttemptsSQL = `UPDATE attempts SET response = '', error = '' WHERE seq IN (
+	// purgeBodiesSQL, purgeBodyTableSQL and purgeEventsSQL are followed by
+	// a condition, then LIMIT ?.
+	purgeBodiesSQL    = `SELECT ` + messageCols + ` FROM messages WHERE body IS NOT NULL AND `
+	purgeBodyTableSQL = `SELECT seq, message_id FROM message_bodies WHERE `
+	purgeBeforeCond   = `received_at < ?`
+	purgeEventsSQL    = `SELECT ` + eventCols + ` FROM events WHERE purged_at IS NULL AND `
+	purgeAttemptsSQL  = `UPDATE attempts SET response = '', error = '' WHERE seq IN (
 		SELECT seq FROM attempts WHERE (response <> '' OR error <> '') AND at < ? LIMIT ?)`
 	purgeRejectionsSQL = `UPDATE messages SET remote_addr = '' WHERE id IN (
 		SELECT id FROM messages WHERE status = 'rejected' AND remote_addr <> '' AND received_at < ? LIMIT ?)`
@@ -89,6 +103,16 @@ const (
 
 // purgeOTPCond selects the events of hub.OTPEventTypes created before a time.
 var purgeOTPCond = `type IN ('` + strings.Join(hub.OTPEventTypes, "', '") + `') AND created_at < ?`
+
+// purgeBodyTableIDsCond selects, for purgeBodyTableSQL, the bodies of n
+// messages by id: by their messages' received_at and id, the key of
+// message_bodies' only index.
+func purgeBodyTableIDsCond(n int) string {
+	return `(received_at, message_id) IN (SELECT received_at, id FROM messages WHERE id IN ` + params(n) + `)`
+}
+
+// params is a list of n SQL parameters, "(?, ?, …)".
+func params(n int) string { return `(?` + strings.Repeat(", ?", n-1) + `)` }
 
 // untilDone runs step, one chunk, adding what it changed to *n, until it
 // finds less than a full chunk of rows to purge.
@@ -142,12 +166,13 @@ func (s *Store) purgeWrite(ctx context.Context, op, stmt string, before int64) (
 }
 
 // purgeBodies deletes the next chunk of the bodies stored in messages.body
-// (before migration 0007) of messages received before before. A message
+// (before migration 0007) of messages that match cond, whose parameters are
+// args. A message
 // without a stored preview gets the one rendered from its body (see
 // hub.Store): Ingest leaves the preview to be rendered on read, and a purged
 // body can no longer be read.
-func (s *Store) purgeBodies(ctx context.Context, before int64) (changed, found int, err error) {
-	msgs, err := readAll(ctx, s, "purge bodies", purgeBodiesSQL, []any{before, purgeChunk},
+func (s *Store) purgeBodies(ctx context.Context, cond string, args ...any) (changed, found int, err error) {
+	msgs, err := readAll(ctx, s, "purge bodies", purgeBodiesSQL+cond+` LIMIT ?`, append(args, purgeChunk),
 		func(r scanner) (hub.Message, error) { return s.scanMessage(r, false) })
 	if err != nil || len(msgs) == 0 {
 		return 0, 0, err
@@ -160,15 +185,15 @@ func (s *Store) purgeBodies(ctx context.Context, before int64) (changed, found i
 	return n, len(msgs), err
 }
 
-// purgeBodyTable deletes the next chunk of the bodies in message_bodies of
-// messages received before before, and stores their messages' previews as
-// purgeBodies does.
-func (s *Store) purgeBodyTable(ctx context.Context, before int64) (changed, found int, err error) {
+// purgeBodyTable deletes the next chunk of the bodies in message_bodies
+// that match cond, whose parameters are args, and stores their messages'
+// previews as purgeBodies does.
+func (s *Store) purgeBodyTable(ctx context.Context, cond string, args ...any) (changed, found int, err error) {
 	type body struct {
 		seq int64
 		id  string
 	}
-	bodies, err := readAll(ctx, s, "purge bodies", purgeBodyTableSQL, []any{before, purgeChunk},
+	bodies, err := readAll(ctx, s, "purge bodies", purgeBodyTableSQL+cond+` LIMIT ?`, append(args, purgeChunk),
 		func(r scanner) (b body, err error) { return b, r.Scan(&b.seq, &b.id) })
 	if err != nil || len(bodies) == 0 {
 		return 0, 0, err
@@ -178,7 +203,7 @@ func (s *Store) purgeBodyTable(ctx context.Context, before int64) (changed, foun
 		ids[i] = b.id
 	}
 	msgs, err := readAll(ctx, s, "purge bodies", `SELECT `+messageCols+` FROM messages
-		WHERE id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, ids,
+		WHERE id IN `+params(len(ids)), ids,
 		func(r scanner) (hub.Message, error) { return s.scanMessage(r, false) })
 	if err != nil {
 		return 0, 0, err

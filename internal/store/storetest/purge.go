@@ -115,6 +115,49 @@ func testPurgeBodies(t *testing.T, s hub.Store) {
 	purge(t, s, hub.Purge{Before: at(99999)}, hub.PurgeResult{Bodies: 1, Events: 1})
 }
 
+// testPurgeMessages: the bodies of the messages named are purged at once,
+// whatever their age, as when the OTP a message asked for is dispatched;
+// each keeps the preview rendered from its body, and the other messages,
+// unknown ids and bodies already purged change nothing.
+func testPurgeMessages(t *testing.T, s hub.Store) {
+	var (
+		ms  []hub.Message
+		evs []hub.Event
+	)
+	for i, when := range []time.Time{at(0), at(3600), at(7200)} {
+		m := msg("s1", string(rune('a'+i)), when)
+		m.Preview = nil // as the ingest service stores it
+		ev := otpEvent(m)
+		ingest(t, s, m, nil, ev)
+		ms, evs = append(ms, m), append(evs, ev)
+	}
+	rendered := `{"scanRef":"ref","clientId":"user-1","data":{"docFirstName":"[redacted]","docNumber":"[redacted]"}}`
+	unknown := hub.NewID("msg", at(3600))
+	purge(t, s, hub.Purge{Messages: []string{unknown}}, hub.PurgeResult{})
+	purge(t, s, hub.Purge{Messages: []string{ms[1].ID, unknown}}, hub.PurgeResult{Bodies: 1})
+	purge(t, s, hub.Purge{Messages: []string{ms[1].ID}}, hub.PurgeResult{})
+	for i, m := range ms {
+		got, err := s.Message(ctx(t), m.ID)
+		if err != nil {
+			t.Fatalf("Message(%s) after purge = %v", m.ID, err)
+		}
+		if i == 1 && got.Body != nil {
+			t.Errorf("purged message kept its body: %s", got.Body)
+		}
+		if i != 1 && string(got.Body) != string(m.Body) {
+			t.Errorf("message %d: body = %s, want %s", i, got.Body, m.Body)
+		}
+		if !sameJSON(got.Preview, []byte(rendered)) {
+			t.Errorf("message %d: preview = %s, want %s", i, got.Preview, rendered)
+		}
+	}
+	for _, ev := range evs {
+		if got := getEvent(t, s, ev.ID); !sameJSON(got.Data, ev.Data) {
+			t.Errorf("event %s after purging bodies: %s, want %s", ev.ID, got.Data, ev.Data)
+		}
+	}
+}
+
 // testPurgeEvents: event data is replaced by its redacted form, that of
 // OTP and session-link events sooner (OTPBefore) or at once (Events); what
 // is not personal data, the rest of the event and the events still within

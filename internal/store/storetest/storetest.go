@@ -76,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) hub.Store) {
 		{"NotFound", testNotFound},
 		{"PurgeBodies", testPurgeBodies},
 		{"PurgeEvents", testPurgeEvents},
+		{"PurgeMessages", testPurgeMessages},
 		{"PurgeDeliveries", testPurgeDeliveries},
 		{"PurgeRejections", testPurgeRejections},
 		{"PurgeInvalid", testPurgeInvalid},
