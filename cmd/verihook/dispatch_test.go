@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -220,6 +221,37 @@ func TestSimulateOTPIsSent(t *testing.T) {
 		if data.Text != "[redacted]" || data.Recipient != "[redacted]" {
 			t.Errorf("event %s of a final dispatch still holds %s", ev.ID, ev.Data)
 		}
+	}
+	// And the messages that asked for them have lost their raw bodies (the
+	// code and the recipient), keeping their redacted previews.
+	asked := map[string]bool{}
+	for _, ev := range otps.Data {
+		asked[ev.ID] = true
+	}
+	msgs, _, err := m.Store.Messages(context.Background(), hub.MessageFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, lm := range msgs {
+		got, err := m.Store.Message(context.Background(), lm.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(got.Events, func(id string) bool { return asked[id] }) {
+			continue
+		}
+		n++
+		waitFor(t, "the body of message "+lm.ID+" purged", 30*time.Second, func() bool {
+			got, err = m.Store.Message(context.Background(), lm.ID)
+			return err != nil || got.Body == nil
+		})
+		if err != nil || len(got.Preview) == 0 {
+			t.Errorf("message %s of a final dispatch: %v, preview %s", lm.ID, err, got.Preview)
+		}
+	}
+	if n != len(otps.Data) {
+		t.Errorf("%d messages asked for the %d dispatches", n, len(otps.Data))
 	}
 	if code := getJSON(t, base+"/api/v1/dispatches?status=lost", tok, &map[string]any{}); code != http.StatusBadRequest {
 		t.Errorf("GET /api/v1/dispatches?status=lost = %d, want 400", code)

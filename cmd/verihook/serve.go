@@ -291,10 +291,22 @@ func (m *Main) newDispatcher(ctx context.Context, mets *metrics.Metrics) (*dispa
 		Store: m.Store, Sources: sources, Lease: m.Config.DispatchLease, Logger: m.Logger, Now: m.Now,
 		OnOutcome: mets.ObserveDispatch, OnEnded: m.Worker.Wake,
 		// The code, link and recipient of a final dispatch are of no more
-		// use: the event that carried them keeps its redacted form only.
+		// use: the event that carried them keeps its redacted form only,
+		// and the message that asked for it its preview only.
 		Purge: func(ctx context.Context, eventIDs []string) error {
-			_, err := m.Store.Purge(ctx, hub.Purge{Events: eventIDs})
-			return err
+			p, errs := hub.Purge{Events: eventIDs}, []error(nil)
+			for _, id := range eventIDs {
+				ev, err := m.Store.Event(ctx, id)
+				if err != nil {
+					errs = append(errs, err) // its event is purged all the same
+					continue
+				}
+				if ev.MessageID != "" {
+					p.Messages = append(p.Messages, ev.MessageID)
+				}
+			}
+			_, err := m.Store.Purge(ctx, p)
+			return errors.Join(append(errs, err)...)
 		},
 	}, nil
 }

@@ -55,7 +55,8 @@
 // through the SSRF guard that endpoints use (Network). The recipient, code,
 // link and text are never logged; they are stripped from servers' error
 // texts before those are stored; the store purges them, and Purge the
-// event's copy, as soon as the dispatch is final. A dispatch that ends
+// event's copy (and the body of the message that asked), as soon as the
+// dispatch is final. A dispatch that ends
 // failed or expired raises dispatch.failed or dispatch.expired for the
 // company's endpoints.
 package dispatch
