@@ -428,6 +428,29 @@ func TestDashboardAdmin(t *testing.T) {
 		t.Errorf("retry did not touch the delivery: updated %s, then %s", before.UpdatedAt, after.UpdatedAt)
 	}
 
+	// Recovery: reprocess the quarantined message (today's adapter still
+	// does not know its type), and ask a verification's provider, whose
+	// source has no status API configured: each is the API's call, audited.
+	quarantined := listIDs(t, base, admin, "/api/v1/messages?status=quarantined")[0]
+	p.want("/messages/" + quarantined)
+	if html := p.act(`form[action="/messages/`+quarantined+`/reprocess"]`, nil); !strings.Contains(text(html), "still quarantined") {
+		t.Errorf("reprocess: %s", text(html))
+	}
+	ver := listIDs(t, base, admin, "/api/v1/verifications")[0]
+	p.want("/verifications/" + ver)
+	if code, html := p.submit(`form[action="/verifications/`+ver+`/refresh"]`, nil); code != http.StatusBadRequest || !strings.Contains(html, "cannot be polled") {
+		t.Errorf("refresh of a verification whose source has no status API = %d: %s", code, text(html))
+	}
+	var audit struct{ Data []hub.AuditEntry }
+	api(http.MethodGet, "/api/v1/audit?limit=500", &audit)
+	seen := map[string]string{}
+	for _, e := range audit.Data {
+		seen[e.Route] = e.Target
+	}
+	if seen["/api/v1/messages/{id}/reprocess"] != quarantined || seen["/api/v1/verifications/{id}/refresh"] != ver {
+		t.Errorf("the audit log does not show the dashboard's reprocess of %s and refresh of %s: %v", quarantined, ver, seen)
+	}
+
 	p.want("/endpoints/ui-hook")
 	p.act(`form[action="/endpoints/ui-hook/delete"]`, nil)
 	if code := api(http.MethodGet, "/api/v1/endpoints/ui-hook", nil); code != http.StatusNotFound {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -52,6 +53,8 @@ var dashActions = []struct {
 	{"/endpoints/{id}/test", (*Server).actTestEndpoint},
 	{"/endpoints/{id}/replay", (*Server).actReplay},
 	{"/deliveries/{id}/retry", (*Server).actRetry},
+	{"/verifications/{id}/refresh", (*Server).actRefresh},
+	{"/messages/{id}/reprocess", (*Server).actReprocess},
 	{"/tokens", (*Server).actCreateToken},
 	{"/tokens/{id}/revoke", (*Server).actRevokeToken},
 }
@@ -617,6 +620,39 @@ func (s *Server) actRetry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	done(w, r, "/deliveries/"+url.PathEscape(id), "Delivery due again.")
+}
+
+// actRefresh asks the verification's provider for its status now.
+func (s *Server) actRefresh(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var out struct{ Result hub.PollResult }
+	if err := s.call(r, http.MethodPost, pathOf(nil, "/api/v1/verifications", id, "refresh"), nil, nil, &out); err != nil {
+		s.dashError(w, r, err)
+		return
+	}
+	flash := "Asked the provider: nothing new."
+	switch {
+	case out.Result.Error != "":
+		flash = "Asked the provider, which did not answer: " + out.Result.Error
+	case out.Result.Changed:
+		flash = "Asked the provider: the status changed."
+	}
+	done(w, r, "/verifications/"+url.PathEscape(id), flash)
+}
+
+// actReprocess runs today's adapter over a quarantined message.
+func (s *Server) actReprocess(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var out hub.Reprocessed
+	if err := s.call(r, http.MethodPost, pathOf(nil, "/api/v1/messages", id, "reprocess"), nil, nil, &out); err != nil {
+		s.dashError(w, r, err)
+		return
+	}
+	flash := fmt.Sprintf("Reprocessed: accepted, %d events.", out.Events)
+	if out.Status != hub.MessageAccepted {
+		flash = "Reprocessed: still quarantined (" + out.Reason + ")."
+	}
+	done(w, r, "/messages/"+url.PathEscape(id), flash)
 }
 
 func (s *Server) pageTokens(w http.ResponseWriter, r *http.Request) {
