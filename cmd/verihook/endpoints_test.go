@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,7 +15,7 @@ import (
 	"github.com/verihook/verihook/internal/httpapi"
 	"github.com/verihook/verihook/internal/hub"
 	"github.com/verihook/verihook/internal/provider"
-	"github.com/verihook/verihook/internal/store/sqlite"
+	"github.com/verihook/verihook/internal/store/sqlite/sqlitetest"
 )
 
 // endpointCall sends method to url as tok with If-Match ifMatch (none when
@@ -104,18 +103,6 @@ func TestAutoDisableSurvivesRestart(t *testing.T) {
 	}
 }
 
-// openSQLite opens a SQLite store of its own for the test.
-func openSQLite(t *testing.T) *sqlite.Store {
-	t.Helper()
-	c, _ := hub.NewCipher(bytes.Repeat([]byte{1}, hub.KeySize))
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "verihook.db"), c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
-
 func jsonNumber(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
 // TestPatchKeepsConcurrentDisable: a disable that lands between a PATCH's
@@ -124,7 +111,7 @@ func jsonNumber(n int64) string { b, _ := json.Marshal(n); return string(b) }
 func TestPatchKeepsConcurrentDisable(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := openSQLite(t)
+	st := sqlitetest.Open(t)
 	now := time.Now().UTC()
 	if err := st.CreateEndpoint(ctx, hub.Endpoint{ID: "crm", URL: "https://crm.example.com/a", Secret: hub.NewEndpointSecret(),
 		Enabled: true, CreatedAt: now, UpdatedAt: now}); err != nil {
@@ -190,7 +177,7 @@ func TestPatchKeepsConcurrentDisable(t *testing.T) {
 func TestProvisionWritesOnlyChanges(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := openSQLite(t)
+	st := sqlitetest.Open(t)
 	secret := hub.NewEndpointSecret()
 	cfg := Config{Endpoints: []EndpointConfig{
 		{ID: "crm", URL: "https://crm.example.com/a", Secret: secret},

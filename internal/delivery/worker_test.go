@@ -3,7 +3,6 @@ package delivery
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/verihook/verihook/internal/hub"
 	"github.com/verihook/verihook/internal/store/sqlite"
+	"github.com/verihook/verihook/internal/store/sqlite/sqlitetest"
 	"github.com/verihook/verihook/internal/testkit"
 )
 
@@ -39,17 +38,7 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	key := make([]byte, hub.KeySize)
-	rand.Read(key)
-	c, err := hub.NewCipher(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "verihook.db"), c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := sqlitetest.Open(t)
 	clock := testkit.NewClock(t0)
 	s.Now = clock.Now
 	return &env{t: t, store: s, clock: clock}

@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,6 +22,7 @@ import (
 	"github.com/verihook/verihook/internal/dispatch/smtptest"
 	"github.com/verihook/verihook/internal/hub"
 	"github.com/verihook/verihook/internal/store/sqlite"
+	"github.com/verihook/verihook/internal/store/sqlite/sqlitetest"
 	"github.com/verihook/verihook/internal/testkit"
 )
 
@@ -51,17 +51,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	key := make([]byte, hub.KeySize)
-	rand.Read(key)
-	c, err := hub.NewCipher(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "verihook.db"), c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := sqlitetest.Open(t)
 	clock := testkit.NewClock(t0)
 	s.Now = clock.Now
 	e := &env{t: t, store: s, clock: clock, log: &testkit.Buffer{}}

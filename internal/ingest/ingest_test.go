@@ -2,15 +2,13 @@ package ingest
 
 import (
 	"context"
-	"crypto/rand"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/verihook/verihook/internal/hub"
 	"github.com/verihook/verihook/internal/provider"
-	"github.com/verihook/verihook/internal/store/sqlite"
+	"github.com/verihook/verihook/internal/store/sqlite/sqlitetest"
 )
 
 // fake is a provider whose Verify accepts the secret "ok" in the Key header
@@ -41,18 +39,8 @@ func (f fake) Parse(h http.Header, body []byte) (hub.Parsed, error) { return f.p
 // "src", of the provider "fake".
 func newService(t *testing.T, p fake) (*Service, hub.Store) {
 	t.Helper()
-	key := make([]byte, 32)
-	rand.Read(key)
-	c, err := hub.NewCipher(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "verihook.db"), c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := sqlitetest.Open(t)
 	if err := st.UpsertSource(ctx, hub.Source{ID: "src", Provider: "fake", Secrets: map[string]string{"key": "ok"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,8 @@ package reconcile_test
 
 import (
 	"context"
-	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,7 +18,7 @@ import (
 	"github.com/verihook/verihook/internal/provider/identomat"
 	"github.com/verihook/verihook/internal/provider/kycaid"
 	"github.com/verihook/verihook/internal/reconcile"
-	"github.com/verihook/verihook/internal/store/sqlite"
+	"github.com/verihook/verihook/internal/store/sqlite/sqlitetest"
 )
 
 const secret = "s3cret"
@@ -41,18 +39,8 @@ type env struct {
 
 func newEnv(t *testing.T, prov string) *env {
 	t.Helper()
-	key := make([]byte, 32)
-	rand.Read(key)
-	c, err := hub.NewCipher(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "verihook.db"), c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := sqlitetest.Open(t)
 	secrets := map[string]string{"api_token": secret, "signing_key": secret, "api_key": "k", "api_secret": secret,
 		"callback_api_key": secret, "company_key": secret, "webhook_secret": secret}
 	for _, id := range []string{"kycaid-main", "idenfy-main", "identomat-main", "fractal-main"} {
