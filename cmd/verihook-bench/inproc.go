@@ -77,7 +77,7 @@ func serveInProcess(ctx context.Context, ln net.Listener, o serverOpts) (stop fu
 	}
 	svc := &ingest.Service{Store: st, Providers: registry(), Logger: logger, Wake: worker.Wake}
 	api := &httpapi.Server{
-		Store: st, Receiver: ingest.Receiver{Service: svc}, Logger: logger, MaxBody: httpapi.DefaultMaxBody,
+		Store: st, Receiver: svc, Logger: logger, MaxBody: httpapi.DefaultMaxBody,
 		CheckURL: func(context.Context, string) error { return nil }, Wake: worker.Wake,
 		ObserveIngest: mets.ObserveIngest,
 	}

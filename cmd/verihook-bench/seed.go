@@ -107,7 +107,7 @@ func seedStore(ctx context.Context, dataDir, database string, count, workers int
 					fail(err)
 					return
 				}
-				res, err := svc.Receive(ctx, ingest.Request{SourceID: p.source, RemoteAddr: "127.0.0.1", Header: p.header, Body: p.body})
+				res, err := svc.Receive(ctx, hub.Callback{SourceID: p.source, RemoteAddr: "127.0.0.1", Header: p.header, Body: p.body})
 				if err != nil {
 					fail(fmt.Errorf("ingest %s: %w", p.ref, err))
 					return

@@ -556,6 +556,6 @@ func seedHistory(t *testing.T, f piiFixture) {
 		if i%41 == 0 {
 			body = append(body[:len(body)-1], []byte(`,"tampered":true}`)...) // refused: bad signature
 		}
-		svc.Receive(context.Background(), ingest.Request{SourceID: prov + "-main", RemoteAddr: "198.51.100.7:443", Header: h, Body: body})
+		svc.Receive(context.Background(), hub.Callback{SourceID: prov + "-main", RemoteAddr: "198.51.100.7:443", Header: h, Body: body})
 	}
 }

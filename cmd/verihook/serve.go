@@ -167,7 +167,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return backlog(ctx, m.Store, m.Reconciler.Stuck(time.Now()))
 	})
 	api := &httpapi.Server{
-		Store: m.Store, Receiver: ingest.Receiver{Service: m.Ingest}, Logger: m.Logger,
+		Store: m.Store, Receiver: m.Ingest, Logger: m.Logger,
 		MaxBody: m.Config.MaxBodyBytes, MaxInflight: m.Config.MaxInflightBytes,
 		CheckURL: checkURL, Wake: m.Worker.Wake, ObserveIngest: mets.ObserveIngest,
 		EventsWithoutSecret: m.Registry.EventsWithoutSecret,

@@ -69,7 +69,7 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, hub.Errorf(hub.EINVALID, "could not read the body"))
 		return
 	}
-	res, err := s.Receiver.Receive(r.Context(), IngestRequest{
+	res, err := s.Receiver.Receive(r.Context(), hub.Callback{
 		SourceID: sourceID, EventType: r.PathValue("event_type"), RemoteAddr: remote, Header: r.Header, Body: body,
 	})
 	outcome = outcomeOf(err)

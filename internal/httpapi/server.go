@@ -18,8 +18,8 @@ import (
 	"github.com/verihook/verihook/internal/hub"
 )
 
-// Receiver stores one authenticated provider callback; ingest.Service
-// implements it through an adapter in cmd/verihook.
+// Receiver is the ingest service as the ingest route uses it
+// (ingest.Service): it stores one authenticated provider callback.
 type Receiver interface {
 	// Admit is asked before the body is read: ENOTFOUND (after recording
 	// the rejection) when sourceID names no source, EUNAVAILABLE when the
@@ -30,27 +30,9 @@ type Receiver interface {
 	// ENOTFOUND (unknown source), EINVALID (an event type in the URL that is
 	// no name), EUNAUTHORIZED (bad signature) or EUNAVAILABLE (not stored;
 	// the provider must retry).
-	Receive(ctx context.Context, r IngestRequest) (IngestResponse, error)
+	Receive(ctx context.Context, c hub.Callback) (hub.Receipt, error)
 	// Reject records a request refused at the edge.
 	Reject(ctx context.Context, sourceID, remoteAddr string, status int, reason string)
-}
-
-// IngestRequest is one call on POST /ingest/{source_id} or
-// POST /ingest/{source_id}/{event_type}.
-type IngestRequest struct {
-	SourceID string
-	// EventType is the URL's event type segment, or "".
-	EventType  string
-	RemoteAddr string
-	Header     http.Header
-	Body       []byte
-}
-
-// IngestResponse is the JSON answer to an accepted call (SPEC section 3).
-type IngestResponse struct {
-	Status    hub.MessageStatus `json:"status"`
-	MessageID string            `json:"message_id"`
-	Duplicate bool              `json:"duplicate"`
 }
 
 // DefaultMaxBody is the largest ingest body accepted unless configured: 1 MiB.

@@ -3,7 +3,9 @@
 // into hub terms and hands everything to hub.Store.Ingest, which stores the
 // message, applies the ordering rules and records the resulting events in one
 // transaction. A caller acknowledges the provider only when Receive returns
-// nil: by then the message is on disk.
+// nil: by then the message is on disk. The HTTP edge (httpapi's ingest
+// route) calls Receive with the hub.Callback it read and answers with the
+// hub.Receipt; this package knows no transport.
 //
 // Refused requests (unknown source, bad signature, oversized body) leave an
 // audit row, never the body: in full up to a small budget per source, status

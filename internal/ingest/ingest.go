@@ -56,27 +56,6 @@ type cachedSource struct {
 	at  time.Time
 }
 
-// Result is what Receive did with an accepted message.
-type Result struct {
-	MessageID string            `json:"message_id"`
-	Status    hub.MessageStatus `json:"status"`
-	Duplicate bool              `json:"duplicate"`
-	// Events are the events the message produced (none for a duplicate).
-	Events []hub.Event `json:"-"`
-}
-
-// Request is one received call on /ingest/{source} or
-// /ingest/{source}/{event_type}.
-type Request struct {
-	SourceID string
-	// EventType is the event type the URL names, or "". It reaches the
-	// provider as the provider.HeaderEventType header.
-	EventType  string
-	RemoteAddr string
-	Header     http.Header
-	Body       []byte
-}
-
 // maxEventTypeLen bounds the event type an ingest URL may name.
 const maxEventTypeLen = 100
 
@@ -88,15 +67,15 @@ const maxEventTypeLen = 100
 // source's provider: the provider must retry. An authenticated message is
 // never dropped: what its provider package cannot map, or fails on, is
 // stored as quarantined.
-func (s *Service) Receive(ctx context.Context, r Request) (Result, error) {
+func (s *Service) Receive(ctx context.Context, r hub.Callback) (hub.Receipt, error) {
 	now := s.now()
 	if r.EventType != "" && !isName(r.EventType) {
 		s.reject(ctx, r, "", http.StatusBadRequest, "event type in the URL is not a name")
-		return Result{}, hub.Errorf(hub.EINVALID, "the event type in the URL must be 1 to %d printable characters", maxEventTypeLen)
+		return hub.Receipt{}, hub.Errorf(hub.EINVALID, "the event type in the URL must be 1 to %d printable characters", maxEventTypeLen)
 	}
 	src, err := s.lookup(ctx, r)
 	if err != nil {
-		return Result{}, err
+		return hub.Receipt{}, err
 	}
 	p, err := s.Providers.Get(src.Provider)
 	if err != nil {
@@ -107,7 +86,7 @@ func (s *Service) Receive(ctx context.Context, r Request) (Result, error) {
 		// the provider's retries and lose the message.
 		s.log().Error("source's provider is not in this build", "source", src.ID, "provider", src.Provider)
 		s.reject(ctx, r, src.Provider, http.StatusServiceUnavailable, fmt.Sprintf("provider %q is not in this build", src.Provider))
-		return Result{}, hub.Errorf(hub.EUNAVAILABLE, "this instance cannot verify %s callbacks; retry later", src.Provider)
+		return hub.Receipt{}, hub.Errorf(hub.EUNAVAILABLE, "this instance cannot verify %s callbacks; retry later", src.Provider)
 	}
 	header := r.Header
 	if r.EventType != "" {
@@ -130,7 +109,7 @@ func (s *Service) Receive(ctx context.Context, r Request) (Result, error) {
 			}
 			s.MissingSecret(src.ID, label)
 		}
-		return Result{}, err
+		return hub.Receipt{}, err
 	}
 
 	parsed, perr := parse(p, header, r.Body)
@@ -140,7 +119,7 @@ func (s *Service) Receive(ctx context.Context, r Request) (Result, error) {
 		// once a fixed build runs.
 		s.log().Error("parse panicked", "source", src.ID, "err", perr)
 		s.reject(ctx, r, src.Provider, http.StatusServiceUnavailable, "message could not be parsed (internal error)")
-		return Result{}, hub.Errorf(hub.EUNAVAILABLE, "message could not be processed; retry later")
+		return hub.Receipt{}, hub.Errorf(hub.EUNAVAILABLE, "message could not be processed; retry later")
 	}
 	msg := hub.Message{
 		ID: hub.NewID("msg", now), SourceID: src.ID, Provider: src.Provider,
@@ -182,10 +161,10 @@ func (s *Service) Receive(ctx context.Context, r Request) (Result, error) {
 	res, err := s.Store.Ingest(ctx, in)
 	if err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return Result{}, hub.Errorf(hub.EUNAVAILABLE, "request ended before the message was stored")
+			return hub.Receipt{}, hub.Errorf(hub.EUNAVAILABLE, "request ended before the message was stored")
 		}
 		s.log().Error("store message", "source", src.ID, "err", err)
-		return Result{}, hub.Errorf(hub.EUNAVAILABLE, "message could not be stored; retry later")
+		return hub.Receipt{}, hub.Errorf(hub.EUNAVAILABLE, "message could not be stored; retry later")
 	}
 	if res.Deliveries > 0 && s.Wake != nil {
 		s.Wake()
@@ -195,7 +174,7 @@ func (s *Service) Receive(ctx context.Context, r Request) (Result, error) {
 	}
 	s.log().Debug("message received", "source", src.ID, "message", res.MessageID,
 		"event", in.Message.EventName, "status", in.Message.Status, "duplicate", res.Duplicate, "events", len(res.Events))
-	return Result{MessageID: res.MessageID, Status: in.Message.Status, Duplicate: res.Duplicate, Events: res.Events}, nil
+	return hub.Receipt{MessageID: res.MessageID, Status: in.Message.Status, Duplicate: res.Duplicate, Events: res.Events}, nil
 }
 
 // Admit is asked before a request's body is read: it returns an ENOTFOUND
@@ -203,7 +182,7 @@ func (s *Service) Receive(ctx context.Context, r Request) (Result, error) {
 // that a request to an unknown source is refused before its body costs
 // memory, and an EUNAVAILABLE one when the store cannot tell.
 func (s *Service) Admit(ctx context.Context, sourceID, remoteAddr string) error {
-	_, err := s.lookup(ctx, Request{SourceID: sourceID, RemoteAddr: remoteAddr})
+	_, err := s.lookup(ctx, hub.Callback{SourceID: sourceID, RemoteAddr: remoteAddr})
 	return err
 }
 
@@ -215,12 +194,12 @@ func (s *Service) Reject(ctx context.Context, sourceID, remoteAddr string, statu
 	if src, err := s.source(ctx, sourceID); err == nil {
 		providerName = src.Provider // the source is known: its rejections are counted apart
 	}
-	s.reject(ctx, Request{SourceID: sourceID, RemoteAddr: remoteAddr}, providerName, status, reason)
+	s.reject(ctx, hub.Callback{SourceID: sourceID, RemoteAddr: remoteAddr}, providerName, status, reason)
 }
 
 // lookup returns the request's source. Its errors answer the caller, so the
 // ENOTFOUND one does not repeat the id it was sent.
-func (s *Service) lookup(ctx context.Context, r Request) (hub.Source, error) {
+func (s *Service) lookup(ctx context.Context, r hub.Callback) (hub.Source, error) {
 	src, err := s.source(ctx, r.SourceID)
 	if hub.ErrorCode(err) == hub.ENOTFOUND {
 		s.reject(ctx, r, "", http.StatusNotFound, "unknown source")

@@ -61,8 +61,8 @@ func messages(t *testing.T, st hub.Store, status hub.MessageStatus) []hub.Messag
 	return ms
 }
 
-func request(eventType string) Request {
-	return Request{SourceID: "src", EventType: eventType, RemoteAddr: "192.0.2.1",
+func request(eventType string) hub.Callback {
+	return hub.Callback{SourceID: "src", EventType: eventType, RemoteAddr: "192.0.2.1",
 		Header: http.Header{"Key": {"ok"}}, Body: []byte(`{"type":"x"}`)}
 }
 

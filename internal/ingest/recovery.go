@@ -19,7 +19,7 @@ import (
 // set here: the hash of what the answer says and the version of the
 // verification when it was asked, so that the same answer about the same
 // state is a duplicate, and the same answer after another change is new.
-func (s *Service) RecordPoll(ctx context.Context, src hub.Source, v hub.Verification, parsed hub.Parsed, sentAt time.Time) (Result, error) {
+func (s *Service) RecordPoll(ctx context.Context, src hub.Source, v hub.Verification, parsed hub.Parsed, sentAt time.Time) (hub.Receipt, error) {
 	sentAt = sentAt.UTC()
 	msg := hub.Message{
 		ID: hub.NewID("msg", s.now()), SourceID: src.ID, Provider: src.Provider, ReceivedAt: sentAt,
@@ -29,7 +29,7 @@ func (s *Service) RecordPoll(ctx context.Context, src hub.Source, v hub.Verifica
 	}
 	obs, events, err := normalized(parsed, src, msg, sentAt)
 	if err != nil {
-		return Result{}, err
+		return hub.Receipt{}, err
 	}
 	return s.store(ctx, s.Store.Ingest, hub.Ingest{Message: msg, Observations: obs, Events: events})
 }
@@ -144,13 +144,13 @@ func (s *Service) ReprocessAll(ctx context.Context, source string) ([]hub.Reproc
 
 // store runs one of the store's ingest paths and wakes the delivery worker
 // when it created deliveries.
-func (s *Service) store(ctx context.Context, fn func(context.Context, hub.Ingest) (hub.IngestResult, error), in hub.Ingest) (Result, error) {
+func (s *Service) store(ctx context.Context, fn func(context.Context, hub.Ingest) (hub.IngestResult, error), in hub.Ingest) (hub.Receipt, error) {
 	res, err := fn(ctx, in)
 	if err != nil {
-		return Result{}, err
+		return hub.Receipt{}, err
 	}
 	if res.Deliveries > 0 && s.Wake != nil {
 		s.Wake()
 	}
-	return Result{MessageID: res.MessageID, Status: in.Message.Status, Duplicate: res.Duplicate, Events: res.Events}, nil
+	return hub.Receipt{MessageID: res.MessageID, Status: in.Message.Status, Duplicate: res.Duplicate, Events: res.Events}, nil
 }

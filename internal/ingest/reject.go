@@ -118,7 +118,7 @@ func (r *rejections) take() []hub.Message {
 
 // reject records a refused request: in full (an audit row and a log line)
 // within the budget of its source, status and minute, counted past it.
-func (s *Service) reject(ctx context.Context, r Request, providerName string, status int, reason string) {
+func (s *Service) reject(ctx context.Context, r hub.Callback, providerName string, status int, reason string) {
 	now := s.now()
 	m := hub.Message{SourceID: r.SourceID, Provider: providerName, ReceivedAt: now,
 		RemoteAddr: r.RemoteAddr, Status: hub.MessageRejected, HTTPStatus: status, Reason: reason}

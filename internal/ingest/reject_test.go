@@ -61,7 +61,7 @@ func newHarness(t *testing.T, budget int, maxBody, maxInflight int64) *harness {
 	logger := slog.New(slog.NewTextHandler(h.log, nil))
 	h.svc = &ingest.Service{Store: st, Providers: provider.NewRegistry(idenfy.New(), fractal.New()), Logger: logger,
 		Now: func() time.Time { return time.Unix(0, h.now.Load()) }, RejectBudget: budget}
-	api := &httpapi.Server{Store: st, Receiver: ingest.Receiver{Service: h.svc}, Logger: logger,
+	api := &httpapi.Server{Store: st, Receiver: h.svc, Logger: logger,
 		MaxBody: maxBody, MaxInflight: maxInflight}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)

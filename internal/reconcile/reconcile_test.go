@@ -104,7 +104,7 @@ func (e *env) receive(t *testing.T, source, event string, f provider.Fields, whe
 	}
 	e.svc.Now = func() time.Time { return when }
 	defer func() { e.svc.Now = nil }()
-	if _, err := e.svc.Receive(context.Background(), ingest.Request{SourceID: source, Header: h, Body: body}); err != nil {
+	if _, err := e.svc.Receive(context.Background(), hub.Callback{SourceID: source, Header: h, Body: body}); err != nil {
 		t.Fatalf("Receive(%s) = %v", event, err)
 	}
 }
