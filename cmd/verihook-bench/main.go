@@ -131,6 +131,15 @@ type runRecord struct {
 	// per acknowledged webhook.
 	WALSyncsPerOK  float64 `json:"wal_syncs_per_ok,omitempty"`
 	WALWritesPerOK float64 `json:"wal_writes_per_ok,omitempty"`
+	// WALBytesPerOK is the WAL the PostgreSQL server generated during the
+	// load (pg_stat_wal.wal_bytes, the whole server's), per acknowledged
+	// webhook.
+	WALBytesPerOK float64 `json:"wal_bytes_per_ok,omitempty"`
+	// StoredPerMessage is the size of verihook's tables, indexes and TOAST
+	// in its PostgreSQL database after the run, per stored message, and
+	// SealedPerMessage that of the sealed bodies and event data they hold.
+	StoredPerMessage float64 `json:"stored_per_message,omitempty"`
+	SealedPerMessage float64 `json:"sealed_per_message,omitempty"`
 	// CPUPerOK is the CPU time the started server used during the load, and
 	// DBCPUPerOK that of the PostgreSQL backends serving its database, per
 	// acknowledged webhook (on a shared machine, steadier than throughput).
@@ -294,7 +303,7 @@ func cmdRun(ctx context.Context, args []string) error {
 		}
 		lo.base, lo.verihook, lo.cycle = t.url, true, false
 		w0 := t.writeBytes()
-		walW0, walS0, walOK := walStats(db)
+		wal0, walOK := walStats(db)
 		cpu0, db0, commits0 := t.cpuTime(), backendCPU(db), dbCommits(db)
 		res := drive(ctx, lo, payloads)
 		if cpu1 := t.cpuTime(); cpu0 >= 0 && cpu1 >= cpu0 && res.OK > 0 {
@@ -311,9 +320,10 @@ func cmdRun(ctx context.Context, args []string) error {
 		if w1 := t.writeBytes(); w0 >= 0 && w1 >= w0 && res.OK > 0 {
 			rec.WrittenPerOK = float64(w1-w0) / float64(res.OK)
 		}
-		if walW1, walS1, ok := walStats(db); walOK && ok && res.OK > 0 {
-			rec.WALWritesPerOK = float64(walW1-walW0) / float64(res.OK)
-			rec.WALSyncsPerOK = float64(walS1-walS0) / float64(res.OK)
+		if wal1, ok := walStats(db); walOK && ok && res.OK > 0 {
+			rec.WALWritesPerOK = float64(wal1.writes-wal0.writes) / float64(res.OK)
+			rec.WALSyncsPerOK = float64(wal1.syncs-wal0.syncs) / float64(res.OK)
+			rec.WALBytesPerOK = float64(wal1.bytes-wal0.bytes) / float64(res.OK)
 		}
 		if recv != nil {
 			recv.wait(res.OK, *drain)
@@ -329,6 +339,9 @@ func cmdRun(ctx context.Context, args []string) error {
 		}
 		if commits1 := dbCommits(db); commits0 >= 0 && commits1 >= commits0 && res.OK > 0 {
 			rec.CommitsPerOK = float64(commits1-commits0) / float64(res.OK)
+		}
+		if n, total, sealed, ok := storedBytes(db); ok {
+			rec.StoredPerMessage, rec.SealedPerMessage = float64(total)/float64(n), float64(sealed)/float64(n)
 		}
 		drop()
 		if *dataDir != "" || db == "" {
@@ -359,8 +372,12 @@ func cmdRun(ctx context.Context, args []string) error {
 			fmt.Printf("            PostgreSQL commits %.3f per webhook (pg_stat_database of its database)\n", rec.CommitsPerOK)
 		}
 		if rec.WALSyncsPerOK > 0 {
-			fmt.Printf("            PostgreSQL WAL flushes %.3f, writes %.3f per webhook (pg_stat_wal, the whole server's)\n",
-				rec.WALSyncsPerOK, rec.WALWritesPerOK)
+			fmt.Printf("            PostgreSQL WAL flushes %.3f, writes %.3f, %.1f KiB per webhook (pg_stat_wal, the whole server's)\n",
+				rec.WALSyncsPerOK, rec.WALWritesPerOK, rec.WALBytesPerOK/1024)
+		}
+		if rec.StoredPerMessage > 0 {
+			fmt.Printf("            stored %.0f B per message (tables, indexes, TOAST), %.2f × its sealed body and event data (%.0f B)\n",
+				rec.StoredPerMessage, rec.StoredPerMessage/rec.SealedPerMessage, rec.SealedPerMessage)
 		}
 		if rec.Ratio > 0 {
 			fmt.Printf("            throughput %.1f%% of the baseline's\n", rec.Ratio*100)
@@ -433,6 +450,11 @@ func printSummary(rs []runRecord, label string) {
 	}
 	if rs[0].WALSyncsPerOK > 0 {
 		fmt.Printf("  WAL flushes/webhook   %s\n", pick(func(r runRecord) float64 { return r.WALSyncsPerOK }).format("", 3))
+		fmt.Printf("  WAL/webhook           %s\n", pick(func(r runRecord) float64 { return r.WALBytesPerOK / 1024 }).format(" KiB", 1))
+	}
+	if rs[0].StoredPerMessage > 0 {
+		fmt.Printf("  stored/message        %s\n", pick(func(r runRecord) float64 { return r.StoredPerMessage }).format(" B", 0))
+		fmt.Printf("  stored/sealed         %s\n", pick(func(r runRecord) float64 { return r.StoredPerMessage / r.SealedPerMessage }).format("", 2))
 	}
 	if rs[0].RSSPeak > 0 {
 		fmt.Printf("  %-8s RSS peak     %s\n", label, pick(func(r runRecord) float64 { return float64(r.RSSPeak) / (1 << 20) }).format(" MiB", 1))

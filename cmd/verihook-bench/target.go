@@ -577,19 +577,44 @@ func psql(u *url.URL, sql string) (string, error) {
 }
 
 // walStats reads the PostgreSQL server's WAL counters (pg_stat_wal,
-// PostgreSQL 14 and later): how many times it wrote WAL buffers to disk and
-// how many times it flushed them (fsync). They count the whole server, so
-// other clients' work shows in them too. ok is false when they cannot be
-// read.
-func walStats(database string) (writes, syncs int64, ok bool) {
+// PostgreSQL 14 and later): how many times it wrote WAL buffers to disk, how
+// many times it flushed them (fsync) and how many bytes of WAL it generated.
+// They count the whole server, so other clients' work shows in them too. ok
+// is false when they cannot be read.
+func walStats(database string) (w walCounters, ok bool) {
 	u, err := url.Parse(database)
 	if database == "" || err != nil {
-		return 0, 0, false
+		return w, false
 	}
-	out, err := psql(u, "SELECT wal_write, wal_sync FROM pg_stat_wal")
+	out, err := psql(u, "SELECT wal_write, wal_sync, wal_bytes FROM pg_stat_wal")
 	if err != nil {
-		return 0, 0, false
+		return w, false
 	}
-	_, err = fmt.Sscanf(out, "%d|%d", &writes, &syncs)
-	return writes, syncs, err == nil
+	_, err = fmt.Sscanf(out, "%d|%d|%d", &w.writes, &w.syncs, &w.bytes)
+	return w, err == nil
+}
+
+// walCounters are the counters walStats reads.
+type walCounters struct{ writes, syncs, bytes int64 }
+
+// storedBytes reads what the messages of database take: the size of every
+// table of its current schema with their indexes and TOAST
+// (pg_total_relation_size), and the sealed bodies and sealed event data
+// they hold, the part that cannot shrink. ok is false when they cannot be
+// read or no message is stored.
+func storedBytes(database string) (messages, total, sealed int64, ok bool) {
+	u, err := url.Parse(database)
+	if database == "" || err != nil {
+		return 0, 0, 0, false
+	}
+	out, err := psql(u, `SELECT (SELECT count(*) FROM messages),
+		(SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c
+			WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'),
+		(SELECT coalesce(sum(octet_length(body)), 0) FROM messages)
+			+ (SELECT coalesce(sum(octet_length(data)), 0) FROM events)`)
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	_, err = fmt.Sscanf(out, "%d|%d|%d", &messages, &total, &sealed)
+	return messages, total, sealed, err == nil && messages > 0
 }
