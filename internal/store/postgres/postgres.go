@@ -134,6 +134,16 @@ func Open(ctx context.Context, databaseURL string, c *hub.Cipher, opts ...Option
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "verihook"
 	}
+	// pgx prepares every statement, and after five runs PostgreSQL may keep
+	// a generic plan for it, costed on the table as it was then: on a new
+	// database, a sequential scan of a table of a few rows. That plan stays
+	// for the connection's life (until an ANALYZE, which may never come), so
+	// every ingest's dedup and verification lookups walked the whole table,
+	// slower with every row stored. Planning each run with its values costs
+	// little for these statements. A URL that sets plan_cache_mode wins.
+	if _, ok := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
+		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	}
 	// Ingest's nil means "on disk" (SPEC section 3): with synchronous_commit
 	// off, a commit returns before its WAL is flushed, and a server crash
 	// could lose acknowledged webhooks. Should the server or the role have

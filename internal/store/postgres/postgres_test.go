@@ -865,6 +865,30 @@ func TestSynchronousCommit(t *testing.T) {
 	}
 }
 
+// TestPlanCacheMode: the store's sessions plan every statement with its
+// values (so that no plan made on a near-empty table is kept, see Open),
+// unless the URL says otherwise.
+func TestPlanCacheMode(t *testing.T) {
+	t.Parallel()
+	conns.reserve(t, 2)
+	_, dbURL := newSchema(t)
+	u, _ := url.Parse(dbURL)
+	q := u.Query()
+	q.Set("plan_cache_mode", "auto")
+	u.RawQuery = q.Encode()
+	key := newKey(t)
+	for _, c := range []struct{ url, want string }{{dbURL, "force_custom_plan"}, {u.String(), "auto"}} {
+		s := openStore(t, c.url, key, WithMaxConns(1))
+		var got string
+		if err := s.pool.QueryRow(ctxFor(t), "SHOW plan_cache_mode").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Errorf("plan_cache_mode = %s, want %s", got, c.want)
+		}
+	}
+}
+
 // BenchmarkIngestParallel measures many concurrent callers (32 per CPU, as
 // an HTTP server under load has) on one store: each Ingest a message with
 // one observation and an otp.requested event.
