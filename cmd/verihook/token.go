@@ -157,17 +157,3 @@ func runTokenRevoke(ctx context.Context, e env, args []string) error {
 	fmt.Fprintf(e.stdout, "Token %s (%s, %s) is revoked since %s.\n", tok.ID, orDash(tok.Name), tok.Role, tok.RevokedAt.UTC().Format(time.RFC3339))
 	return nil
 }
-
-func runMigrate(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "migrate", "migrate [flags]")
-	common := addCommonFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	store, err := openFlagStore(ctx, e, fs, common) // opening applies the migrations
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(e.stdout, "database is up to date")
-	return store.Close()
-}

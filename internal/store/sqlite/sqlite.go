@@ -102,6 +102,9 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 	} else if !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
+	if err := create(ctx, path); err != nil {
+		return nil, fail("open sqlite", err)
+	}
 
 	// The writer. SQLite allows one writer at a time per database; a second
 	// writing connection in this process would only wait on the first's lock
@@ -127,6 +130,7 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 	//   - cache_size: 64 MiB of page cache instead of 2 MiB, so that the
 	//     indexes the writer updates (dedup keys land anywhere in theirs)
 	//     stay in memory rather than being read back page by page.
+	//   - wal_autocheckpoint: see checkpointPages.
 	wdb, err := sql.Open("sqlite", path+"?"+dsn(
 		"_pragma=busy_timeout("+fmt.Sprint(busyTimeout.Milliseconds())+")",
 		"_pragma=journal_mode(WAL)",
@@ -134,6 +138,7 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 		"_pragma=foreign_keys(1)",
 		"_pragma=temp_store(MEMORY)",
 		"_pragma=cache_size(-65536)",
+		"_pragma=wal_autocheckpoint("+fmt.Sprint(checkpointPages)+")",
 		"_txlock=immediate",
 	))
 	if err != nil {
@@ -151,6 +156,15 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 	if err := checkKey(ctx, wdb, c, time.Now()); err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	var size int
+	if err := wdb.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&size); err != nil {
+		wdb.Close()
+		return nil, fail("open sqlite", err)
+	} else if size != pageSize {
+		o.logger.Info("the database was created with larger pages than verihook now uses: `verihook migrate`, "+
+			"run while verihook is stopped, rebuilds it so that a webhook writes about half as many bytes",
+			"page_size", size, "new_page_size", pageSize)
 	}
 	q, err := prepare(ctx, wdb)
 	if err != nil {
@@ -192,6 +206,46 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 	}
 	go s.writer()
 	return s, nil
+}
+
+// pageSize is the page size of the database files verihook creates: 1 KiB,
+// not SQLite's 4 KiB. A commit appends every page it changed, whole, to the
+// write-ahead log, and a checkpoint later copies it into the database file;
+// an Ingest changes a row or two in a dozen tables and indexes, most of them
+// on a page of their own (a dedup key or a reference lands anywhere in its
+// index), so what a commit writes is about the pages it changed times the
+// page size. With 1 KiB pages a webhook writes half as many bytes
+// (BENCHMARKS.md, "Store v2"), and a body longer than a page fills whole
+// overflow pages instead of leaving the rest of a 4 KiB page unused. A
+// database created with another page size keeps it until `verihook
+// migrate` rebuilds it (see Rebuild).
+const pageSize = 1024
+
+// checkpointPages is the writer's wal_autocheckpoint: the write-ahead log is
+// copied into the database file once it holds this many pages (10 MiB of
+// 1 KiB pages) rather than SQLite's 1,000. A page that many commits change
+// (the last leaf of an index on a time-ordered id, say) is in the log once
+// per commit but copied once per checkpoint, so fewer checkpoints write
+// fewer bytes; the log's size is bounded all the same, and a reader finds a
+// page in it through the shared-memory index whatever its size.
+const checkpointPages = 10000
+
+// create gives a database file that has no page yet (one Open has just
+// created, or one a crash left empty) the page size and WAL mode. Both are
+// fixed by the first page written, and the writer's connection parameters
+// cannot set them first: the driver applies them sorted by name, so
+// journal_mode would come before page_size.
+func create(ctx context.Context, path string) error {
+	if fi, err := os.Stat(path); err != nil || fi.Size() > 0 {
+		return err
+	}
+	db, err := sql.Open("sqlite", path+"?"+dsn("_pragma=busy_timeout("+fmt.Sprint(busyTimeout.Milliseconds())+")"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = db.ExecContext(ctx, fmt.Sprintf("PRAGMA page_size = %d; PRAGMA journal_mode = WAL", pageSize))
+	return err
 }
 
 // dsn joins connection parameters.

@@ -636,6 +636,8 @@ func TestPragmas(t *testing.T) {
 		{s.wdb, "foreign_keys", "1"},
 		{s.wdb, "busy_timeout", fmt.Sprint(busyTimeout.Milliseconds())},
 		{s.wdb, "query_only", "0"},
+		{s.wdb, "page_size", fmt.Sprint(pageSize)},
+		{s.wdb, "wal_autocheckpoint", fmt.Sprint(checkpointPages)},
 		{s.rdb, "journal_mode", "wal"},
 		{s.rdb, "query_only", "1"},
 		{s.rdb, "busy_timeout", fmt.Sprint(busyTimeout.Milliseconds())},
