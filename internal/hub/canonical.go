@@ -11,7 +11,7 @@ import (
 
 // appendCanonical appends v, a decoded JSON value (nil, bool, float64,
 // json.Number, string, []any, map[string]any, and nothing else at any
-// depth), exactly as json.Marshal writes it: keys sorted, HTML characters,
+// depth, or a JSON read by ReadJSON, as its Any), exactly as json.Marshal writes it: keys sorted, HTML characters,
 // U+2028 and U+2029 escaped, invalid UTF-8 as U+FFFD. It reports false for
 // anything else, which the caller hands to json.Marshal. It is the dedup
 // hash's encoder: stored keys must not change, and json.Marshal of a decoded
@@ -20,6 +20,11 @@ func appendCanonical(b []byte, v any) ([]byte, bool) {
 	switch v := v.(type) {
 	case nil:
 		return append(b, "null"...), true
+	case JSON:
+		if v.doc == nil {
+			return append(b, "null"...), true
+		}
+		return v.appendCanonical(b), true
 	case bool:
 		return strconv.AppendBool(b, v), true
 	case string:

@@ -1,14 +1,12 @@
 package hub
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"time"
 )
 
@@ -30,19 +28,15 @@ func NewID(prefix string, now time.Time) string {
 // only in key order or spacing hash alike. It is the dedup key of providers
 // that send no event id.
 func CanonicalHash(body []byte) (string, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber() // numbers hash as sent, not as float64
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	v, err := ReadJSON(body, NumbersAsWritten) // numbers hash as sent, not as float64
+	if err != nil {
 		return "", err
-	}
-	if dec.More() {
-		return "", errors.New("trailing data after the JSON value")
 	}
 	return CanonicalHashOf(v), nil
 }
 
-// CanonicalHashOf is CanonicalHash for an already decoded JSON value.
+// CanonicalHashOf is CanonicalHash for an already decoded JSON value, or
+// one read by ReadJSON.
 func CanonicalHashOf(v any) string {
 	canon, ok := appendCanonical(make([]byte, 0, 1024), v)
 	if !ok {

@@ -1,10 +1,8 @@
 package idenfy
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"reflect"
 	"slices"
@@ -26,22 +24,22 @@ import (
 // DedupKey.
 func (Provider) Parse(h http.Header, body []byte) (hub.Parsed, error) {
 	p := hub.Parsed{Body: body, EventName: eventType(h)}
-	decoded, ok := decodeJSON(body)
-	if !ok {
+	decoded, err := hub.ReadJSON(body, hub.NumbersAsWritten) // numbers kept as written: no two hash alike by rounding
+	if err != nil {
 		p.DedupKey = hub.CanonicalHashOf(map[string]any{"event": p.EventName, "raw": hub.RawHash(body)})
 		return p, provider.Unrecognized("body is not valid JSON")
 	}
-	p, err := parse(p, body, decoded)
+	p, err = parse(p, decoded)
 	// The event name (derived from the body when no header gave it) is part
 	// of the key: the automatic and the manual webhook may have equal bodies.
 	p.DedupKey = hub.CanonicalHashOf(map[string]any{"event": p.EventName, "body": decoded})
 	return p, err
 }
 
-// parse reads a JSON body, decoded as decodeJSON does; p holds the event
-// name the request gave. An identification or document-expiration webhook,
-// nearly every one, is read from decoded: the body is parsed once.
-func parse(p hub.Parsed, body []byte, decoded any) (hub.Parsed, error) {
+// parse reads a JSON body; p holds the event name the request gave. The
+// body is read once: the fields are taken from decoded, and the dedup hash
+// is written from it.
+func parse(p hub.Parsed, decoded hub.JSON) (hub.Parsed, error) {
 	event := canonicalEvent(p.EventName)
 	switch event {
 	case EventAgeEstimation:
@@ -120,23 +118,9 @@ func (cb *callback) documentExpiration(p hub.Parsed) (hub.Parsed, error) {
 	return p, nil
 }
 
-// decodeJSON decodes body, which must be one JSON value, keeping numbers as
-// they are written so that no two values hash alike by rounding.
-func decodeJSON(body []byte) (v any, ok bool) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil {
-		return nil, false
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, false
-	}
-	return v, true
-}
-
 // ageEstimation maps an AGE_ESTIMATION webhook to an applicant.age_estimated
 // event.
-func ageEstimation(p hub.Parsed, decoded any) (hub.Parsed, error) {
+func ageEstimation(p hub.Parsed, decoded hub.JSON) (hub.Parsed, error) {
 	var w struct {
 		ScanRef, ClientID, Status, Outcome, Verdict, OccurredAt text
 		EstimatedAge, Confidence                                *float64
@@ -170,7 +154,7 @@ func ageEstimation(p hub.Parsed, decoded any) (hub.Parsed, error) {
 // facialAuthentication maps a FACIAL_AUTHENTICATION webhook to an
 // applicant.face_authentication_ended event: it succeeded when it names no
 // failReason. The face photo link and the IP address are left out.
-func facialAuthentication(p hub.Parsed, decoded any) (hub.Parsed, error) {
+func facialAuthentication(p hub.Parsed, decoded hub.JSON) (hub.Parsed, error) {
 	var w struct {
 		Token, Type, Method, FailReason text
 		RiskTags                        tags
@@ -329,10 +313,9 @@ func jsonKind(v string) string {
 	}
 }
 
-// callbackOf reads a callback from a body decoded as decodeJSON does, as
-// json.Unmarshal into a callback would (names matched exactly, or else
-// without regard to case), so that the body is not parsed a second time.
-func callbackOf(v any) (callback, error) {
+// callbackOf reads a callback from a body as json.Unmarshal into a callback
+// would (names matched exactly, or else without regard to case).
+func callbackOf(v hub.JSON) (callback, error) {
 	var cb callback
 	r, err := objectReader(v)
 	if err != nil {
@@ -344,17 +327,17 @@ func callbackOf(v any) (callback, error) {
 	r.read("finishTime", cb.FinishTime.set)
 	r.read("expirationThreshold", cb.ExpirationThreshold.set)
 	r.read("documentExpiration", cb.DocumentExpiration.set)
-	r.read("status", func(v any, path string) error {
-		if v == nil {
+	r.read("status", func(v hub.JSON, path string) error {
+		switch v.Kind() {
+		case hub.JSONNull:
 			cb.Status = nil
 			return nil
-		}
-		m, ok := v.(map[string]any)
-		if !ok {
+		case hub.JSONObject:
+		default:
 			return typeError(v, reflect.TypeFor[statusBlock](), path)
 		}
 		st := &statusBlock{}
-		sr := &fieldReader{m: m, path: path + "."}
+		sr := &fieldReader{v: v, path: path + "."}
 		sr.read("overall", st.Overall.set)
 		sr.read("fraudTags", st.FraudTags.set)
 		sr.read("mismatchTags", st.MismatchTags.set)
@@ -373,21 +356,20 @@ func callbackOf(v any) (callback, error) {
 // objectReader returns a reader of the fields of v, a decoded body; null has
 // none, and anything but an object is an error (as for json.Unmarshal into a
 // struct).
-func objectReader(v any) (*fieldReader, error) {
-	m, ok := v.(map[string]any)
-	if !ok && v != nil {
+func objectReader(v hub.JSON) (*fieldReader, error) {
+	if k := v.Kind(); k != hub.JSONObject && k != hub.JSONNull {
 		return nil, typeError(v, reflect.TypeFor[map[string]any](), "")
 	}
-	return &fieldReader{m: m}, nil
+	return &fieldReader{v: v}, nil
 }
 
 // number returns a setter of *f from a decoded number; null is nil.
-func number(f **float64) func(v any, path string) error {
-	return func(v any, path string) error {
+func number(f **float64) func(v hub.JSON, path string) error {
+	return func(v hub.JSON, path string) error {
 		*f = nil
-		switch n := v.(type) {
-		case nil:
-		case json.Number:
+		switch n, _ := v.Number(); v.Kind() {
+		case hub.JSONNull:
+		case hub.JSONNumber:
 			x, err := n.Float64()
 			if err != nil {
 				return typeError(v, reflect.TypeFor[float64](), path)
@@ -400,29 +382,21 @@ func number(f **float64) func(v any, path string) error {
 	}
 }
 
-// fieldReader reads the fields of a decoded object and keeps the first
-// error.
+// fieldReader reads the fields of an object (or of null, which has none)
+// and keeps the first error.
 type fieldReader struct {
-	m    map[string]any
+	v    hub.JSON
 	path string // of the object, with a trailing dot
 	err  error
 }
 
-// read calls set with the value of field name, if the object has it.
-func (r *fieldReader) read(name string, set func(v any, path string) error) {
+// read calls set with the value of field name, if the object has it: the
+// last one named exactly name, else the last one named so in another case.
+func (r *fieldReader) read(name string, set func(v hub.JSON, path string) error) {
 	if r.err != nil {
 		return
 	}
-	v, ok := r.m[name]
-	if !ok {
-		for k, kv := range r.m {
-			if strings.EqualFold(k, name) {
-				v, ok = kv, true
-				break
-			}
-		}
-	}
-	if ok {
+	if v := r.v.FieldFold(name); v.Kind() != hub.JSONAbsent {
 		r.err = set(v, r.path+name)
 	}
 }
@@ -430,15 +404,17 @@ func (r *fieldReader) read(name string, set func(v any, path string) error) {
 // text is a JSON string, or a number kept as written; null is "".
 type text string
 
-// set reads t from a decoded value; path names it in errors.
-func (t *text) set(v any, path string) error {
-	switch v := v.(type) {
-	case nil:
+// set reads t from a value; path names it in errors.
+func (t *text) set(v hub.JSON, path string) error {
+	switch v.Kind() {
+	case hub.JSONNull:
 		*t = ""
-	case string:
-		*t = text(v)
-	case json.Number:
-		*t = text(v)
+	case hub.JSONString:
+		s, _ := v.Str()
+		*t = text(s)
+	case hub.JSONNumber:
+		n, _ := v.Number()
+		*t = text(n)
 	default:
 		return typeError(v, reflect.TypeFor[string](), path)
 	}
@@ -449,16 +425,18 @@ func (t *text) set(v any, path string) error {
 // sent; null counts as not sent.
 type flag struct{ sent, v bool }
 
-// set reads f from a decoded value; path names it in errors.
-func (f *flag) set(v any, path string) error {
+// set reads f from a value; path names it in errors.
+func (f *flag) set(v hub.JSON, path string) error {
 	s := ""
-	switch v := v.(type) {
-	case nil:
+	switch v.Kind() {
+	case hub.JSONNull:
 		s = "null"
-	case bool:
-		s = strconv.FormatBool(v)
-	case string:
-		s = strings.ToLower(strings.TrimSpace(v))
+	case hub.JSONBool:
+		b, _ := v.Bool()
+		s = strconv.FormatBool(b)
+	case hub.JSONString:
+		str, _ := v.Str()
+		s = strings.ToLower(strings.TrimSpace(str))
 	}
 	switch s {
 	case "null":
@@ -477,14 +455,13 @@ func (f *flag) set(v any, path string) error {
 // timestamp, not the callback.
 type unixTime struct{ time.Time }
 
-// set reads u from a decoded value; it never fails.
-func (u *unixTime) set(v any, _ string) error {
+// set reads u from a value; it never fails.
+func (u *unixTime) set(v hub.JSON, _ string) error {
 	u.Time = time.Time{}
-	switch v := v.(type) {
-	case string:
-		u.Time = provider.ParseTime(v)
-	case json.Number:
-		u.Time = provider.UnixTime(string(v))
+	if s, ok := v.Str(); ok {
+		u.Time = provider.ParseTime(s)
+	} else if n, ok := v.Number(); ok {
+		u.Time = provider.UnixTime(string(n))
 	}
 	return nil
 }
@@ -493,18 +470,16 @@ func (u *unixTime) set(v any, _ string) error {
 // strings nor numbers are skipped), a single string, or null.
 type tags []string
 
-// set reads ts from a decoded value; it never fails.
-func (ts *tags) set(v any, _ string) error {
+// set reads ts from a value; it never fails.
+func (ts *tags) set(v hub.JSON, _ string) error {
 	*ts = nil
-	switch v := v.(type) {
-	case string:
-		*ts = tags{v}
-	case []any:
-		for _, it := range v {
-			var s text
-			if s.set(it, "") == nil && s != "" {
-				*ts = append(*ts, string(s))
-			}
+	if s, ok := v.Str(); ok {
+		*ts = tags{s}
+	}
+	for it := range v.Elems {
+		var s text
+		if s.set(it, "") == nil && s != "" {
+			*ts = append(*ts, string(s))
 		}
 	}
 	return nil
@@ -512,16 +487,16 @@ func (ts *tags) set(v any, _ string) error {
 
 // typeError is the error for a value of the wrong JSON type at path: the
 // one json.Unmarshal would give, which describe renders.
-func typeError(v any, t reflect.Type, path string) error {
+func typeError(v hub.JSON, t reflect.Type, path string) error {
 	var kind string
-	switch v.(type) {
-	case map[string]any:
+	switch v.Kind() {
+	case hub.JSONObject:
 		kind = "object"
-	case []any:
+	case hub.JSONArray:
 		kind = "array"
-	case bool:
+	case hub.JSONBool:
 		kind = "bool"
-	case string:
+	case hub.JSONString:
 		kind = "string"
 	default:
 		kind = "number"
