@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -91,23 +90,23 @@ func integrityMessage(body []byte) []byte {
 // always the raw body unchanged.
 func (Provider) Parse(_ http.Header, body []byte) (hub.Parsed, error) {
 	parsed := hub.Parsed{Body: body}
-	var v any
-	if err := json.Unmarshal(body, &v); err != nil {
+	// Numbers as float64, as the dedup keys already stored were hashed.
+	m, err := hub.ReadJSON(body, hub.NumbersAsFloat64)
+	if err != nil {
 		parsed.DedupKey = hub.RawHash(body)
 		return parsed, provider.Unrecognized("body is not valid JSON")
 	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		parsed.DedupKey = hub.CanonicalHashOf(v)
+	if m.Kind() != hub.JSONObject {
+		parsed.DedupKey = hub.CanonicalHashOf(m)
 		return parsed, provider.Unrecognized("body is not a JSON object")
 	}
 
-	typ, _ := m["type"].(string)
+	typ, _ := m.Field("type").Str()
 	parsed.EventName = typ
-	if rid, _ := m["request_id"].(string); strings.TrimSpace(rid) != "" {
+	if rid, _ := m.Field("request_id").Str(); strings.TrimSpace(rid) != "" {
 		parsed.DedupKey = "request_id:" + rid
 	} else {
-		parsed.DedupKey = hub.CanonicalHashOf(v)
+		parsed.DedupKey = hub.CanonicalHashOf(m)
 	}
 
 	switch typ {
@@ -118,7 +117,7 @@ func (Provider) Parse(_ http.Header, body []byte) (hub.Parsed, error) {
 		return parsed, provider.Unrecognized("unknown type %.64q", typ)
 	}
 
-	applicant, _ := m["applicant"].(map[string]any)
+	applicant := m.Field("applicant") // read only when an object: Field finds nothing in anything else
 	ref, former, err := refs(m, applicant)
 	if err != nil {
 		return parsed, provider.Unrecognized("%s %s", typ, hub.ErrorMessage(err))
@@ -130,16 +129,16 @@ func (Provider) Parse(_ http.Header, body []byte) (hub.Parsed, error) {
 		Kind:            hub.KindKYC,
 		ApplicantRef:    applicantRef(m, applicant),
 		Reasons:         reasons(m, applicant),
-		AttemptsLeft:    attemptsLeft(m["verification_attempts_left"]),
+		AttemptsLeft:    attemptsLeft(m.Field("verification_attempts_left")),
 		ProviderEvent:   typ,
 	}
-	if t, _ := applicant["type"].(string); strings.EqualFold(strings.TrimSpace(t), "COMPANY") {
+	if t, _ := applicant.Field("type").Str(); strings.EqualFold(strings.TrimSpace(t), "COMPANY") {
 		obs.Kind = hub.KindKYB
 	}
 
 	switch typ {
 	case EventVerificationStatusChanged:
-		s, _ := m["verification_status"].(string)
+		s, _ := m.Field("verification_status").Str()
 		switch s {
 		case "unused", "pending", "completed":
 			obs.Status, obs.Final = hub.StatusPending, false
@@ -147,10 +146,10 @@ func (Provider) Parse(_ http.Header, body []byte) (hub.Parsed, error) {
 			return parsed, provider.Unrecognized("%s with unknown verification_status %.64q", typ, s)
 		}
 	case EventVerificationCompleted:
-		verified, ok := verifiedOf(m["verified"])
+		verified, ok := verifiedOf(m.Field("verified"))
 		switch {
 		case !ok:
-			return parsed, provider.Unrecognized("%s with verified %s: want true, false or null", typ, jsonExcerpt(m["verified"]))
+			return parsed, provider.Unrecognized("%s with verified %s: want true, false or null", typ, jsonExcerpt(m.Field("verified")))
 		case verified == nil:
 			obs.Status, obs.Final = hub.StatusPending, false
 		case *verified:
@@ -175,15 +174,15 @@ const ApplicantRefPrefix = "applicant:"
 // verification may be stored while its id was null; or, while it is null,
 // the applicant's reference alone. Without either it returns an error that
 // says so.
-func refs(m, applicant map[string]any) (ref, former string, err error) {
-	id, _ := m["applicant_id"].(string)
+func refs(m, applicant hub.JSON) (ref, former string, err error) {
+	id, _ := m.Field("applicant_id").Str()
 	if strings.TrimSpace(id) == "" {
-		id, _ = applicant["applicant_id"].(string)
+		id, _ = applicant.Field("applicant_id").Str()
 	}
 	if strings.TrimSpace(id) != "" {
 		former = ApplicantRefPrefix + id
 	}
-	switch ref, _ = m["verification_id"].(string); {
+	switch ref, _ = m.Field("verification_id").Str(); {
 	case strings.TrimSpace(ref) != "":
 		return ref, former, nil
 	case former != "":
@@ -194,24 +193,25 @@ func refs(m, applicant map[string]any) (ref, former string, err error) {
 
 // applicantRef returns the company's own user id: the top-level
 // external_applicant_id, else the applicant's.
-func applicantRef(m, applicant map[string]any) string {
-	if s, _ := m["external_applicant_id"].(string); s != "" {
+func applicantRef(m, applicant hub.JSON) string {
+	if s, _ := m.Field("external_applicant_id").Str(); s != "" {
 		return s
 	}
-	s, _ := applicant["external_applicant_id"].(string)
+	s, _ := applicant.Field("external_applicant_id").Str()
 	return s
 }
 
 // attemptsLeft reads verification_attempts_left: a non-negative integer, or
 // a string holding one. Anything else, null included ("not limited"), is
 // nil.
-func attemptsLeft(v any) *int {
+func attemptsLeft(v hub.JSON) *int {
 	var n float64
-	switch v := v.(type) {
-	case float64:
-		n = v
-	case string:
-		i, err := strconv.Atoi(strings.TrimSpace(v))
+	switch v.Kind() {
+	case hub.JSONNumber:
+		n = v.Any().(float64)
+	case hub.JSONString:
+		s, _ := v.Str()
+		i, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil {
 			return nil
 		}
@@ -229,14 +229,16 @@ func attemptsLeft(v any) *int {
 // verifiedOf reads VERIFICATION_COMPLETED's verified: a JSON boolean, the
 // strings "true" or "false" in any case, or null (absent alike). ok is false
 // for anything else.
-func verifiedOf(v any) (verified *bool, ok bool) {
-	switch v := v.(type) {
-	case nil:
+func verifiedOf(v hub.JSON) (verified *bool, ok bool) {
+	switch v.Kind() {
+	case hub.JSONAbsent, hub.JSONNull:
 		return nil, true
-	case bool:
-		return &v, true
-	case string:
-		switch strings.ToLower(strings.TrimSpace(v)) {
+	case hub.JSONBool:
+		b, _ := v.Bool()
+		return &b, true
+	case hub.JSONString:
+		s, _ := v.Str()
+		switch strings.ToLower(strings.TrimSpace(s)) {
 		case "true":
 			b := true
 			return &b, true
@@ -250,36 +252,30 @@ func verifiedOf(v any) (verified *bool, ok bool) {
 
 // reasons collects the decline_reasons of every part under verifications, in
 // part-name order, then the applicant's, de-duplicated in first-seen order.
-func reasons(m, applicant map[string]any) []string {
+func reasons(m, applicant hub.JSON) []string {
 	var out []string
 	seen := map[string]bool{}
-	add := func(list any) {
-		items, ok := list.([]any)
-		if !ok {
-			items = []any{list} // a lone reason instead of a list
-		}
-		for _, item := range items {
-			r := reasonText(item)
-			if strings.TrimSpace(r) == "" || seen[r] {
-				continue
-			}
+	addOne := func(item hub.JSON) {
+		if r := reasonText(item); strings.TrimSpace(r) != "" && !seen[r] {
 			seen[r] = true
 			out = append(out, r)
 		}
 	}
-	if parts, ok := m["verifications"].(map[string]any); ok {
-		names := make([]string, 0, len(parts))
-		for name := range parts {
-			names = append(names, name)
+	add := func(list hub.JSON) {
+		if list.Kind() != hub.JSONArray {
+			addOne(list) // a lone reason instead of a list
 		}
-		sort.Strings(names)
-		for _, name := range names {
-			if part, ok := parts[name].(map[string]any); ok {
-				add(part["decline_reasons"])
-			}
+		for item := range list.Elems {
+			addOne(item)
 		}
 	}
-	add(applicant["decline_reasons"])
+	parts := m.Field("verifications")
+	for _, name := range parts.Names() {
+		if part := parts.Field(name); part.Kind() == hub.JSONObject {
+			add(part.Field("decline_reasons"))
+		}
+	}
+	add(applicant.Field("decline_reasons"))
 	return out
 }
 
@@ -290,26 +286,27 @@ var reasonFields = []string{"name", "code", "reason", "title", "description", "t
 // reasonText renders one decline reason: a string as sent; an object by its
 // first non-empty string field of reasonFields, else its compact JSON; null
 // as nothing; anything else as its JSON.
-func reasonText(v any) string {
-	switch v := v.(type) {
-	case nil:
+func reasonText(v hub.JSON) string {
+	switch v.Kind() {
+	case hub.JSONAbsent, hub.JSONNull:
 		return ""
-	case string:
-		return v
-	case map[string]any:
+	case hub.JSONString:
+		s, _ := v.Str()
+		return s
+	case hub.JSONObject:
 		for _, f := range reasonFields {
-			if s, _ := v[f].(string); strings.TrimSpace(s) != "" {
+			if s, _ := v.Field(f).Str(); strings.TrimSpace(s) != "" {
 				return s
 			}
 		}
 	}
-	b, _ := json.Marshal(v)
+	b, _ := json.Marshal(v.Any())
 	return string(b)
 }
 
-// jsonExcerpt renders a decoded value for an error message, shortened to
-// 64 characters.
-func jsonExcerpt(v any) string {
-	b, _ := json.Marshal(v)
+// jsonExcerpt renders a value for an error message, shortened to 64
+// characters.
+func jsonExcerpt(v hub.JSON) string {
+	b, _ := json.Marshal(v.Any())
 	return fmt.Sprintf("%.64s", b)
 }

@@ -61,16 +61,17 @@ func (Provider) Poll(ctx context.Context, r provider.PollRequest) (hub.Parsed, e
 	}
 	body, _ := json.Marshal(a)
 	parsed := hub.Parsed{EventName: VerificationAPI, Body: body}
-	verified, ok := verifiedOf(a.Verified)
+	ans, _ := hub.ReadJSON(body, hub.NumbersAsFloat64) // just encoded: read as a callback is
+	verified, ok := verifiedOf(ans.Field("verified"))
 	if !ok {
-		return parsed, provider.Unrecognized("the verification API answered verified %s", jsonExcerpt(a.Verified))
+		return parsed, provider.Unrecognized("the verification API answered verified %s", jsonExcerpt(ans.Field("verified")))
 	}
 	o := hub.Observation{
 		VerificationKey: hub.VerificationKey{ProviderRef: v.ProviderRef, Level: v.Level},
 		Provider:        hub.ProviderKYCAID,
 		Kind:            v.Kind,
-		Reasons:         reasons(map[string]any{"verifications": a.Verifications}, nil),
-		AttemptsLeft:    attemptsLeft(a.AttemptsLeft),
+		Reasons:         reasons(ans, hub.JSON{}),
+		AttemptsLeft:    attemptsLeft(ans.Field("verification_attempts_left")),
 		ProviderEvent:   VerificationAPI,
 	}
 	switch {
