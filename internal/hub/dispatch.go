@@ -116,6 +116,12 @@ type DispatchEnded struct {
 	Error      string `json:"error,omitempty"`
 }
 
+// RaisesEvent reports whether d ended failed or expired, which raises an
+// event (see EndedEvent).
+func (d Dispatch) RaisesEvent() bool {
+	return d.Status == DispatchFailed || d.Status == DispatchExpired
+}
+
 // EndedEvent returns the event that d's final status raises, created at at
 // with id, or ok false when d ended sent (or is not final).
 func (d Dispatch) EndedEvent(id string, at time.Time) (ev Event, ok bool) {

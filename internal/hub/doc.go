@@ -10,8 +10,12 @@
 // status Observations of a verification, and zero or more other events
 // (an OTP to send, a video call update ...). The ingest package hands all of
 // it to Store.Ingest, which in one durable transaction stores the message,
-// runs every observation through Apply (the ordering rules of SPEC section 5)
-// and records the events that result. Only then does the provider get its 2xx.
+// reads the verifications it observes and the enabled endpoints, and writes
+// what PlanIngest makes of them: every observation run through Apply (the
+// ordering rules of SPEC section 5), the events that result and their
+// deliveries. Only then does the provider get its 2xx. The logic is here,
+// once; a store only reads, locks and writes, each with its own SQL and
+// commit strategy.
 //
 // This package imports nothing but the standard library, so that every other
 // package can speak in its terms without importing one another.

@@ -13,40 +13,14 @@ import (
 	"github.com/verihook/verihook/internal/hub"
 )
 
-// enqueue creates, inside Ingest's transaction, a pending delivery due at at
-// for every event and every enabled endpoint that Matches it, and returns
-// how many it created.
-func (s *Store) enqueue(tx *wtx, events []hub.Event, at time.Time) (int, error) {
-	if len(events) == 0 {
-		return 0, nil
-	}
-	eps, err := s.enabledEndpoints(tx)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, ev := range events {
-		for i := range eps {
-			if !eps[i].Matches(ev) {
-				continue
-			}
-			if err := s.insertDelivery(tx, eps[i].ID, ev, at); err != nil {
-				return 0, err
-			}
-			n++
+// insertDeliveries creates pending deliveries (see hub.NewDelivery).
+func (s *Store) insertDeliveries(tx *wtx, ds []hub.NewDelivery) error {
+	for _, d := range ds {
+		ev, at := d.Event, toNanos(d.At)
+		if _, err := tx.execStmt(s.q.insertDelivery,
+			d.ID, d.EndpointID, ev.ID, ev.Type, ev.Source, nullString(ev.VerificationID), at, at, at); err != nil {
+			return fmt.Errorf("insert delivery of %s to %s: %w", ev.ID, d.EndpointID, err)
 		}
-	}
-	return n, nil
-}
-
-// insertDelivery creates a pending delivery of ev to endpointID, created and
-// due at at.
-func (s *Store) insertDelivery(tx *wtx, endpointID string, ev hub.Event, at time.Time) error {
-	_, err := tx.execStmt(s.q.insertDelivery,
-		hub.NewID("dlv", at), endpointID, ev.ID, ev.Type, ev.Source, nullString(ev.VerificationID),
-		toNanos(at), toNanos(at), toNanos(at))
-	if err != nil {
-		return fmt.Errorf("insert delivery of %s to %s: %w", ev.ID, endpointID, err)
 	}
 	return nil
 }
@@ -493,7 +467,6 @@ func (s *Store) Replay(ctx context.Context, r hub.Replay) (int, error) {
 				return fmt.Errorf("load endpoint: %w", err)
 			}
 			ep := se.Endpoint
-			ep.Enabled = true // Replay ignores Enabled: the operator asked for these events
 			type event struct {
 				hub.Event
 				rowid int64
@@ -527,7 +500,10 @@ func (s *Store) Replay(ctx context.Context, r hub.Replay) (int, error) {
 			if err := rows.Err(); err != nil {
 				return fmt.Errorf("find events: %w", err)
 			}
-			for _, e := range events {
+			had := make(map[string]bool, len(events))
+			evs := make([]hub.Event, len(events))
+			for i, e := range events {
+				evs[i] = e.Event
 				res, err := tx.exec(`UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?,
 						lease = NULL, lease_until = NULL, updated_at = ?
 					WHERE endpoint_id = ? AND event_id = ? AND (? = '' OR status = ?)`,
@@ -539,16 +515,16 @@ func (s *Store) Replay(ctx context.Context, r hub.Replay) (int, error) {
 				if err != nil {
 					return err
 				}
-				// Without a status filter every existing delivery was reset,
-				// so none affected means none exists.
-				if k == 0 && r.Status == "" && ep.Matches(e.Event) {
-					if err := s.insertDelivery(tx, ep.ID, e.Event, now); err != nil {
-						return err
-					}
-					k = 1
-				}
+				had[e.ID] = k > 0
 				n += int(k)
 			}
+			// Without a status filter every existing delivery was reset, so
+			// an event whose delivery was not has none.
+			missing := r.Missing(ep, evs, func(id string) bool { return had[id] })
+			if err := s.insertDeliveries(tx, missing); err != nil {
+				return err
+			}
+			n += len(missing)
 			seen = len(events)
 			if seen > 0 {
 				afterAt, afterRow = toNanos(events[seen-1].CreatedAt), events[seen-1].rowid

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/verihook/verihook/internal/hub"
@@ -171,22 +172,22 @@ func (s *Store) RecordDispatch(ctx context.Context, r hub.DispatchRecord) error 
 		if err != nil {
 			return fmt.Errorf("update dispatch: %w", err)
 		}
-		return s.dispatchEnded(tx, d)
+		return s.dispatchesEnded(tx, []hub.Dispatch{d})
 	})
 }
 
-// dispatchEnded raises the event of a dispatch that ended failed or expired,
-// with its deliveries.
-func (s *Store) dispatchEnded(tx *wtx, d hub.Dispatch) error {
-	ev, ok := d.EndedEvent(hub.NewID("evt", d.UpdatedAt), d.UpdatedAt)
-	if !ok {
+// dispatchesEnded raises the events of dispatches that ended failed or
+// expired, with their deliveries.
+func (s *Store) dispatchesEnded(tx *wtx, ds []hub.Dispatch) error {
+	if !slices.ContainsFunc(ds, hub.Dispatch.RaisesEvent) {
 		return nil
 	}
-	if err := s.insertEvent(tx, ev); err != nil {
+	eps, err := s.enabledEndpoints(tx)
+	if err != nil {
 		return err
 	}
-	_, err := s.enqueue(tx, []hub.Event{ev}, d.UpdatedAt)
-	return err
+	p := hub.PlanDispatchesEnded(ds, eps)
+	return s.insertEvents(tx, p.Events, p.Deliveries)
 }
 
 // ExpireDispatches marks expired the pending dispatches whose deadline is at
@@ -225,12 +226,7 @@ func (s *Store) ExpireDispatches(ctx context.Context, now time.Time) ([]hub.Disp
 		if err := rows.Close(); err != nil {
 			return err
 		}
-		for _, d := range ended {
-			if err := s.dispatchEnded(tx, d); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.dispatchesEnded(tx, ended)
 	})
 	if err != nil {
 		return nil, err

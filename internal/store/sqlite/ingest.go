@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/verihook/verihook/internal/hub"
@@ -121,91 +122,83 @@ func (s *Store) ingestTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 }
 
 // applyTx applies the observations and events of r to its message, stored
-// already: Ingest's work after the insert, and Reprocess's.
+// already: Ingest's work after the insert, and Reprocess's. It reads what
+// hub.PlanIngest needs and writes the plan; the writer is the only one, so
+// nothing changes what it read before it commits.
 func (s *Store) applyTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 	m := r.m
-	now := s.now()
-	var events []hub.Event
-	versions := map[hub.VerificationKey]int{}
+	var st hub.IngestState
 	for i, o := range r.obs {
-		cur, err := scanVerification(tx.queryRowStmt(s.q.loadVerification, o.ProviderRef, o.Source, o.Level))
-		if errors.Is(err, sql.ErrNoRows) && o.FormerRef != "" {
-			cur, err = scanVerification(tx.queryRowStmt(s.q.loadVerification, o.FormerRef, o.Source, o.Level))
+		if i > 0 && slices.ContainsFunc(r.obs[:i], func(p hub.Observation) bool {
+			return p.VerificationKey == o.VerificationKey && p.FormerRef == o.FormerRef
+		}) {
+			continue
 		}
-		exists := err == nil
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		v, err := scanVerification(tx.queryRowStmt(s.q.loadVerification, o.ProviderRef, o.Source, o.Level))
+		if errors.Is(err, sql.ErrNoRows) && o.FormerRef != "" {
+			v, err = scanVerification(tx.queryRowStmt(s.q.loadVerification, o.FormerRef, o.Source, o.Level))
+		}
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
 			return hub.IngestResult{}, fmt.Errorf("load verification: %w", err)
 		}
-		next, outcome, changed := hub.Apply(cur, exists, o)
-		switch {
-		case !exists:
-			next.ID = hub.NewID("ver", now)
-			if err := s.insertVerification(tx, next); err != nil {
-				return hub.IngestResult{}, err
-			}
-		case outcome == hub.OutcomeApplied:
-			// Even without a change of state an applied observation may
-			// bring a newer provider timestamp.
-			if err := s.updateVerification(tx, next); err != nil {
-				return hub.IngestResult{}, err
-			}
-		}
-		versions[o.VerificationKey] = next.Version
-		obsID := o.ID
-		if obsID == "" {
-			obsID = hub.NewID("obs", now)
-		}
-		if _, err := tx.execStmt(s.q.insertObservation,
-			obsID, next.ID, o.MessageID, o.Source, o.Provider, o.ProviderRef, o.Level, string(o.Kind), o.ApplicantRef,
-			string(o.Status), boolInt(o.Final), r.reasons[i], nullInt(o.AttemptsLeft), toNullNanos(o.ProviderTime),
-			o.ProviderEvent, toNanos(o.ReceivedAt), string(outcome), next.Version,
-			boolInt(o.Current), boolInt(o.FinalIfNoAttempts), o.Origin); err != nil {
-			return hub.IngestResult{}, fmt.Errorf("insert observation: %w", err)
-		}
-		if changed {
-			var prev hub.Status
-			if exists {
-				prev = cur.Status
-			}
-			e := hub.UpdatedEvent(hub.NewID("evt", now), next, prev, o)
-			if err := s.insertEvent(tx, e); err != nil {
-				return hub.IngestResult{}, err
-			}
-			events = append(events, e)
-		}
+		st.Stored = append(st.Stored, v)
 	}
-	if key := m.CurrentKey(r.obs, versions); key != "" {
-		res, err := tx.execStmt(s.q.setCurrentKey, key, m.ID, m.SourceID)
+	if len(r.obs) > 0 || len(r.events) > 0 {
+		eps, err := s.enabledEndpoints(tx)
+		if err != nil {
+			return hub.IngestResult{}, err
+		}
+		st.Endpoints = eps
+	}
+	p := hub.PlanIngest(s.now(), hub.Ingest{Message: m, Observations: r.obs, Events: r.events}, st)
+	if p.CurrentKey != "" {
+		res, err := tx.execStmt(s.q.setCurrentKey, p.CurrentKey, m.ID, m.SourceID)
 		if err != nil {
 			return hub.IngestResult{}, fmt.Errorf("set dedup key: %w", err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
 			return hub.IngestResult{}, fmt.Errorf("set dedup key: %w", err)
 		} else if n == 0 {
-			// Applying it changed nothing since the stored copy: undo it all.
-			res, err := s.duplicate(tx, m.SourceID, key)
+			// Applying it changes nothing since the stored copy: undo the
+			// message's insert.
+			res, err := s.duplicate(tx, m.SourceID, p.CurrentKey)
 			if err != nil {
 				return hub.IngestResult{}, err
 			}
 			return res, errDuplicate
 		}
 	}
-	for _, e := range r.events {
-		if err := s.insertEvent(tx, e); err != nil {
+	for _, v := range p.Insert {
+		if err := s.insertVerification(tx, v); err != nil {
 			return hub.IngestResult{}, err
 		}
-		events = append(events, e)
+	}
+	for _, v := range p.Update {
+		if err := s.updateVerification(tx, v); err != nil {
+			return hub.IngestResult{}, err
+		}
+	}
+	for i, o := range p.Timeline {
+		if _, err := tx.execStmt(s.q.insertObservation,
+			o.ID, o.VerificationID, o.MessageID, o.Source, o.Provider, o.ProviderRef, o.Level, string(o.Kind), o.ApplicantRef,
+			string(o.Status), boolInt(o.Final), r.reasons[i], nullInt(o.AttemptsLeft), toNullNanos(o.ProviderTime),
+			o.ProviderEvent, toNanos(o.ReceivedAt), string(o.Outcome), o.Version,
+			boolInt(o.Current), boolInt(o.FinalIfNoAttempts), o.Origin); err != nil {
+			return hub.IngestResult{}, fmt.Errorf("insert observation: %w", err)
+		}
 	}
 	// The deliveries and dispatches commit with the events, so that an
 	// acknowledged message can never miss them.
-	n, err := s.enqueue(tx, events, m.ReceivedAt)
-	if err != nil {
+	if err := s.insertEvents(tx, p.Events, p.Deliveries); err != nil {
 		return hub.IngestResult{}, err
 	}
 	if err := s.insertDispatches(tx, r.dispatches); err != nil {
 		return hub.IngestResult{}, err
 	}
-	return hub.IngestResult{MessageID: m.ID, Events: events, Deliveries: n, Dispatches: len(r.dispatches)}, nil
+	return p.Result(m.ID, len(r.dispatches)), nil
 }
 
 // duplicate reports the message stored under key as the one a duplicate
@@ -239,14 +232,17 @@ func (s *Store) updateVerification(tx *wtx, v hub.Verification) error {
 	return nil
 }
 
-func (s *Store) insertEvent(tx *wtx, e hub.Event) error {
-	_, err := tx.execStmt(s.q.insertEvent,
-		e.ID, e.Type, toNanos(e.CreatedAt), e.Source, e.Provider, s.cipher.Seal(e.Data, hub.SealedEventData, e.ID),
-		nullString(e.MessageID), nullString(e.VerificationID))
-	if err != nil {
-		return fmt.Errorf("insert event %s: %w", e.ID, err)
+// insertEvents stores events, their data sealed, and then deliveries.
+func (s *Store) insertEvents(tx *wtx, events []hub.Event, deliveries []hub.NewDelivery) error {
+	for _, e := range events {
+		_, err := tx.execStmt(s.q.insertEvent,
+			e.ID, e.Type, toNanos(e.CreatedAt), e.Source, e.Provider, s.cipher.Seal(e.Data, hub.SealedEventData, e.ID),
+			nullString(e.MessageID), nullString(e.VerificationID))
+		if err != nil {
+			return fmt.Errorf("insert event %s: %w", e.ID, err)
+		}
 	}
-	return nil
+	return s.insertDeliveries(tx, deliveries)
 }
 
 // RecordRejection stores an audit row for a refused request: status
