@@ -456,7 +456,10 @@ func (s *Store) Replay(ctx context.Context, r hub.Replay) (int, error) {
 	chunk := cmp.Or(s.replayChunk, replayChunk)
 	total := 0
 	for {
-		var n, seen int
+		var (
+			n, seen         int
+			nextAt, nextRow int64 // the keyset after this chunk, set by fn: see Store.commit
+		)
 		err := s.write(ctx, "replay", func(tx *wtx) error {
 			n, seen = 0, 0
 			se, err := scanEndpoint(tx.queryRowStmt(s.q.claimEndpoint, r.EndpointID))
@@ -527,12 +530,15 @@ func (s *Store) Replay(ctx context.Context, r hub.Replay) (int, error) {
 			n += len(missing)
 			seen = len(events)
 			if seen > 0 {
-				afterAt, afterRow = toNanos(events[seen-1].CreatedAt), events[seen-1].rowid
+				nextAt, nextRow = toNanos(events[seen-1].CreatedAt), events[seen-1].rowid
 			}
 			return nil
 		})
 		if err != nil {
 			return total, err
+		}
+		if seen > 0 {
+			afterAt, afterRow = nextAt, nextRow
 		}
 		total += n
 		if seen < chunk {

@@ -63,8 +63,9 @@ type Store struct {
 	replayChunk int
 
 	// batches and writes count committed transactions and the writes they
-	// held, for tests and benchmarks.
-	batches, writes atomic.Int64
+	// held, and retried the batches run again under savepoints (see
+	// commit), for tests and benchmarks.
+	batches, writes, retried atomic.Int64
 }
 
 var _ hub.Store = (*Store)(nil)

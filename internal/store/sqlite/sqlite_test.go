@@ -388,6 +388,16 @@ func TestBatchIsolation(t *testing.T) {
 	// behind.
 	good2 := testIngest("src", "k2", "scan-2", []byte(`{"n":4}`))
 
+	// A batch in which every request succeeds commits at the first run,
+	// without savepoints.
+	ok1, okRes1 := request(t, s, ctx, testIngest("src", "k7", "scan-7", nil))
+	ok2, okRes2 := request(t, s, ctx, testIngest("src", "k8", "scan-8", nil))
+	if errs := s.commit([]*writeReq{ok1, ok2}); errs[0] != nil || errs[1] != nil || okRes1.MessageID == "" ||
+		okRes2.MessageID == "" || s.retried.Load() != 0 {
+		t.Fatalf("a batch of good requests: %v, results %+v %+v, %d retried; want both stored at once", errs, okRes1,
+			okRes2, s.retried.Load())
+	}
+
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	r1, res1 := request(t, s, ctx, good1)
@@ -398,6 +408,9 @@ func TestBatchIsolation(t *testing.T) {
 
 	if errs[0] != nil || errs[4] != nil {
 		t.Fatalf("good requests failed: %v, %v", errs[0], errs[4])
+	}
+	if n := s.retried.Load(); n != 1 {
+		t.Errorf("%d batches run again under savepoints, want 1", n)
 	}
 	if code := hub.ErrorCode(fail("ingest", errs[1])); code != hub.ECONFLICT {
 		t.Errorf("bad request: %v (code %s), want a conflict", errs[1], code)
