@@ -14,30 +14,17 @@ import (
 	"github.com/verihook/verihook/internal/hub"
 )
 
-// newDeliveries collects the pending deliveries that one transaction
-// creates, all created and due at one time, for insertDeliveriesSQL: one
-// statement for them all, however many events and endpoints.
-type newDeliveries struct {
-	ids, endpoints, events, types, sources []string
-	verifications                          []*string
-}
-
-// add adds a delivery of ev to endpointID, created and due at at.
-func (d *newDeliveries) add(endpointID string, ev hub.Event, at time.Time) {
-	d.ids = append(d.ids, hub.NewID("dlv", at))
-	d.endpoints = append(d.endpoints, endpointID)
-	d.events = append(d.events, ev.ID)
-	d.types = append(d.types, ev.Type)
-	d.sources = append(d.sources, ev.Source)
-	d.verifications = append(d.verifications, nullString(ev.VerificationID))
-}
-
-func (d *newDeliveries) len() int { return len(d.ids) }
-
-// args returns insertDeliveriesSQL's arguments, for deliveries created and
-// due at at.
-func (d *newDeliveries) args(at time.Time) []any {
-	return []any{d.ids, d.endpoints, d.events, d.types, d.sources, d.verifications, ts(at)}
+// deliveryArgs returns insertDeliveriesSQL's arguments for ds, which are
+// all created and due at one time (that of the first).
+func deliveryArgs(ds []hub.NewDelivery) []any {
+	ids, endpoints, events, types, sources := make([]string, len(ds)), make([]string, len(ds)),
+		make([]string, len(ds)), make([]string, len(ds)), make([]string, len(ds))
+	verifications := make([]*string, len(ds))
+	for i, d := range ds {
+		ids[i], endpoints[i], events[i], types[i], sources[i] = d.ID, d.EndpointID, d.Event.ID, d.Event.Type, d.Event.Source
+		verifications[i] = nullString(d.Event.VerificationID)
+	}
+	return []any{ids, endpoints, events, types, sources, verifications, ts(ds[0].At)}
 }
 
 // insertDeliveriesSQL creates pending deliveries, created and due at $7, in
@@ -508,7 +495,6 @@ func (s *Store) Replay(ctx context.Context, r hub.Replay) (int, error) {
 				return fmt.Errorf("load endpoint: %w", err)
 			}
 			ep := se.Endpoint
-			ep.Enabled = true // Replay ignores Enabled: the operator asked for these events
 			// created_at >= afterAt (not since) starts the index range at
 			// the chunk, so that each chunk costs its own rows only.
 			rows, err := tx.Query(ctx, `SELECT id, type, source, verification_id, created_at FROM events
@@ -550,27 +536,21 @@ func (s *Store) Replay(ctx context.Context, r hub.Replay) (int, error) {
 				return fmt.Errorf("reset deliveries: %w", err)
 			}
 			n = len(reset)
-			if r.Status != "" {
-				return nil
-			}
 			// Without a status filter every existing delivery was reset, so
 			// an event whose delivery was not has none.
 			had := make(map[string]bool, len(reset))
 			for _, id := range reset {
 				had[id] = true
 			}
-			var missing []hub.Event
-			var verifs []string
-			for _, e := range events {
-				if !had[e.ID] && ep.Matches(e) {
-					missing = append(missing, e)
-					if e.VerificationID != "" {
-						verifs = append(verifs, e.VerificationID)
-					}
-				}
-			}
+			missing := r.Missing(ep, events, func(id string) bool { return had[id] })
 			if len(missing) == 0 {
 				return nil
+			}
+			var verifs []string
+			for _, d := range missing {
+				if d.Event.VerificationID != "" {
+					verifs = append(verifs, d.Event.VerificationID)
+				}
 			}
 			if ep.Ordered && len(verifs) > 0 {
 				// For the ordered rule, a delivery must not commit after a
@@ -582,11 +562,7 @@ func (s *Store) Replay(ctx context.Context, r hub.Replay) (int, error) {
 					return fmt.Errorf("lock verifications: %w", err)
 				}
 			}
-			var ds newDeliveries
-			for _, e := range missing {
-				ds.add(ep.ID, e, now)
-			}
-			if _, err := tx.Exec(ctx, insertDeliveriesSQL, ds.args(now)...); err != nil {
+			if _, err := tx.Exec(ctx, insertDeliveriesSQL, deliveryArgs(missing)...); err != nil {
 				return fmt.Errorf("insert deliveries: %w", err)
 			}
 			n += len(missing)

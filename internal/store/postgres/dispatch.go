@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -183,13 +184,7 @@ func (s *Store) RecordDispatch(ctx context.Context, r hub.DispatchRecord) error 
 // dispatchEnded raises the events of dispatches that ended failed or
 // expired, with their deliveries and a NOTIFY.
 func (s *Store) dispatchEnded(ctx context.Context, tx pgx.Tx, ds []hub.Dispatch) error {
-	var events []hub.Event
-	for _, d := range ds {
-		if ev, ok := d.EndedEvent(hub.NewID("evt", d.UpdatedAt), d.UpdatedAt); ok {
-			events = append(events, ev)
-		}
-	}
-	if len(events) == 0 {
+	if !slices.ContainsFunc(ds, hub.Dispatch.RaisesEvent) {
 		return nil
 	}
 	rows, err := tx.Query(ctx, enabledEndpointsSQL)
@@ -200,27 +195,13 @@ func (s *Store) dispatchEnded(ctx context.Context, tx pgx.Tx, ds []hub.Dispatch)
 	if err != nil {
 		return fmt.Errorf("load endpoints: %w", err)
 	}
-	var dls newDeliveries
-	for _, ev := range events {
-		if _, err := tx.Exec(ctx, insertEventSQL, ev.ID, ev.Type, ev.CreatedAt, ev.Source, ev.Provider,
-			s.cipher.Seal(ev.Data, hub.SealedEventData, ev.ID), nil, nil); err != nil {
-			return fmt.Errorf("insert event: %w", err)
-		}
-		for i := range eps {
-			if eps[i].Matches(ev) {
-				dls.add(eps[i].ID, ev, ev.CreatedAt)
-			}
-		}
+	p := hub.PlanDispatchesEnded(ds, eps)
+	b := &batch{}
+	s.queueEvents(b, p.Events, p.Deliveries)
+	if len(p.Deliveries) > 0 {
+		b.queue("notify", nil, `SELECT pg_notify($1, current_schema())`, notifyChannel)
 	}
-	if dls.len() == 0 {
-		return nil
-	}
-	// All of one transaction's events share one time: UpdatedAt of each.
-	if _, err := tx.Exec(ctx, insertDeliveriesSQL, dls.args(events[0].CreatedAt)...); err != nil {
-		return fmt.Errorf("insert deliveries: %w", err)
-	}
-	_, err = tx.Exec(ctx, `SELECT pg_notify($1, current_schema())`, notifyChannel)
-	return err
+	return runBatch(ctx, tx, b)
 }
 
 // ExpireDispatches marks expired the pending dispatches whose deadline is at

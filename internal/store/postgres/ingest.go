@@ -89,18 +89,6 @@ func (s *Store) prepareIngest(in hub.Ingest) (*ingestReq, error) {
 	return r, nil
 }
 
-// verificationState is what Ingest knows of one verification that its
-// message observes, while it holds the verification's row lock.
-type verificationState struct {
-	v hub.Verification
-	// createdBy is the index of the observation whose Apply created the
-	// verification in this transaction, or -1.
-	createdBy int
-	// dirty is set when an applied observation changed v after it was read
-	// or created: the row is updated before commit.
-	dirty bool
-}
-
 // errDuplicate makes the committer roll back to the savepoint of a
 // duplicate, which must change nothing; Ingest then reports the duplicate.
 var errDuplicate = errors.New("duplicate")
@@ -117,7 +105,9 @@ type ingestRun struct {
 	keys    []hub.VerificationKey
 	first   map[hub.VerificationKey]int
 	created []hub.Verification
-	states  map[hub.VerificationKey]*verificationState
+	// state is what hub.PlanIngest is given: the verifications locked, and
+	// the enabled endpoints.
+	state hub.IngestState
 	// A duplicate has dupID, the copy found in a neighbouring interval of a
 	// window, or dupKey, the key under which its copy is stored.
 	dupID, dupKey string
@@ -436,8 +426,7 @@ func (s *Store) queueLocks(b *batch, w *ingestRun) {
 	w.created = make([]hub.Verification, len(w.keys))
 	for i, k := range w.keys {
 		o := w.r.obs[w.first[k]]
-		v, _, _ := hub.Apply(hub.Verification{}, false, o)
-		v.ID = hub.NewID("ver", w.now)
+		v := hub.NewVerification(hub.NewID("ver", w.now), o)
 		w.created[i] = v
 		// A verification stored under the observation's FormerRef is the
 		// one observed (see hub.Observation): none is created beside it.
@@ -481,8 +470,7 @@ func (w *ingestRun) readLocks(br pgx.BatchResults) error {
 	} else if err != nil {
 		return fmt.Errorf("insert message: %w", err)
 	}
-	w.states = make(map[hub.VerificationKey]*verificationState, len(w.keys))
-	for i, k := range w.keys {
+	for i := range w.keys {
 		err := br.QueryRow().Scan(&id)
 		isNew := err == nil
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -500,98 +488,75 @@ func (w *ingestRun) readLocks(br pgx.BatchResults) error {
 			return fmt.Errorf("lock verification: %w", err)
 		}
 		if isNew {
-			w.states[k] = &verificationState{v: w.created[i], createdBy: w.first[k]}
+			w.state.Created = append(w.state.Created, w.created[i])
 		} else {
-			w.states[k] = &verificationState{v: v, createdBy: -1}
+			w.state.Stored = append(w.state.Stored, v)
 		}
 	}
 	return nil
 }
 
-// queueWrites applies w's observations and queues step 2 of runWave for w,
-// and sets w.res as if it commits. It returns the key w must take first if
-// it is deduplicated while current, or "".
+// queueWrites plans w's writes (see hub.PlanIngest) and queues step 2 of
+// runWave for w, and sets w.res as if it commits. It returns the key w must
+// take first if it is deduplicated while current, or "".
 func (s *Store) queueWrites(b *batch, w *ingestRun, eps []hub.Endpoint) string {
 	m := w.r.m
-	var events []hub.Event
-	for i, o := range w.r.obs {
-		st := w.states[o.VerificationKey]
-		var (
-			next    hub.Verification
-			outcome hub.Outcome
-			changed bool
-			prev    hub.Status
-		)
-		if st.createdBy == i {
-			next, outcome, changed = st.v, hub.OutcomeApplied, true
-		} else {
-			prev = st.v.Status
-			next, outcome, changed = hub.Apply(st.v, true, o)
-			if outcome == hub.OutcomeApplied {
-				// Even without a change of state an applied observation may
-				// bring a newer provider timestamp.
-				st.v, st.dirty = next, true
-			}
-		}
-		obsID := o.ID
-		if obsID == "" {
-			obsID = hub.NewID("obs", w.now)
-		}
+	w.state.Endpoints = eps
+	p := hub.PlanIngest(w.now, hub.Ingest{Message: m, Observations: w.r.obs, Events: w.r.events}, w.state)
+	for _, v := range p.Insert {
+		// Only when an observation finds its verification renamed by an
+		// earlier one of the message: every other one was created in step 1.
+		b.queue("insert verification", nil, `INSERT INTO verifications
+				(id, source, provider, provider_ref, level, applicant_ref, kind, status, final, version,
+				 reasons, attempts_left, provider_time, created_at, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			v.ID, v.Source, v.Provider, v.ProviderRef, v.Level, v.ApplicantRef, string(v.Kind), string(v.Status),
+			v.Final, v.Version, nonNil(v.Reasons), v.AttemptsLeft, nullTime(v.ProviderTime), v.CreatedAt, v.UpdatedAt)
+	}
+	for _, v := range p.Update {
+		b.queue("update verification", nil, `UPDATE verifications SET
+				provider_ref = $1, applicant_ref = $2, kind = $3, status = $4, final = $5, version = $6,
+				reasons = $7, attempts_left = $8, provider_time = $9, updated_at = $10
+			WHERE id = $11`,
+			v.ProviderRef, v.ApplicantRef, string(v.Kind), string(v.Status), v.Final, v.Version,
+			nonNil(v.Reasons), v.AttemptsLeft, nullTime(v.ProviderTime), v.UpdatedAt, v.ID)
+	}
+	for _, o := range p.Timeline {
 		b.queue("insert observation", nil, `INSERT INTO observations
 				(id, verification_id, message_id, source, provider, provider_ref, level, kind, applicant_ref,
 				 status, final, reasons, attempts_left, provider_time, provider_event, received_at, outcome, version,
 				 current_state, final_if_no_attempts, origin)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
-			obsID, next.ID, o.MessageID, o.Source, o.Provider, o.ProviderRef, o.Level, string(o.Kind), o.ApplicantRef,
+			o.ID, o.VerificationID, o.MessageID, o.Source, o.Provider, o.ProviderRef, o.Level, string(o.Kind), o.ApplicantRef,
 			string(o.Status), o.Final, o.Reasons, o.AttemptsLeft, nullTime(o.ProviderTime), o.ProviderEvent,
-			o.ReceivedAt, string(outcome), next.Version, o.Current, o.FinalIfNoAttempts, o.Origin)
-		if changed {
-			events = append(events, hub.UpdatedEvent(hub.NewID("evt", w.now), next, prev, o))
-		}
-	}
-	versions := make(map[hub.VerificationKey]int, len(w.keys))
-	for _, k := range w.keys {
-		st := w.states[k]
-		versions[k] = st.v.Version
-		if st.dirty {
-			v := st.v
-			b.queue("update verification", nil, `UPDATE verifications SET
-					provider_ref = $1, applicant_ref = $2, kind = $3, status = $4, final = $5, version = $6,
-					reasons = $7, attempts_left = $8, provider_time = $9, updated_at = $10
-				WHERE id = $11`,
-				v.ProviderRef, v.ApplicantRef, string(v.Kind), string(v.Status), v.Final, v.Version,
-				nonNil(v.Reasons), v.AttemptsLeft, nullTime(v.ProviderTime), v.UpdatedAt, v.ID)
-		}
-	}
-	events = append(events, w.r.events...)
-	for _, e := range events {
-		b.queue("insert event "+e.ID, nil, insertEventSQL,
-			e.ID, e.Type, e.CreatedAt, e.Source, e.Provider, s.cipher.Seal(e.Data, hub.SealedEventData, e.ID),
-			nullString(e.MessageID), nullString(e.VerificationID))
+			o.ReceivedAt, string(o.Outcome), o.Version, o.Current, o.FinalIfNoAttempts, o.Origin)
 	}
 	// The deliveries commit with the events, so that an acknowledged message
 	// can never miss its deliveries.
-	var ds newDeliveries
-	for _, e := range events {
-		for i := range eps {
-			if eps[i].Matches(e) {
-				ds.add(eps[i].ID, e, m.ReceivedAt)
-			}
-		}
-	}
+	s.queueEvents(b, p.Events, p.Deliveries)
 	if !w.r.reprocess && m.Origin == hub.OriginCallback {
 		// The dashboard counts what arrived on the ingest endpoint: a
 		// poll's answer is not traffic, a reprocessed message was counted.
 		b.queue("count", nil, countSQL, minute(m.ReceivedAt), string(m.Status), "", 0)
 	}
-	if ds.len() > 0 {
-		b.queue("insert deliveries", nil, insertDeliveriesSQL, ds.args(m.ReceivedAt)...)
-	}
 	for _, x := range w.r.dispatches {
 		b.queue("insert dispatch", nil, insertDispatchSQL, x.args()...)
 	}
-	w.res = hub.IngestResult{MessageID: m.ID, Events: events, Deliveries: ds.len(), Dispatches: len(w.r.dispatches)}
-	return m.CurrentKey(w.r.obs, versions)
+	w.res = p.Result(m.ID, len(w.r.dispatches))
+	return p.CurrentKey
+}
+
+// queueEvents queues the inserts of events, their data sealed, and of
+// deliveries, all created at one time, in one statement.
+func (s *Store) queueEvents(b *batch, events []hub.Event, deliveries []hub.NewDelivery) {
+	for _, e := range events {
+		b.queue("insert event "+e.ID, nil, insertEventSQL,
+			e.ID, e.Type, e.CreatedAt, e.Source, e.Provider, s.cipher.Seal(e.Data, hub.SealedEventData, e.ID),
+			nullString(e.MessageID), nullString(e.VerificationID))
+	}
+	if len(deliveries) > 0 {
+		b.queue("insert deliveries", nil, insertDeliveriesSQL, deliveryArgs(deliveries)...)
+	}
 }
 
 // RecordRejection stores an audit row for a refused request: status
