@@ -75,7 +75,8 @@
 //     other is created beside it.
 //   - Ordering: each verification the message observes is created if need
 //     be (INSERT … ON CONFLICT DO NOTHING, from its first observation) and
-//     locked with SELECT … FOR UPDATE, in key order, before hub.Apply runs;
+//     locked with SELECT … FOR UPDATE, in key order, before hub.PlanIngest
+//     applies the observations (hub.Apply) to what was locked;
 //     the loser of a creation race waits for the winner and locks its row.
 //     So observations of one verification arriving at several instances at
 //     once are applied one transaction at a time, each on the state the

@@ -233,15 +233,16 @@ func runBatch(ctx context.Context, tx pgx.Tx, b *batch) error {
 //
 //     Last, read the enabled endpoints (see enabledEndpoints).
 //
-//  2. Apply each observation in order, in memory. A message deduplicated
-//     while current then takes the key hub.Message.CurrentKey gives, in a
-//     round trip of its own, unless a copy holds it (one that committed
-//     first is seen, as the verifications are locked): then it is a
-//     duplicate (without savepoint, runWave fails with errRegroup, as the
-//     message is stored already). Then write the changed verifications, the
-//     timeline rows, the events, a delivery for each event and each enabled
-//     endpoint that Matches it, and a NOTIFY, which PostgreSQL delivers at
-//     commit; and look up the copy of each duplicate.
+//  2. Plan the rest with hub.PlanIngest, given the verifications locked
+//     (those step 1 created as IngestState.Created) and the endpoints. A
+//     message deduplicated while current then takes the plan's CurrentKey,
+//     in a round trip of its own, unless a copy holds it (one that
+//     committed first is seen, as the verifications are locked): then it
+//     is a duplicate (without savepoint, runWave fails with errRegroup, as
+//     the message is stored already). Then write the plan (the changed
+//     verifications, the timeline rows, the events and their deliveries)
+//     and a NOTIFY, which PostgreSQL delivers at commit; and look up the
+//     copy of each duplicate.
 func (s *Store) runWave(ctx context.Context, tx pgx.Tx, runs []*ingestRun, savepoint bool) error {
 	b := &batch{}
 	if savepoint {
@@ -426,6 +427,22 @@ func (s *Store) queueLocks(b *batch, w *ingestRun) {
 	w.created = make([]hub.Verification, len(w.keys))
 	for i, k := range w.keys {
 		o := w.r.obs[w.first[k]]
+		lock := func() {
+			b.Queue(`SELECT `+verificationCols+` FROM verifications
+				WHERE source = $1 AND provider_ref IN ($2, $4) AND level = $3
+				ORDER BY provider_ref = $2 DESC LIMIT 1
+				FOR UPDATE`, k.Source, k.ProviderRef, k.Level, nullString(o.FormerRef))
+		}
+		if former, ok := w.first[hub.VerificationKey{Source: k.Source, ProviderRef: o.FormerRef, Level: k.Level}]; ok &&
+			former < w.first[k] {
+			// An earlier observation of the message observes the
+			// verification under the FormerRef, which this one names:
+			// hub.PlanIngest finds it there, whether stored or created
+			// here (perhaps only further down this batch), so none is
+			// created beside it.
+			lock()
+			continue
+		}
 		v := hub.NewVerification(hub.NewID("ver", w.now), o)
 		w.created[i] = v
 		// A verification stored under the observation's FormerRef is the
@@ -443,10 +460,7 @@ func (s *Store) queueLocks(b *batch, w *ingestRun) {
 			v.ID, v.Source, v.Provider, v.ProviderRef, v.Level, v.ApplicantRef, string(v.Kind), string(v.Status),
 			v.Final, v.Version, nonNil(v.Reasons), v.AttemptsLeft, nullTime(v.ProviderTime), v.CreatedAt, v.UpdatedAt,
 			nullString(o.FormerRef), m.ID)
-		b.Queue(`SELECT `+verificationCols+` FROM verifications
-			WHERE source = $1 AND provider_ref IN ($2, $4) AND level = $3
-			ORDER BY provider_ref = $2 DESC LIMIT 1
-			FOR UPDATE`, k.Source, k.ProviderRef, k.Level, nullString(o.FormerRef))
+		lock()
 	}
 }
 
@@ -471,12 +485,22 @@ func (w *ingestRun) readLocks(br pgx.BatchResults) error {
 		return fmt.Errorf("insert message: %w", err)
 	}
 	for i := range w.keys {
-		err := br.QueryRow().Scan(&id)
-		isNew := err == nil
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("insert verification: %w", err)
+		// queueLocks queued no insert for a verification that a former
+		// reference names (created[i] is zero): then, if none is stored, the
+		// lock finds none.
+		created := w.created[i].ID != ""
+		isNew := false
+		if created {
+			err := br.QueryRow().Scan(&id)
+			isNew = err == nil
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("insert verification: %w", err)
+			}
 		}
 		v, err := scanVerification(br.QueryRow())
+		if !created && errors.Is(err, pgx.ErrNoRows) {
+			continue
+		}
 		if w.duplicate() {
 			// Locked or not, and maybe not there: a duplicate applies nothing.
 			if err != nil && !errors.Is(err, pgx.ErrNoRows) {

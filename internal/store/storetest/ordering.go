@@ -547,6 +547,33 @@ func testFormerRef(t *testing.T, s hub.Store) {
 	}
 }
 
+// testFormerRefInOneMessage: a message whose second observation names the
+// verification that its first creates (under the FormerRef) has one
+// verification, at the second's state, whichever reference sorts first.
+func testFormerRefInOneMessage(t *testing.T, s hub.Store) {
+	for i, c := range []struct{ applicant, named string }{
+		{"applicant:b1", "ver-b1"}, // the former reference sorts first
+		{"zz-applicant:b2", "ver-b2"},
+	} {
+		m := msg("kycaid-main", fmt.Sprintf("in-one:%d", i), at(i))
+		first := observe(m, c.applicant, "", hub.StatusPending, false)
+		named := observe(m, c.named, "", hub.StatusApproved, true)
+		named.FormerRef = c.applicant
+		res := ingest(t, s, m, []hub.Observation{first, named})
+		got := only(t, s, hub.VerificationFilter{ProviderRef: c.named})
+		if got.Status != hub.StatusApproved || got.Version != 2 || len(got.Timeline) != 2 {
+			t.Errorf("%s: %s v%d with %d timeline entries, want approved v2 with 2", c.named, got.Status, got.Version,
+				len(got.Timeline))
+		}
+		if vs := allVerifications(t, s, hub.VerificationFilter{ProviderRef: c.applicant}); len(vs) != 0 {
+			t.Errorf("%d verifications still under %s, want 0", len(vs), c.applicant)
+		}
+		if len(res.Events) != 2 || updated(t, res.Events[1]).Verification.ID != got.ID {
+			t.Errorf("%s: %d events, want 2, the second of %s", c.named, len(res.Events), got.ID)
+		}
+	}
+}
+
 // testAttempts: a rejection that is final only when no attempt is left
 // (KYCAID, hub.Observation.FinalIfNoAttempts), with attempts_left the
 // provider's latest figure.

@@ -66,6 +66,7 @@ func Run(t *testing.T, open func(t *testing.T) hub.Store) {
 		{"DedupWhileCurrent", testDedupWhileCurrent},
 		{"DedupWindow", testDedupWindow},
 		{"FormerRef", testFormerRef},
+		{"FormerRefInOneMessage", testFormerRefInOneMessage},
 		{"Attempts", testAttempts},
 		{"PerLevelVerifications", testPerLevel},
 		{"VerificationFilters", testVerificationFilters},
