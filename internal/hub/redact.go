@@ -5,45 +5,43 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 )
 
-// previewKeys are the JSON keys whose values are shown in previews: the
-// structure of the providers' payloads, ids, statuses and timestamps. Every
-// other value (names, document numbers, birth dates, phone numbers, emails,
-// OTP texts, links, addresses) is replaced by "[redacted]". An allowlist, so
-// that a field a provider adds tomorrow is hidden until someone looks at it.
-var previewKeys = map[string]bool{
-	// common
-	"type": true, "status": true, "final": true, "level": true, "timestamp": true,
-	"result": true, "id": true,
-	// identomat
-	"sessionid": true, "sessiontype": true, "roomid": true, "roomstatus": true,
-	"compositionstatus": true, "videofilestatus": true, "videofileid": true,
-	// idenfy
-	"scanref": true, "clientid": true, "externalref": true, "platform": true,
-	"starttime": true, "finishtime": true, "overall": true, "fraudtags": true,
-	"mismatchtags": true, "suspicionreasons": true, "autoface": true, "manualface": true,
-	"autodocument": true, "manualdocument": true, "additionalsteps": true,
-	"doctype": true, "agestimate": true, "clientipproxyrisklevel": true,
-	"servicename": true, "servicegrouptype": true, "overallstatus": true,
-	"expirationthreshold": true, "outcome": true, "verdict": true, "occurredat": true,
-	"method": true, "failreason": true, "risktags": true,
-	// kycaid
-	"request_id": true, "applicant_id": true, "external_applicant_id": true,
-	"verification_id": true, "form_id": true, "verification_status": true,
-	"verification_attempts_left": true, "verified": true, "decline_reasons": true,
-	"profile_status": true, "document_id": true,
-	// fractal
-	"user_id": true, "idos_human_id": true, "credential_id": true, "shared_at": true,
-	// verihook's own events (SPEC section 4): recipient, text, link and
-	// email stay hidden
-	"created_at": true, "updated_at": true, "source": true, "provider": true,
-	"provider_ref": true, "applicant_ref": true, "kind": true, "version": true,
-	"reasons": true, "attempts_left": true, "provider_time": true, "previous_status": true,
-	"provider_event": true, "channel": true, "session_ref": true, "room_id": true,
-	"room_status": true, "composition_status": true, "video_file_status": true,
-	"video_file_id": true, "threshold": true, "occurred_at": true, "succeeded": true,
-	"fail_reason": true, "risk_tags": true,
+// ownPreviewKeys are the JSON keys of verihook's own events (SPEC section 4)
+// whose values previews show: structure, ids, statuses, timestamps. Every
+// other value (recipient, text, link, email and whatever a provider sends)
+// is replaced by "[redacted]", unless the provider of a message names its
+// key (RegisterPreviewKeys). An allowlist, so that a field added tomorrow is
+// hidden until someone looks at it.
+var ownPreviewKeys = keySet(
+	"id", "type", "created_at", "updated_at", "source", "provider", "provider_ref", "applicant_ref",
+	"kind", "level", "status", "final", "version", "reasons", "attempts_left", "provider_time",
+	"previous_status", "provider_event", "channel", "session_ref", "room_id", "room_status",
+	"composition_status", "video_file_status", "video_file_id", "idos_human_id", "credential_id",
+	"shared_at", "threshold", "outcome", "verdict", "occurred_at", "method", "succeeded",
+	"fail_reason", "risk_tags",
+)
+
+// providerPreviewKeys holds, by provider name, the keys of the provider's
+// payloads that previews of its messages show besides ownPreviewKeys.
+var providerPreviewKeys sync.Map // string -> map[string]bool
+
+// RegisterPreviewKeys says which JSON keys of provider's payloads (in any
+// case) previews of its messages show besides verihook's own: ids, statuses
+// and timestamps, never personal data. provider.NewRegistry registers each
+// provider's Provider.PreviewKeys, so that what a provider sends is known
+// in its own package. A later call for the same provider replaces the keys.
+func RegisterPreviewKeys(provider string, keys ...string) {
+	providerPreviewKeys.Store(provider, keySet(keys...))
+}
+
+func keySet(keys ...string) map[string]bool {
+	set := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		set[strings.ToLower(k)] = true
+	}
+	return set
 }
 
 // Redacted is what a hidden value is replaced with in previews.
@@ -51,16 +49,26 @@ const Redacted = "[redacted]"
 
 // Preview returns a redacted rendering of a JSON body, safe to show in the API
 // and dashboard: the same structure, with every value under a key not known to
-// be harmless replaced by "[redacted]". A value under no key at all (a body
-// that is a bare string or a list of strings) is hidden too. A body that is
-// not JSON is described, not shown.
+// be harmless (a key of verihook's own events) replaced by "[redacted]". A
+// value under no key at all (a body that is a bare string or a list of
+// strings) is hidden too. A body that is not JSON is described, not shown.
 func Preview(body []byte) json.RawMessage {
+	return PreviewOf("", body)
+}
+
+// PreviewOf is Preview for a message of provider: the keys its package
+// registered (RegisterPreviewKeys) are shown too.
+func PreviewOf(provider string, body []byte) json.RawMessage {
 	var v any
 	if err := json.Unmarshal(body, &v); err != nil {
 		b, _ := json.Marshal(fmt.Sprintf("[%d bytes, not JSON]", len(body)))
 		return b
 	}
-	out, _ := json.Marshal(redact(v, false))
+	var theirs map[string]bool
+	if keys, ok := providerPreviewKeys.Load(provider); ok {
+		theirs = keys.(map[string]bool)
+	}
+	out, _ := json.Marshal(redact(v, false, theirs))
 	return out
 }
 
@@ -89,19 +97,21 @@ func RedactURL(rawURL string) string {
 	return u.String()
 }
 
-// redact walks v; shown says whether the key v sits under is allowed.
-func redact(v any, shown bool) any {
+// redact walks v; shown says whether the key v sits under is allowed, by
+// ownPreviewKeys or theirs.
+func redact(v any, shown bool, theirs map[string]bool) any {
 	switch x := v.(type) {
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, val := range x {
-			out[k] = redact(val, previewKeys[strings.ToLower(k)])
+			k2 := strings.ToLower(k)
+			out[k] = redact(val, ownPreviewKeys[k2] || theirs[k2], theirs)
 		}
 		return out
 	case []any:
 		out := make([]any, len(x))
 		for i, val := range x {
-			out[i] = redact(val, shown)
+			out[i] = redact(val, shown, theirs)
 		}
 		return out
 	case nil:
@@ -127,7 +137,7 @@ func (m *Message) OpenBody(c *Cipher, sealed []byte, withBody bool) error {
 		return fmt.Errorf("message %s: body: %w", m.ID, err)
 	}
 	if m.Preview == nil {
-		m.Preview = Preview(body)
+		m.Preview = PreviewOf(m.Provider, body)
 	}
 	if withBody {
 		m.Body = body

@@ -40,6 +40,11 @@ type Provider interface {
 	// secret removed) and whatever EventName and DedupKey it could find, so
 	// that the message is quarantined rather than dropped.
 	Parse(h http.Header, body []byte) (hub.Parsed, error)
+	// PreviewKeys lists the JSON keys of the provider's payloads whose
+	// values previews show (ids, statuses, timestamps; never personal
+	// data), besides the keys of verihook's own events. Registering the
+	// provider registers them with hub (hub.RegisterPreviewKeys).
+	PreviewKeys() []string
 
 	// Events lists the event names Build accepts, spelled as the provider's
 	// documents spell them.
@@ -98,11 +103,13 @@ type SecretsCoverer interface {
 // Registry finds providers by name.
 type Registry map[string]Provider
 
-// NewRegistry returns a registry of ps.
+// NewRegistry returns a registry of ps, and tells hub which keys previews
+// of each one's messages show (Provider.PreviewKeys).
 func NewRegistry(ps ...Provider) Registry {
 	r := make(Registry, len(ps))
 	for _, p := range ps {
 		r[p.Name()] = p
+		hub.RegisterPreviewKeys(p.Name(), p.PreviewKeys()...)
 	}
 	return r
 }

@@ -143,6 +143,14 @@ var _ provider.Provider = Provider{}
 // Name returns "fractal".
 func (Provider) Name() string { return hub.ProviderFractal }
 
+// PreviewKeys lists the keys of Fractal's payloads whose values previews
+// show: ids, statuses, timestamps (see provider.Provider).
+func (Provider) PreviewKeys() []string { return previewKeys }
+
+var previewKeys = []string{
+	"user_id", "idos_human_id", "credential_id", "shared_at", "timestamp",
+}
+
 // Setup says where, in Fractal ID's dashboard, the callback URL goes and the
 // secret is found.
 func (Provider) Setup() provider.Setup {

@@ -70,6 +70,18 @@ func New() Provider { return Provider{} }
 // Name returns "idenfy".
 func (Provider) Name() string { return hub.ProviderIdenfy }
 
+// PreviewKeys lists the keys of iDenfy's payloads whose values previews
+// show: ids, statuses, timestamps (see provider.Provider).
+func (Provider) PreviewKeys() []string { return previewKeys }
+
+var previewKeys = []string{
+	"scanRef", "clientId", "externalRef", "platform", "startTime", "finishTime", "overall", "fraudTags",
+	"mismatchTags", "suspicionReasons", "autoFace", "manualFace", "autoDocument", "manualDocument",
+	"additionalSteps", "docType", "clientIpProxyRiskLevel", "serviceName", "serviceGroupType",
+	"overallStatus", "expirationThreshold", "outcome", "verdict", "occurredAt", "method", "failReason",
+	"riskTags",
+}
+
 // Setup says where, in iDenfy's dashboard, the callback URL goes and the
 // secret is found.
 func (Provider) Setup() provider.Setup {

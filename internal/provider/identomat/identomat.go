@@ -124,6 +124,15 @@ var _ provider.Provider = Provider{}
 // Name returns "identomat".
 func (Provider) Name() string { return hub.ProviderIdentomat }
 
+// PreviewKeys lists the keys of Identomat's payloads whose values previews
+// show: ids, statuses, timestamps (see provider.Provider).
+func (Provider) PreviewKeys() []string { return previewKeys }
+
+var previewKeys = []string{
+	"sessionId", "sessionType", "roomId", "roomStatus", "compositionStatus", "videoFileStatus",
+	"videoFileId", "result",
+}
+
 // Setup says where, in Identomat's dashboard, the callback URL goes and the
 // secret is found.
 func (Provider) Setup() provider.Setup {

@@ -39,6 +39,16 @@ var _ provider.Provider = Provider{}
 // Name returns "kycaid".
 func (Provider) Name() string { return hub.ProviderKYCAID }
 
+// PreviewKeys lists the keys of KYCAID's payloads whose values previews
+// show: ids, statuses, timestamps (see provider.Provider).
+func (Provider) PreviewKeys() []string { return previewKeys }
+
+var previewKeys = []string{
+	"request_id", "applicant_id", "external_applicant_id", "verification_id", "form_id",
+	"verification_status", "verification_attempts_left", "verified", "decline_reasons", "profile_status",
+	"document_id",
+}
+
 // Setup says where, in KYCAID's dashboard, the callback URL goes and the
 // secret is found.
 func (Provider) Setup() provider.Setup {

@@ -140,9 +140,12 @@ func Signed(t testing.TB, p provider.Provider, secrets map[string]string, event 
 //   - headers.json (optional): {"Header-Name": "value"}. Without it the
 //     harness signs body with p.Sign and secrets; with it the headers are sent
 //     as they are (for official vectors and bad signatures);
-//   - want.json: the outcome, rewritten by go test -update.
+//   - want.json: the outcome, rewritten by go test -update;
+//   - preview.json, for a request Verify accepts: the preview of the body
+//     stored, with the keys p shows (PreviewKeys), rewritten by -update.
 func Golden(t *testing.T, p provider.Provider, secrets map[string]string, dir string) {
 	t.Helper()
+	provider.NewRegistry(p) // registers p's preview keys
 	cases, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -171,26 +174,47 @@ func Golden(t *testing.T, p provider.Provider, secrets map[string]string, dir st
 			} else if body, err = p.Sign(secrets, h, body); err != nil {
 				t.Fatalf("Sign = %v", err)
 			}
-			got := Outcome(p, secrets, h, body)
-			wantPath := filepath.Join(caseDir, "want.json")
-			if *update {
-				if err := os.WriteFile(wantPath, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(wantPath)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("outcome differs from %s (go test -update rewrites it)\n got: %s\nwant: %s", wantPath, got, want)
+			golden(t, filepath.Join(caseDir, "want.json"), Outcome(p, secrets, h, body))
+			if stored, ok := Stored(p, secrets, h, body); ok {
+				golden(t, filepath.Join(caseDir, "preview.json"), append(hub.PreviewOf(p.Name(), stored), '\n'))
 			}
 		})
 	}
 	if n == 0 {
 		t.Fatalf("no cases under %s", dir)
 	}
+}
+
+// golden compares got with the file at path, or writes it there with
+// -update.
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (go test -update rewrites it)\n got: %s\nwant: %s", path, got, want)
+	}
+}
+
+// Stored returns the body the ingest service stores of an authenticated
+// request (the one Parse returns, or else the request's), and false for a
+// request that Verify refuses.
+func Stored(p provider.Provider, secrets map[string]string, h http.Header, body []byte) ([]byte, bool) {
+	if p.Verify(secrets, h, body) != nil {
+		return nil, false
+	}
+	if parsed, _ := p.Parse(h, body); parsed.Body != nil {
+		return parsed.Body, true
+	}
+	return body, true
 }
 
 // outcome is the golden rendering of what verify and parse made of a request.
