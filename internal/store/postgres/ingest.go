@@ -286,7 +286,7 @@ func (s *Store) runWave(ctx context.Context, tx pgx.Tx, runs []*ingestRun, savep
 		return err
 	}
 
-	b = &batch{}
+	b = writeBatch()
 	var setKeys []*ingestRun
 	for _, w := range runs {
 		if w.duplicate() {
@@ -331,7 +331,7 @@ func (s *Store) runWave(ctx context.Context, tx pgx.Tx, runs []*ingestRun, savep
 			return err
 		}
 		if w := setKeys[0]; savepoint && w.dupKey != "" {
-			b = &batch{}
+			b = writeBatch()
 			b.queue("find duplicate", &w.dupID,
 				`SELECT id FROM messages WHERE source_id = $1 AND dedup_key = $2`, w.r.m.SourceID, w.dupKey)
 		}
@@ -348,6 +348,7 @@ func (s *Store) runWave(ctx context.Context, tx pgx.Tx, runs []*ingestRun, savep
 	if savepoint && !dup {
 		b.queue("release savepoint", nil, `RELEASE SAVEPOINT request`)
 	}
+	b.queue("plan each run", nil, `SET LOCAL plan_cache_mode TO DEFAULT`)
 	if err := runBatch(ctx, tx, b); err != nil {
 		return err
 	}
@@ -360,6 +361,18 @@ func (s *Store) runWave(ctx context.Context, tx pgx.Tx, runs []*ingestRun, savep
 		return errDuplicate
 	}
 	return nil
+}
+
+// writeBatch starts the batch of step 2 of runWave. Its statements append
+// rows, or find one by a unique key (which no other index or scan beats,
+// whatever the table's size), so each is planned once per connection, a
+// generic plan, instead of at every run as the store's sessions plan
+// statements (see Open). runWave ends the batch with the session's own
+// setting.
+func writeBatch() *batch {
+	b := &batch{}
+	b.queue("plan once", nil, `SET LOCAL plan_cache_mode = force_generic_plan`)
+	return b
 }
 
 // ingestAlone is the work of one ingest in a transaction of its own
@@ -399,39 +412,37 @@ func (s *Store) queueLocks(b *batch, w *ingestRun) {
 			AND received_at > $4 AND received_at < $5 LIMIT 1`,
 			m.SourceID, chk.Near[0], chk.Near[1], chk.Since, chk.Until)
 	}
-	// Without a window these are NULL, which matches no row.
-	var near [2]*string
-	var since, until any
-	if len(chk.Near) > 0 {
-		near, since, until = [2]*string{&chk.Near[0], &chk.Near[1]}, chk.Since, chk.Until
-	}
-	if w.r.reprocess {
+	switch {
+	case w.r.reprocess:
 		// The row lock this takes holds off a concurrent Reprocess of the
 		// same message until commit; that one then finds it accepted.
 		b.Queue(`UPDATE messages SET status = 'accepted', reason = '', event_name = $1
 			WHERE id = $2 AND source_id = $3 AND status = 'quarantined'
 			RETURNING id`, m.EventName, m.ID, m.SourceID)
-	} else {
-		b.Queue(`INSERT INTO messages
-				(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name, dedup_key, body, preview,
-				 origin)
-				SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
+	case len(chk.Near) > 0:
+		b.Queue(insertMessageSQL(`SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
 				WHERE NOT EXISTS (SELECT 1 FROM messages WHERE source_id = $2 AND dedup_key IN ($14, $15)
-					AND received_at > $16 AND received_at < $17)
-				ON CONFLICT (source_id, dedup_key) DO NOTHING
-				RETURNING id`,
-			m.ID, m.SourceID, m.Provider, m.ReceivedAt, m.RemoteAddr, string(m.Status), m.HTTPStatus, m.Reason,
-			m.EventName, nullString(chk.Key), w.r.body, w.r.preview, m.Origin,
-			near[0], near[1], since, until)
+					AND received_at > $16 AND received_at < $17)`),
+			append(w.messageArgs(), chk.Near[0], chk.Near[1], chk.Since, chk.Until)...)
+	default:
+		// Without a window, less to plan (see Open): no subquery.
+		b.Queue(insertMessageSQL(`VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`), w.messageArgs()...)
 	}
 	w.created = make([]hub.Verification, len(w.keys))
 	for i, k := range w.keys {
 		o := w.r.obs[w.first[k]]
 		lock := func() {
+			if o.FormerRef == "" {
+				// The common case, with less to plan.
+				b.Queue(`SELECT `+verificationCols+` FROM verifications
+					WHERE provider_ref = $1 AND source = $2 AND level = $3
+					FOR UPDATE`, k.ProviderRef, k.Source, k.Level)
+				return
+			}
 			b.Queue(`SELECT `+verificationCols+` FROM verifications
 				WHERE source = $1 AND provider_ref IN ($2, $4) AND level = $3
 				ORDER BY provider_ref = $2 DESC LIMIT 1
-				FOR UPDATE`, k.Source, k.ProviderRef, k.Level, nullString(o.FormerRef))
+				FOR UPDATE`, k.Source, k.ProviderRef, k.Level, o.FormerRef)
 		}
 		if former, ok := w.first[hub.VerificationKey{Source: k.Source, ProviderRef: o.FormerRef, Level: k.Level}]; ok &&
 			former < w.first[k] {
@@ -449,19 +460,47 @@ func (s *Store) queueLocks(b *batch, w *ingestRun) {
 		// one observed (see hub.Observation): none is created beside it.
 		// Nor is one created for a duplicate, whose message was not
 		// inserted.
-		b.Queue(`INSERT INTO verifications
-				(id, source, provider, provider_ref, level, applicant_ref, kind, status, final, version,
-				 reasons, attempts_left, provider_time, created_at, updated_at)
-				SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15
-				WHERE NOT EXISTS (SELECT 1 FROM verifications WHERE provider_ref = $16 AND source = $2 AND level = $5)
-					AND EXISTS (SELECT 1 FROM messages WHERE id = $17)
-				ON CONFLICT (source, provider_ref, level) DO NOTHING
-				RETURNING id`,
-			v.ID, v.Source, v.Provider, v.ProviderRef, v.Level, v.ApplicantRef, string(v.Kind), string(v.Status),
-			v.Final, v.Version, nonNil(v.Reasons), v.AttemptsLeft, nullTime(v.ProviderTime), v.CreatedAt, v.UpdatedAt,
-			nullString(o.FormerRef), m.ID)
+		args := []any{v.ID, v.Source, v.Provider, v.ProviderRef, v.Level, v.ApplicantRef, string(v.Kind), string(v.Status),
+			v.Final, v.Version, nonNil(v.Reasons), v.AttemptsLeft, nullTime(v.ProviderTime), v.CreatedAt, v.UpdatedAt, m.ID}
+		if o.FormerRef == "" {
+			b.Queue(insertVerificationSQL(""), args...)
+		} else {
+			b.Queue(insertVerificationSQL(`AND NOT EXISTS (SELECT 1 FROM verifications
+					WHERE provider_ref = $17 AND source = $2 AND level = $5)`), append(args, o.FormerRef)...)
+		}
 		lock()
 	}
+}
+
+// insertMessageSQL inserts a message, its values given by rows, unless its
+// dedup key is taken, and returns its id if it did.
+func insertMessageSQL(rows string) string {
+	return `INSERT INTO messages
+		(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name, dedup_key, body, preview,
+		 origin)
+		` + rows + `
+		ON CONFLICT (source_id, dedup_key) DO NOTHING
+		RETURNING id`
+}
+
+// messageArgs returns the first 13 arguments of insertMessageSQL.
+func (w *ingestRun) messageArgs() []any {
+	m := w.r.m
+	return []any{m.ID, m.SourceID, m.Provider, m.ReceivedAt, m.RemoteAddr, string(m.Status), m.HTTPStatus, m.Reason,
+		m.EventName, nullString(w.chk.Key), w.r.body, w.r.preview, m.Origin}
+}
+
+// insertVerificationSQL creates a verification if its message ($16) was
+// inserted, its key is free and the condition and (unless empty) holds, and
+// returns its id if it did.
+func insertVerificationSQL(and string) string {
+	return `INSERT INTO verifications
+		(id, source, provider, provider_ref, level, applicant_ref, kind, status, final, version,
+		 reasons, attempts_left, provider_time, created_at, updated_at)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15
+		WHERE EXISTS (SELECT 1 FROM messages WHERE id = $16) ` + and + `
+		ON CONFLICT (source, provider_ref, level) DO NOTHING
+		RETURNING id`
 }
 
 // readLocks reads what queueLocks queued for w.
