@@ -214,6 +214,8 @@ func TestDashboardViewer(t *testing.T) {
 		{"/messages", "[redacted]"},
 		{"/endpoints", "token=[redacted]"},
 		{"/", "quarantined"},
+		{"/", `aria-label="queue"`},
+		{"/", `aria-label="oldest"`},
 	} {
 		if html := p.want(want.path); !strings.Contains(html, want.text) {
 			t.Errorf("%s does not show a viewer %q", want.path, want.text)

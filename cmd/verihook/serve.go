@@ -224,6 +224,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		})
 	}
 	m.wg.Go(func() { m.purgeLoop(bg) })
+	m.wg.Go(func() { m.sampleLoop(bg) })
 	m.wg.Go(func() { m.Reconciler.Run(bg) })
 	m.resealed = make(chan struct{})
 	if keys := cipher.KeyIDs(); len(keys) > 1 {
@@ -416,6 +417,25 @@ func (m *Main) purgeLoop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		m.purge(ctx, time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sampleLoop samples the outbox for the overview's charts
+// (hub.SampleQueue) at start-up and every 30 seconds, so that no minute
+// goes without a sample; the store keeps the first of each minute, whichever
+// instance took it.
+func (m *Main) sampleLoop(ctx context.Context) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		if err := hub.SampleQueue(ctx, m.Store, time.Now().UTC()); err != nil && ctx.Err() == nil {
+			m.Logger.Error("sample the delivery queue", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return

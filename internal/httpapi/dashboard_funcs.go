@@ -133,10 +133,17 @@ var chartSeries = map[string][]series{
 		{"succeeded", "s-info", func(b statBucket) int64 { return b.Delivered }},
 		{"failed", "s-bad", func(b statBucket) int64 { return b.DeliveryErrors }},
 	},
+	// The outbox's samples: a bar of the day is the largest of its hour.
+	"queue": {
+		{"pending deliveries", "s-warn", func(b statBucket) int64 { return b.QueueDepth }},
+	},
+	"oldest": {
+		{"oldest due, seconds", "s-bad", func(b statBucket) int64 { return b.OldestDue }},
+	},
 }
 
 // chart renders buckets as an inline SVG bar chart of the named series
-// ("messages" or "deliveries"), stacked, each bar titled with its figures.
+// (a key of chartSeries), stacked, each bar titled with its figures.
 // Server-side, so the page needs no chart script.
 func chart(kind string, buckets []statBucket, hourly bool) template.HTML {
 	ss := chartSeries[kind]

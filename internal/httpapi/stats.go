@@ -19,7 +19,9 @@ const StaleAfter = 24 * time.Hour
 // (which may be shorter than a day, or months) does not decide it.
 const CountersKept = 48 * time.Hour
 
-// statBucket is what happened in one period.
+// statBucket is what happened in one period, and the worst state of the
+// outbox in it: the largest of its minutes' samples (0 for a period that
+// has none).
 type statBucket struct {
 	Start          time.Time `json:"start"`
 	Accepted       int64     `json:"accepted"`
@@ -27,6 +29,9 @@ type statBucket struct {
 	Rejected       int64     `json:"rejected"`
 	Delivered      int64     `json:"delivered"`
 	DeliveryErrors int64     `json:"delivery_errors"`
+	QueueDepth     int64     `json:"queue_depth"`
+	// OldestDue is how long the oldest due delivery had been due, in seconds.
+	OldestDue int64 `json:"oldest_due_seconds"`
 }
 
 func (b *statBucket) add(c hub.StatCount) {
@@ -41,6 +46,10 @@ func (b *statBucket) add(c hub.StatCount) {
 		b.Delivered += c.N
 	case hub.CountDeliveryError:
 		b.DeliveryErrors += c.N
+	case hub.CountQueueDepth:
+		b.QueueDepth = max(b.QueueDepth, c.N)
+	case hub.CountOldestDue:
+		b.OldestDue = max(b.OldestDue, c.N)
 	}
 }
 

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -46,6 +47,27 @@ const (
 	CountDelivered     = "delivered"      // delivery attempts that succeeded, by endpoint
 	CountDeliveryError = "delivery_error" // delivery attempts that failed, by endpoint
 )
+
+// The samples of the outbox that SampleQueue takes once a minute, kept
+// beside the counters: each is a value at one moment, not a sum, so that a
+// longer period reads as the largest of its samples.
+const (
+	CountQueueDepth = "queue_depth" // pending deliveries, due or not
+	// CountOldestDue is how long the oldest due delivery had been due, in
+	// seconds; 0 when none was.
+	CountOldestDue = "oldest_due"
+)
+
+// SampleQueue reads the outbox of s at now (Store.QueueStats) and records
+// it as the samples of now's minute (Store.RecordQueueSample), unless the
+// minute has them. The count reads only the pending deliveries.
+func SampleQueue(ctx context.Context, s Store, now time.Time) error {
+	q, err := s.QueueStats(ctx, now)
+	if err != nil {
+		return fmt.Errorf("sample queue: %w", err)
+	}
+	return s.RecordQueueSample(ctx, now, q)
+}
 
 // StatCount is one counter over one minute.
 type StatCount struct {

@@ -238,3 +238,12 @@ type QueueStats struct {
 	// OldestDue is the due time of the oldest due delivery; zero when none.
 	OldestDue time.Time
 }
+
+// OldestDueAge is how long the oldest due delivery has been due at now; 0
+// when none is.
+func (q QueueStats) OldestDueAge(now time.Time) time.Duration {
+	if q.OldestDue.IsZero() {
+		return 0
+	}
+	return max(now.Sub(q.OldestDue), 0)
+}

@@ -149,6 +149,12 @@ type Store interface {
 	Replay(ctx context.Context, r Replay) (int, error)
 	// QueueStats counts pending deliveries and finds the oldest due one.
 	QueueStats(ctx context.Context, now time.Time) (QueueStats, error)
+	// RecordQueueSample records q, the outbox at now, as the samples
+	// CountQueueDepth and CountOldestDue of now's minute (see Activity),
+	// unless that minute has them already: several instances on one
+	// database sample a minute once, and the first sample stays (see
+	// SampleQueue).
+	RecordQueueSample(ctx context.Context, now time.Time, q QueueStats) error
 
 	// ClaimDispatches leases up to limit dispatches that are pending, due
 	// (NextAttemptAt <= now), before their deadline (Deadline > now) and

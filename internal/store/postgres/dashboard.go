@@ -21,6 +21,19 @@ const countSQL = `INSERT INTO stats (minute, name, key, shard, n, latency_ms)
 // minute is the counter row's minute for t.
 func minute(t time.Time) time.Time { return t.UTC().Truncate(time.Minute) }
 
+// RecordQueueSample inserts q as the samples of now's minute unless it has
+// them: every instance samples, the first sample of a minute stays (shard 0,
+// ON CONFLICT DO NOTHING).
+func (s *Store) RecordQueueSample(ctx context.Context, now time.Time, q hub.QueueStats) error {
+	if err := checkTime(now, "now"); err != nil {
+		return fmt.Errorf("record queue sample: %w", err)
+	}
+	_, err := s.exec(ctx, `INSERT INTO stats (minute, name, key, shard, n) VALUES ($1, $2, '', 0, $3), ($1, $4, '', 0, $5)
+		ON CONFLICT (minute, name, key, shard) DO NOTHING`,
+		minute(now), hub.CountQueueDepth, q.Pending, hub.CountOldestDue, int64(q.OldestDueAge(ts(now))/time.Second))
+	return fail("record queue sample", err)
+}
+
 // Activity sums the counters' shards since since, groups the rejections
 // since since by source and reason (from the partial index of unaccepted
 // messages), and finds each source's last message (from messages_source).

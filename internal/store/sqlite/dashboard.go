@@ -24,6 +24,21 @@ func (s *Store) count(tx *wtx, at time.Time, name, key string, latencyMS int64) 
 	return nil
 }
 
+// RecordQueueSample inserts q as the samples of now's minute unless it has
+// them (the first stays).
+func (s *Store) RecordQueueSample(ctx context.Context, now time.Time, q hub.QueueStats) error {
+	if err := checkTime(now, "now"); err != nil {
+		return fmt.Errorf("record queue sample: %w", err)
+	}
+	m := now.Truncate(time.Minute).UnixNano()
+	return s.write(ctx, "record queue sample", func(tx *wtx) error {
+		_, err := tx.exec(`INSERT INTO stats (minute, name, key, n, latency_ms) VALUES (?, ?, '', ?, 0), (?, ?, '', ?, 0)
+			ON CONFLICT (minute, name, key) DO NOTHING`,
+			m, hub.CountQueueDepth, q.Pending, m, hub.CountOldestDue, int64(q.OldestDueAge(now)/time.Second))
+		return err
+	})
+}
+
 // Activity reads the counters since since, the rejections since since by
 // source and reason (from the partial index of unaccepted messages), and
 // each source's last message (from messages_source).

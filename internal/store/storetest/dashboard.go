@@ -221,3 +221,74 @@ func testSessions(t *testing.T, s hub.Store) {
 		t.Errorf("DeleteSession(again) = %v, want nil", err)
 	}
 }
+
+// testSampleQueue: RecordQueueSample keeps the first sample of each minute.
+func testSampleQueue(t *testing.T, s hub.Store) { sampleQueue(t, []hub.Store{s, s}) }
+
+// sampleQueue is testSampleQueue with the samples taken at once through
+// stores that share one database (see RunShared), as every instance
+// samples: each minute still has one sample of each kind, the first, which
+// Activity returns beside the counters and the counters' purge deletes.
+func sampleQueue(t *testing.T, stores []hub.Store) {
+	s := stores[0]
+	createEndpoints(t, s, newEndpoint("ep", at(-10)))
+	for i := range 3 {
+		ingestStatus(t, s, "s1", fmt.Sprint("r", i), hub.StatusApproved, true, at(10*i))
+	}
+	sampleAll := func(now time.Time) {
+		t.Helper()
+		errs := make(chan error, len(stores))
+		for _, st := range stores {
+			go func() { errs <- hub.SampleQueue(ctx(t), st, now) }()
+		}
+		for range stores {
+			if err := <-errs; err != nil {
+				t.Fatalf("hub.SampleQueue(%s) = %v", now.Format(time.TimeOnly), err)
+			}
+		}
+	}
+	type sample struct{ depth, oldestDue int64 }
+	samples := func() map[time.Time]sample {
+		t.Helper()
+		a, err := s.Activity(ctx(t), at(-600))
+		if err != nil {
+			t.Fatalf("Activity = %v", err)
+		}
+		out := map[time.Time]sample{}
+		for _, c := range a.Counts {
+			v := out[c.Minute.UTC()]
+			switch c.Name {
+			case hub.CountQueueDepth:
+				v.depth += c.N
+			case hub.CountOldestDue:
+				v.oldestDue += c.N
+			default:
+				continue
+			}
+			out[c.Minute.UTC()] = v
+		}
+		return out
+	}
+	m0 := t0.Truncate(time.Minute)
+
+	sampleAll(at(30)) // 3 pending, the oldest due for 30 s
+	cs := claim(t, s, at(40), 1, time.Minute)
+	record(t, s, cs[0], hub.DeliverySucceeded, at(40), time.Time{})
+	sampleAll(at(50)) // the minute has its samples: nothing changes
+	sampleAll(at(70)) // 2 pending, the oldest (at 10 s) due for 60 s
+	want := map[time.Time]sample{m0: {3, 30}, m0.Add(time.Minute): {2, 60}}
+	if d := diff(samples(), want); d != "" {
+		t.Errorf("queue samples differ: %s", d)
+	}
+	if err := s.RecordQueueSample(ctx(t), time.Date(300000, 1, 1, 0, 0, 0, 0, time.UTC), hub.QueueStats{}); hub.ErrorCode(err) != hub.EINVALID {
+		t.Errorf("RecordQueueSample(year 300000) = %v, want EINVALID", err)
+	}
+
+	res, err := s.Purge(ctx(t), hub.Purge{CountersBefore: m0.Add(time.Minute)})
+	if err != nil || res.Counters < 2 {
+		t.Fatalf("Purge(counters before 12:01) = %+v, %v; want the two samples of 12:00 and more", res, err)
+	}
+	if d := diff(samples(), map[time.Time]sample{m0.Add(time.Minute): {2, 60}}); d != "" {
+		t.Errorf("queue samples after the purge differ: %s", d)
+	}
+}

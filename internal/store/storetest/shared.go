@@ -10,7 +10,7 @@ import (
 // one database, as verihook instances behind a load balancer do (the
 // PostgreSQL store): the same webhook delivered to different instances at
 // once, observations of one verification split between them, and their
-// workers claiming from one outbox. open is called once per subtest,
+// workers claiming from one outbox and sampling it. open is called once per subtest,
 // possibly from parallel subtests, and must return two or more stores, each
 // with its own connections, on one fresh, empty database; RunShared closes
 // them when the subtest ends. The assertions are those of Run's tests of
@@ -27,6 +27,7 @@ func RunShared(t *testing.T, open func(t *testing.T) []hub.Store) {
 		{"ConcurrentIngest", concurrentIngest},
 		{"ClaimRace", claimRace},
 		{"DispatchClaimRace", dispatchClaimRace},
+		{"SampleQueue", sampleQueue},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
