@@ -214,6 +214,10 @@ func TestDashboardViewer(t *testing.T) {
 		{"/messages", "[redacted]"},
 		{"/endpoints", "token=[redacted]"},
 		{"/", "quarantined"},
+		// Recently sent: each delivery's latency and its redacted payload.
+		{"/deliveries", ` ms</td>`},
+		{"/deliveries", `<code class="preview" title="{`},
+		{"/deliveries", `[redacted]`},
 		{"/", `aria-label="queue"`},
 		{"/", `aria-label="oldest"`},
 	} {

@@ -236,6 +236,7 @@ func TestAPIShowsViewersNoPersonalData(t *testing.T) {
 		{viewerSaw, "GET /api/v1/endpoints", []string{redactedEcho}},
 		{viewerSaw, "GET /api/v1/endpoints/{id}", []string{redactedEcho}},
 		{viewerSaw, "GET /api/v1/deliveries/{id}", []string{`"status_code":200`, `"response":"{`, "connection refused"}},
+		{viewerSaw, "GET /api/v1/deliveries", []string{`"last_latency_ms":`, `"preview":{"created_at":`, `"recipient":"[redacted]"`}},
 		{viewerSaw, "GET /api/v1/messages", []string{`"scanRef":"scan-pii"`, `"docFirstName":"[redacted]"`}},
 		{viewerSaw, "GET /api/v1/verifications/{id}", []string{`"provider_ref":"ver-pii"`, `"timeline":[{`}},
 	} {

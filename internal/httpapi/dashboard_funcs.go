@@ -37,7 +37,22 @@ var funcs = template.FuncMap{
 		}
 		return "?" + q.Encode()
 	},
-	"sum": func(b statBucket) int64 { return b.Accepted + b.Quarantined + b.Rejected },
+	"sum":   func(b statBucket) int64 { return b.Accepted + b.Quarantined + b.Rejected },
+	"field": field,
+}
+
+// field is the value under key of a JSON object, as compact JSON; empty
+// when raw is not an object or has no such key.
+func field(key string, raw json.RawMessage) string {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) != nil || obj[key] == nil {
+		return ""
+	}
+	var buf bytes.Buffer
+	if json.Compact(&buf, obj[key]) != nil {
+		return ""
+	}
+	return buf.String()
 }
 
 func formatTime(t time.Time) string {

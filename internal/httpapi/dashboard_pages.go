@@ -402,7 +402,7 @@ func (s *Server) pageEndpoint(w http.ResponseWriter, r *http.Request) {
 		s.dashError(w, r, hub.Errorf(hub.ENOTFOUND, "endpoint %q not found", id))
 		return
 	}
-	var ds list[hub.Delivery]
+	var ds list[deliveryView]
 	if err := s.call(r, http.MethodGet, pathOf(url.Values{"endpoint": {id}, "limit": {"10"}}, "/api/v1/deliveries"), nil, nil, &ds); err != nil {
 		s.dashError(w, r, err)
 		return
@@ -586,7 +586,7 @@ func (s *Server) actReplay(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) pageDeliveries(w http.ResponseWriter, r *http.Request) {
-	l, err := getList[hub.Delivery](s, r, "/api/v1/deliveries", "/deliveries", "endpoint", "event", "status", "limit")
+	l, err := getList[deliveryView](s, r, "/api/v1/deliveries", "/deliveries", "endpoint", "event", "status", "limit")
 	if err != nil {
 		s.dashError(w, r, err)
 		return

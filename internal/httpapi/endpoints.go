@@ -289,10 +289,44 @@ func (s *Server) handleReplay(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]int{"deliveries": n})
 }
 
-// deliveryView is a delivery with a redacted preview of what it sends.
+// deliveryView is a delivery with a redacted preview of what it sends: the
+// same for every role, so a viewer sees no personal data in it.
 type deliveryView struct {
 	hub.Delivery
 	Preview json.RawMessage `json:"preview,omitempty"`
+}
+
+// eventPreview is the redacted preview of event e as a delivery sends it.
+func eventPreview(e hub.Event) json.RawMessage {
+	body, _ := json.Marshal(e)
+	return hub.Preview(body)
+}
+
+// withPreviews returns ds, each with the preview of its event, the events
+// of the whole page read in one query. A delivery whose event is gone has
+// none.
+func (s *Server) withPreviews(r *http.Request, ds []hub.Delivery) ([]deliveryView, error) {
+	var ids []string
+	for _, d := range ds {
+		if !slices.Contains(ids, d.EventID) {
+			ids = append(ids, d.EventID)
+		}
+	}
+	previews := make(map[string]json.RawMessage, len(ids))
+	if len(ids) > 0 {
+		evs, _, err := s.Store.Events(r.Context(), hub.EventFilter{IDs: ids, Page: hub.Page{Limit: len(ids)}})
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range evs {
+			previews[e.ID] = eventPreview(e)
+		}
+	}
+	out := make([]deliveryView, len(ds))
+	for i, d := range ds {
+		out[i] = deliveryView{Delivery: d, Preview: previews[d.EventID]}
+	}
+	return out, nil
 }
 
 func (s *Server) handleDeliveries(w http.ResponseWriter, r *http.Request) {
@@ -308,7 +342,12 @@ func (s *Server) handleDeliveries(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	writeList(w, ds, next)
+	views, err := s.withPreviews(r, ds)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeList(w, views, next)
 }
 
 func (s *Server) handleDelivery(w http.ResponseWriter, r *http.Request) {
@@ -319,8 +358,7 @@ func (s *Server) handleDelivery(w http.ResponseWriter, r *http.Request) {
 	}
 	v := deliveryView{Delivery: d}
 	if e, err := s.Store.Event(r.Context(), d.EventID); err == nil {
-		body, _ := json.Marshal(e)
-		v.Preview = hub.Preview(body)
+		v.Preview = eventPreview(e)
 	}
 	if redacted(r) {
 		// What an endpoint answers is outside verihook's hands: it may echo

@@ -161,8 +161,11 @@ type Delivery struct {
 	NextAttemptAt  time.Time      `json:"next_attempt_at,omitzero"`
 	LastStatusCode int            `json:"last_status_code,omitempty"`
 	LastError      string         `json:"last_error,omitempty"`
-	CreatedAt      time.Time      `json:"created_at"`
-	UpdatedAt      time.Time      `json:"updated_at"`
+	// LastLatencyMS is how long the last attempt took, 0 before the first;
+	// filled by the stores' reads (Deliveries, Delivery, RetryDelivery).
+	LastLatencyMS int64     `json:"last_latency_ms"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 	// AttemptLog holds the attempts, newest first; filled only when one
 	// delivery is read.
 	AttemptLog []Attempt `json:"attempt_log,omitempty"`

@@ -413,5 +413,8 @@ type EventFilter struct {
 	Source         string
 	Type           string
 	VerificationID string
+	// IDs, when not empty, selects only these events (at most
+	// MaxPageLimit ids), the events of a page of deliveries, say.
+	IDs []string
 	Page
 }

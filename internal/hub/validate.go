@@ -96,11 +96,14 @@ func (f VerificationFilter) Validate() error {
 	return nil
 }
 
-// Validate checks the filter's type, which is empty or one of EventTypes;
-// the page is checked by Page.Check.
+// Validate checks the filter's type, which is empty or one of EventTypes,
+// and its number of ids; the page is checked by Page.Check.
 func (f EventFilter) Validate() error {
 	if f.Type != "" && !slices.Contains(EventTypes, f.Type) {
 		return Errorf(EINVALID, "unknown event type %q", f.Type)
+	}
+	if len(f.IDs) > MaxPageLimit {
+		return Errorf(EINVALID, "at most %d event ids at once", MaxPageLimit)
 	}
 	return nil
 }

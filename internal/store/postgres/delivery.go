@@ -63,6 +63,31 @@ func (x *deliveryScan) value() hub.Delivery {
 	return d
 }
 
+// lastLatencyCol is the latency of a delivery's last attempt (NULL before
+// the first), read through attempts_delivery: one index lookup a row of a
+// list, in the list's query.
+const lastLatencyCol = `(SELECT a.latency_ms FROM attempts a WHERE a.delivery_id = deliveries.id ORDER BY a.seq DESC LIMIT 1)`
+
+// readDeliveryCols are the columns of a delivery as reads return it: with
+// its last attempt's latency (see scanReadDelivery).
+const readDeliveryCols = lastLatencyCol + `, ` + deliveryCols
+
+// scanReadDelivery reads a row of readDeliveryCols.
+func scanReadDelivery(r pgx.Row) (hub.Delivery, error) {
+	var (
+		x       deliveryScan
+		latency *int64
+	)
+	if err := r.Scan(append([]any{&latency}, x.dest()...)...); err != nil {
+		return hub.Delivery{}, err
+	}
+	d := x.value()
+	if latency != nil {
+		d.LastLatencyMS = *latency
+	}
+	return d, nil
+}
+
 // scanDelivery reads a row of deliveryCols.
 func scanDelivery(r pgx.Row) (hub.Delivery, error) {
 	var x deliveryScan
@@ -376,9 +401,9 @@ func (s *Store) Deliveries(ctx context.Context, f hub.DeliveryFilter) ([]hub.Del
 	if f.Status != "" {
 		q.add("status = ?", string(f.Status))
 	}
-	stmt, args := q.sql(`SELECT `+deliveryCols+` FROM deliveries`, cursor, limit)
+	stmt, args := q.sql(`SELECT `+readDeliveryCols+` FROM deliveries`, cursor, limit)
 	return list(ctx, s, "list deliveries", stmt, args, limit, func(r pgx.Row) (hub.Delivery, string, error) {
-		d, err := scanDelivery(r)
+		d, err := scanReadDelivery(r)
 		return d, d.ID, err
 	})
 }
@@ -390,7 +415,7 @@ func (s *Store) Delivery(ctx context.Context, id string) (hub.Delivery, error) {
 	var d hub.Delivery
 	err := s.snapshot(ctx, "get delivery", func(tx pgx.Tx) error {
 		var err error
-		if d, err = scanDelivery(tx.QueryRow(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE id = $1`, clean(id))); err != nil {
+		if d, err = scanReadDelivery(tx.QueryRow(ctx, `SELECT `+readDeliveryCols+` FROM deliveries WHERE id = $1`, clean(id))); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `SELECT id, delivery_id, at, status_code, latency_ms, response, error
@@ -428,10 +453,10 @@ func (s *Store) RetryDelivery(ctx context.Context, id string, now time.Time) (hu
 		return hub.Delivery{}, fmt.Errorf("retry delivery: %w", err)
 	}
 	now = ts(now)
-	d, err := scanDelivery(s.queryRow(ctx, `UPDATE deliveries SET status = 'pending', attempts = 0,
+	d, err := scanReadDelivery(s.queryRow(ctx, `UPDATE deliveries SET status = 'pending', attempts = 0,
 			next_attempt_at = $1, lease = NULL, lease_until = NULL, updated_at = $1
 		WHERE id = $2
-		RETURNING `+deliveryCols, now, clean(id)))
+		RETURNING `+readDeliveryCols, now, clean(id)))
 	if err != nil {
 		return hub.Delivery{}, notFound("retry delivery", err, fmt.Sprintf("delivery %q not found", id))
 	}

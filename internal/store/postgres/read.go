@@ -347,6 +347,13 @@ func eventsSQL(f hub.EventFilter, cursor string, limit int) (string, []any) {
 	if f.VerificationID != "" {
 		q.add("verification_id = ?", clean(f.VerificationID))
 	}
+	if len(f.IDs) > 0 {
+		ids := make([]string, len(f.IDs))
+		for i, id := range f.IDs {
+			ids[i] = clean(id)
+		}
+		q.add("id = ANY(?::text[])", ids)
+	}
 	return q.sql(`SELECT `+eventCols+` FROM events`, cursor, limit)
 }
 

@@ -28,6 +28,23 @@ func (s *Store) insertDeliveries(tx *wtx, ds []hub.NewDelivery) error {
 const deliveryCols = `id, endpoint_id, event_id, event_type, source, verification_id, status, attempts,
 	next_attempt_at, last_status_code, last_error, created_at, updated_at`
 
+// lastLatencyCol is the latency of a delivery's last attempt (NULL before
+// the first), read through attempts_delivery: one index lookup a row of a
+// list, in the list's query.
+const lastLatencyCol = `(SELECT a.latency_ms FROM attempts a WHERE a.delivery_id = deliveries.id ORDER BY a.seq DESC LIMIT 1)`
+
+// readDeliveryCols are the columns of a delivery as reads return it: with
+// its last attempt's latency (see scanReadDelivery).
+const readDeliveryCols = lastLatencyCol + `, ` + deliveryCols
+
+// scanReadDelivery reads a row of readDeliveryCols.
+func scanReadDelivery(r scanner) (hub.Delivery, error) {
+	var latency sql.NullInt64
+	d, err := scanDelivery(r, &latency)
+	d.LastLatencyMS = latency.Int64
+	return d, err
+}
+
 // scanDelivery reads a row of deliveryCols, after the columns of extra.
 func scanDelivery(r scanner, extra ...any) (hub.Delivery, error) {
 	var (
@@ -341,9 +358,9 @@ func (s *Store) Deliveries(ctx context.Context, f hub.DeliveryFilter) ([]hub.Del
 	if f.Status != "" {
 		q.add("status = ?", string(f.Status))
 	}
-	stmt, args := q.sql(`SELECT `+deliveryCols+` FROM deliveries`, cursor, limit)
+	stmt, args := q.sql(`SELECT `+readDeliveryCols+` FROM deliveries`, cursor, limit)
 	return list(ctx, s, "list deliveries", stmt, args, limit, func(r scanner) (hub.Delivery, string, error) {
-		d, err := scanDelivery(r)
+		d, err := scanReadDelivery(r)
 		return d, d.ID, err
 	})
 }
@@ -356,7 +373,7 @@ func (s *Store) Delivery(ctx context.Context, id string) (hub.Delivery, error) {
 		return hub.Delivery{}, fail("get delivery", err)
 	}
 	defer tx.Rollback()
-	d, err := scanDelivery(tx.QueryRowContext(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE id = ?`, id))
+	d, err := scanReadDelivery(tx.QueryRowContext(ctx, `SELECT `+readDeliveryCols+` FROM deliveries WHERE id = ?`, id))
 	if err != nil {
 		return hub.Delivery{}, notFound("get delivery", err, fmt.Sprintf("delivery %q not found", id))
 	}
@@ -398,10 +415,10 @@ func (s *Store) RetryDelivery(ctx context.Context, id string, now time.Time) (hu
 	var d hub.Delivery
 	err := s.write(ctx, "retry delivery", func(tx *wtx) error {
 		var err error
-		d, err = scanDelivery(tx.tx.QueryRowContext(tx.ctx, `UPDATE deliveries SET status = 'pending', attempts = 0,
+		d, err = scanReadDelivery(tx.tx.QueryRowContext(tx.ctx, `UPDATE deliveries SET status = 'pending', attempts = 0,
 				next_attempt_at = ?, lease = NULL, lease_until = NULL, updated_at = ?
 			WHERE id = ?
-			RETURNING `+deliveryCols, toNanos(now), toNanos(now), id))
+			RETURNING `+readDeliveryCols, toNanos(now), toNanos(now), id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return hub.Errorf(hub.ENOTFOUND, "delivery %q not found", id)
 		}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -356,6 +357,10 @@ func eventsSQL(f hub.EventFilter, cursor string, limit int) (string, []any) {
 	}
 	if f.VerificationID != "" {
 		q.add("verification_id = ?", f.VerificationID)
+	}
+	if len(f.IDs) > 0 {
+		ids, _ := json.Marshal(f.IDs)
+		q.add("id IN (SELECT value FROM json_each(?))", string(ids))
 	}
 	return q.sql(`SELECT `+eventCols+` FROM events`, cursor, limit)
 }

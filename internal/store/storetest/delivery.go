@@ -990,6 +990,40 @@ func testReplay(t *testing.T, s hub.Store) {
 	wantCode(t, "Replay(unknown status)", err, hub.EINVALID)
 }
 
+// testDeliveryLatency: lists and reads of deliveries carry the latency of
+// each one's last attempt, 0 before the first.
+func testDeliveryLatency(t *testing.T, s hub.Store) {
+	createEndpoints(t, s, newEndpoint("ep", at(-10)))
+	ingestStatus(t, s, "s1", "r0", hub.StatusApproved, true, at(0))
+	cs := claim(t, s, at(5), 1, time.Minute)
+	record(t, s, cs[0], hub.DeliveryPending, at(6), at(7)) // 20 ms
+	cs = claim(t, s, at(8), 1, time.Minute)
+	if len(cs) != 1 {
+		t.Fatalf("claimed %d, want the delivery due again", len(cs))
+	}
+	err := s.RecordAttempt(ctx(t), hub.AttemptRecord{DeliveryID: cs[0].Delivery.ID, Lease: cs[0].Lease,
+		Status: hub.DeliverySucceeded, Attempt: hub.Attempt{At: at(9), StatusCode: 200, LatencyMS: 35}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingestStatus(t, s, "s1", "r1", hub.StatusApproved, true, at(10))
+	got := map[string]int64{}
+	for _, d := range allDeliveries(t, s, hub.DeliveryFilter{}) {
+		got[d.ID] = d.LastLatencyMS
+	}
+	if len(got) != 2 || got[cs[0].Delivery.ID] != 35 {
+		t.Errorf("Deliveries: latencies %v, want 35 ms for %s (its last attempt's) and 0 for the other", got, cs[0].Delivery.ID)
+	}
+	for id, ms := range got {
+		if id != cs[0].Delivery.ID && ms != 0 {
+			t.Errorf("Deliveries: %s, never attempted, has latency %d ms", id, ms)
+		}
+		if d := getDelivery(t, s, id); d.LastLatencyMS != ms {
+			t.Errorf("Delivery(%s).LastLatencyMS = %d, the list's %d", id, d.LastLatencyMS, ms)
+		}
+	}
+}
+
 // testQueueStats: QueueStats counts pending deliveries, due or not, and
 // dates the oldest due one.
 func testQueueStats(t *testing.T, s hub.Store) {

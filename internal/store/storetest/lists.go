@@ -169,6 +169,8 @@ func testEventFilters(t *testing.T, s hub.Store) {
 		{"verification", hub.EventFilter{VerificationID: ver1}, []string{upd1, upd2}},
 		{"source and type", hub.EventFilter{Source: "s2", Type: hub.EventOTPRequested}, []string{otp3}},
 		{"no match", hub.EventFilter{Source: "s2", VerificationID: ver1}, nil},
+		{"ids", hub.EventFilter{IDs: []string{otp1, upd3, "evt-nope"}}, []string{otp1, upd3}},
+		{"ids and source", hub.EventFilter{IDs: []string{otp1, upd3}, Source: "s2"}, []string{upd3}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -181,6 +183,8 @@ func testEventFilters(t *testing.T, s hub.Store) {
 			}
 		})
 	}
+	_, _, err := s.Events(ctx(t), hub.EventFilter{IDs: make([]string, hub.MaxPageLimit+1)})
+	wantCode(t, "Events(too many ids)", err, hub.EINVALID)
 }
 
 // testPagination: pages of every size cover each list exactly once, newest
