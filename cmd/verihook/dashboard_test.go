@@ -542,7 +542,8 @@ func TestScreenshots(t *testing.T) {
 
 // seedHistory adds a day of callbacks to f's store, received over the last
 // 24 hours (more in the last hours), so that the charts have a history:
-// the ingest service runs with a clock set back for each.
+// the ingest service runs with a clock set back for each, and the queue is
+// sampled at that time too.
 func seedHistory(t *testing.T, f piiFixture) {
 	t.Helper()
 	now := time.Now()
@@ -563,5 +564,8 @@ func seedHistory(t *testing.T, f piiFixture) {
 			body = append(body[:len(body)-1], []byte(`,"tampered":true}`)...) // refused: bad signature
 		}
 		svc.Receive(context.Background(), hub.Callback{SourceID: prov + "-main", RemoteAddr: "198.51.100.7:443", Header: h, Body: body})
+		if err := hub.SampleQueue(context.Background(), f.m.Store, at); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -178,7 +179,7 @@ func chart(kind string, buckets []statBucket, hourly bool) template.HTML {
 	for _, frac := range []float64{0, 0.5, 1} {
 		y := pad + plotH*(1-frac)
 		fmt.Fprintf(&sb, `<line class="grid" x1="%g" y1="%.1f" x2="%g" y2="%.1f"/>`, left, y, w, y)
-		fmt.Fprintf(&sb, `<text class="axis" x="%g" y="%.1f" text-anchor="end">%d</text>`, left-6, y+4, int64(float64(scale)*frac))
+		fmt.Fprintf(&sb, `<text class="axis" x="%g" y="%.1f" text-anchor="end">%s</text>`, left-6, y+4, axisLabel(int64(float64(scale)*frac)))
 	}
 	n := float64(len(buckets))
 	slot := (w - left) / n
@@ -213,6 +214,17 @@ func chart(kind string, buckets []statBucket, hourly bool) template.HTML {
 	}
 	sb.WriteString(`</svg>`)
 	return template.HTML(sb.String())
+}
+
+// axisLabel writes n short enough for the axis: 100k, 2M.
+func axisLabel(n int64) string {
+	switch {
+	case n >= 1_000_000:
+		return strconv.FormatFloat(float64(n)/1e6, 'g', 3, 64) + "M"
+	case n >= 10_000:
+		return strconv.FormatFloat(float64(n)/1e3, 'g', 3, 64) + "k"
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // niceCeil rounds n up to 1, 2 or 5 times a power of ten (at least 4), so
