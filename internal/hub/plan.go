@@ -15,10 +15,10 @@ import (
 // IngestState is what a store has read, inside the transaction that stored
 // an ingest's message, for PlanIngest.
 type IngestState struct {
-	// Stored are the stored verifications under the ProviderRef, and under
-	// the FormerRef when there is one, of each observation, in any order,
-	// read (and locked) so that no other transaction applies an observation
-	// to them before this one commits.
+	// Stored are, for each observation, the verification stored under its
+	// ProviderRef or, when there is none, under its FormerRef, in any order
+	// and each at least once, read (and locked) so that no other
+	// transaction applies an observation to them before this one commits.
 	Stored []Verification
 	// Created are verifications the store has inserted already, each as
 	// NewVerification made it from the first observation of its key: a
