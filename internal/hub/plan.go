@@ -93,9 +93,16 @@ type planned struct {
 	insert, dirty bool
 }
 
-// is reports whether p is stored under k, by then.
-func (p *planned) is(k VerificationKey) bool {
-	return p.v.Source == k.Source && p.v.ProviderRef == k.ProviderRef && p.v.Level == k.Level
+// find returns the index in vs of the verification under k, pending (see
+// planned) or not, or -1.
+func find(vs []planned, k VerificationKey, pending bool) int {
+	for i := range vs {
+		p := &vs[i]
+		if p.pending == pending && p.v.Source == k.Source && p.v.ProviderRef == k.ProviderRef && p.v.Level == k.Level {
+			return i
+		}
+	}
+	return -1
 }
 
 // PlanIngest applies in's observations, in order, to the verifications of
@@ -107,8 +114,9 @@ func (p *planned) is(k VerificationKey) bool {
 //
 // An observation applies to the verification that is, by then, under its
 // ProviderRef: one stored, or one an earlier observation of the message
-// created or renamed. Without one, to the one under its FormerRef, which
-// takes ProviderRef. Without either, it creates it.
+// created or renamed; else to the one the store created for it (Created).
+// Without one, to the one under its FormerRef, which takes ProviderRef.
+// Without either, it creates it.
 func PlanIngest(now time.Time, in Ingest, st IngestState) IngestPlan {
 	vs := make([]planned, 0, len(st.Created)+len(st.Stored)+len(in.Observations))
 	for _, v := range st.Created {
@@ -132,13 +140,12 @@ func PlanIngest(now time.Time, in Ingest, st IngestState) IngestPlan {
 	}
 	for i, o := range in.Observations {
 		k := o.VerificationKey
-		j := slices.IndexFunc(vs, func(p planned) bool { return !p.pending && p.is(k) })
+		j := find(vs, k, false)
 		if j < 0 {
-			j = slices.IndexFunc(vs, func(p planned) bool { return p.pending && p.is(k) })
+			j = find(vs, k, true)
 		}
 		if j < 0 && o.FormerRef != "" {
-			former := VerificationKey{Source: k.Source, ProviderRef: o.FormerRef, Level: k.Level}
-			j = slices.IndexFunc(vs, func(p planned) bool { return !p.pending && p.is(former) })
+			j = find(vs, VerificationKey{Source: k.Source, ProviderRef: o.FormerRef, Level: k.Level}, false)
 		}
 		var (
 			next    Verification
