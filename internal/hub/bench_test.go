@@ -68,3 +68,32 @@ func BenchmarkUpdatedEvent(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPlanIngest measures what every ingest runs in the store's write
+// transaction besides the SQL: a message of one observation that changes its
+// stored verification, planned with two endpoints that want its event.
+func BenchmarkPlanIngest(b *testing.B) {
+	at := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	o := hub.Observation{
+		VerificationKey: hub.VerificationKey{Source: "idenfy-main", ProviderRef: "scan-1"},
+		Provider:        "idenfy", Kind: hub.KindKYC, ApplicantRef: "user-42",
+		Status: hub.StatusApproved, Final: true, ProviderTime: at.Add(time.Minute), ProviderEvent: "IDENTIFICATION_MANUAL_FINISHED",
+		ReceivedAt: at.Add(time.Minute), MessageID: "msg_1",
+	}
+	pending := o
+	pending.Status, pending.Final, pending.ProviderTime, pending.ReceivedAt = hub.StatusReview, false, at, at
+	in := hub.Ingest{
+		Message:      hub.Message{ID: "msg_1", SourceID: "idenfy-main", ReceivedAt: o.ReceivedAt},
+		Observations: []hub.Observation{o},
+	}
+	st := hub.IngestState{
+		Stored:    []hub.Verification{hub.NewVerification("ver_1", pending)},
+		Endpoints: []hub.Endpoint{{ID: "ep_1", Enabled: true}, {ID: "ep_2", Enabled: true, EventTypes: []string{"verification.*"}}},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if p := hub.PlanIngest(at, in, st); len(p.Update) != 1 || len(p.Deliveries) != 2 {
+			b.Fatalf("%d updates, %d deliveries; want 1 and 2", len(p.Update), len(p.Deliveries))
+		}
+	}
+}
