@@ -275,7 +275,8 @@ func TestInflightBudget(t *testing.T) {
 	}()
 	pw.Write([]byte("{"))
 
-	deadline := time.Now().Add(10 * time.Second)
+	// Until the first request holds the budget, the probe is read and
+	// refused (401); a hang is the test binary's timeout to report.
 	for {
 		code, retry, answer := h.post(t, "idenfy-main", strings.NewReader(badBody), int64(len(badBody)))
 		if code == http.StatusServiceUnavailable {
@@ -284,7 +285,7 @@ func TestInflightBudget(t *testing.T) {
 			}
 			break
 		}
-		if code != http.StatusUnauthorized || time.Now().After(deadline) {
+		if code != http.StatusUnauthorized {
 			t.Fatalf("while the budget is held: %d %s, want 503 (or 401 until the first request holds it)", code, answer)
 		}
 	}
