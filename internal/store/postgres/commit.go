@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/verihook/verihook/internal/hub"
@@ -24,6 +26,89 @@ const maxGroup = 64
 // orders, a deadlock that PostgreSQL breaks after deadlock_timeout).
 const committers = 2
 
+// groups gathers concurrent calls into groups, each run by a committer
+// in one transaction: the calls share its commit and its WAL flush, as
+// SQLite's writer's do. A committer takes a job, then every other one
+// already waiting (up to max), and runs them; while it commits, new jobs
+// wait for it or another committer and form the next group: the busier the
+// store, the larger the groups, with no timer and no added latency when it
+// is idle.
+type groups[J any] struct {
+	ch     chan J
+	mu     sync.RWMutex // held by submit to send, by stop to close ch
+	closed bool
+	wg     sync.WaitGroup
+	// queued counts the jobs submitted and not yet answered.
+	queued atomic.Int64
+}
+
+// start starts n committers, each running its groups of at most max jobs
+// with run, which must answer every job of the group.
+func (g *groups[J]) start(n, max int, run func([]J)) {
+	g.ch = make(chan J)
+	for range n {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			group := make([]J, 0, max)
+			for j := range g.ch {
+				group = append(group[:0], j)
+			more:
+				for len(group) < max {
+					select {
+					case j, ok := <-g.ch:
+						if !ok {
+							break more
+						}
+						group = append(group, j)
+					default:
+						break more
+					}
+				}
+				run(group)
+				clear(group)
+			}
+		}()
+	}
+}
+
+// submit hands j to a committer and waits until done is closed. If ctx
+// ends first, submit returns ctx's error; j may still run and commit (then
+// it is as durable as any other), or be skipped if run sees the
+// cancellation before starting it.
+func (g *groups[J]) submit(ctx context.Context, j J, done <-chan struct{}) error {
+	g.queued.Add(1)
+	defer g.queued.Add(-1)
+	g.mu.RLock()
+	if g.closed {
+		g.mu.RUnlock()
+		return errClosed
+	}
+	select {
+	case g.ch <- j:
+		g.mu.RUnlock()
+	case <-ctx.Done():
+		g.mu.RUnlock()
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// stop lets the committers finish the groups queued and waits for them to
+// exit; submit refuses jobs from then on.
+func (g *groups[J]) stop() {
+	g.mu.Lock()
+	g.closed = true
+	close(g.ch)
+	g.mu.Unlock()
+	g.wg.Wait()
+}
+
 // ingestJob is one Ingest waiting for a committer.
 type ingestJob struct {
 	ctx  context.Context
@@ -34,82 +119,32 @@ type ingestJob struct {
 }
 
 // submit hands r to a committer and waits until the transaction that ran it
-// has committed, or r or the transaction failed. If ctx ends first, submit
-// returns ctx's error; r may still run and commit (then it is as durable as
-// any other), or be skipped if the committer sees the cancellation before
-// starting it.
+// has committed, or r or the transaction failed (see groups.submit).
 func (s *Store) submit(ctx context.Context, r *ingestReq) (hub.IngestResult, error) {
 	j := &ingestJob{ctx: ctx, r: r, done: make(chan struct{})}
-	s.queued.Add(1)
-	defer s.queued.Add(-1)
-	s.groupMu.RLock()
-	if s.groupClosed {
-		s.groupMu.RUnlock()
-		return hub.IngestResult{}, errClosed
+	if err := s.ingests.submit(ctx, j, j.done); err != nil {
+		return hub.IngestResult{}, err
 	}
-	select {
-	case s.group <- j:
-		s.groupMu.RUnlock()
-	case <-ctx.Done():
-		s.groupMu.RUnlock()
-		return hub.IngestResult{}, ctx.Err()
-	}
-	select {
-	case <-j.done:
-		return j.res, j.err
-	case <-ctx.Done():
-		return hub.IngestResult{}, ctx.Err()
-	}
+	return j.res, j.err
 }
 
-// startCommitters starts the goroutines that run the queued ingests.
+// startCommitters starts the goroutines that run the queued ingests and
+// attempts.
 func (s *Store) startCommitters() {
-	s.group = make(chan *ingestJob)
-	for range committers {
-		s.groupWG.Add(1)
-		go s.committer()
-	}
-}
-
-// stopCommitters answers every queued ingest and waits for the committers
-// to exit; submit refuses ingests from then on.
-func (s *Store) stopCommitters() {
-	s.groupMu.Lock()
-	s.groupClosed = true
-	close(s.group)
-	s.groupMu.Unlock()
-	s.groupWG.Wait()
-}
-
-// committer takes an ingest, then every other one already waiting (up to
-// maxGroup), and runs them all in one transaction, so that concurrent
-// ingests share one commit and one WAL flush, as SQLite's writer does.
-// While it commits, new ingests wait for the other committer or form its
-// next group: the busier the store, the larger the groups, with no timer
-// and no added latency when it is idle.
-func (s *Store) committer() {
-	defer s.groupWG.Done()
-	group := make([]*ingestJob, 0, maxGroup)
-	for j := range s.group {
-		group = append(group[:0], j)
-	more:
-		for len(group) < maxGroup {
-			select {
-			case j, ok := <-s.group:
-				if !ok {
-					break more
-				}
-				group = append(group, j)
-			default:
-				break more
-			}
-		}
+	s.ingests.start(committers, maxGroup, func(group []*ingestJob) {
 		s.commitGroup(group)
-		for i, j := range group {
+		for _, j := range group {
 			close(j.done)
-			group[i] = nil
 		}
-	}
+	})
+	s.attempts.start(1, maxGroup, s.commitAttempts)
+}
+
+// stopCommitters answers every queued ingest and attempt and waits for the
+// committers to exit.
+func (s *Store) stopCommitters() {
+	s.ingests.stop()
+	s.attempts.stop()
 }
 
 // commitGroup runs a group in one transaction and sets each ingest's result.

@@ -341,20 +341,114 @@ func (s *Store) RecordAttempt(ctx context.Context, r hub.AttemptRecord) error {
 		next = nullTime(r.NextAttemptAt)
 	}
 	deliveryID := clean(r.DeliveryID)
-	var endpointID string
-	// It may deadlock with a DeleteEndpoint of the delivery's endpoint (which
-	// takes the endpoint first, then its deliveries): then it runs again.
-	err := retry(ctx, func() error {
-		return s.queryRow(ctx, recordAttemptSQL,
-			a.StatusCode, clean(a.Error), string(r.Status), next, ts(a.At), deliveryID, clean(r.Lease),
-			a.ID, a.LatencyMS, clean(a.Response), clean(r.DisableEndpoint), minute(a.At)).Scan(&endpointID)
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
+	j := &attemptJob{ctx: ctx, deliveryID: deliveryID, done: make(chan struct{}), args: []any{
+		a.StatusCode, clean(a.Error), string(r.Status), next, ts(a.At), deliveryID, clean(r.Lease),
+		a.ID, a.LatencyMS, clean(a.Response), clean(r.DisableEndpoint), minute(a.At)}}
+	if err := s.attempts.submit(ctx, j, j.done); err != nil {
+		return fail("record attempt", err)
+	}
+	if j.err != nil {
+		return fail("record attempt", j.err)
+	}
+	if !j.found {
 		// Only the holder of the lease may record: a worker whose lease ran
 		// out and went to another worker matches no row.
 		return s.leaseConflict(ctx, "record attempt", deliveryID)
 	}
-	return fail("record attempt", err)
+	return nil
+}
+
+// attemptJob is one RecordAttempt waiting for a committer.
+type attemptJob struct {
+	ctx        context.Context
+	deliveryID string
+	args       []any // recordAttemptSQL's
+	// found is set when the delivery was held under the lease and the
+	// attempt is recorded; err when the attempt could not be recorded.
+	found bool
+	err   error
+	done  chan struct{} // closed once found and err are final
+}
+
+// attemptTx begins the transaction of a group of attempts. recordAttemptSQL
+// finds its rows by their keys, so it is planned once per connection (see
+// writeBatch).
+var attemptTx = pgx.TxOptions{BeginQuery: `BEGIN; SET LOCAL plan_cache_mode = force_generic_plan`}
+
+// commitAttempts records a group of attempts (see groups), in the order of
+// their deliveries' ids, in one transaction and one pipelined round trip.
+// An attempt whose lease is not held changes nothing and fails no other.
+// Should the transaction fail (say, deadlocked with a DeleteEndpoint, which
+// takes the endpoint and then its deliveries), each attempt is recorded
+// again in a transaction of its own, and a deadlock then run again (see
+// retry): the lease makes that safe even if the group's commit did
+// succeed, as the delivery is then no longer held with it.
+func (s *Store) commitAttempts(group []*attemptJob) {
+	defer func() {
+		for _, j := range group {
+			close(j.done)
+		}
+	}()
+	// The statements run under a context that is never canceled (see
+	// commitGroup).
+	ctx := context.Background()
+	var run []*attemptJob
+	for _, j := range group {
+		if j.err = j.ctx.Err(); j.err == nil {
+			run = append(run, j)
+		}
+	}
+	slices.SortFunc(run, func(a, b *attemptJob) int { return cmp.Compare(a.deliveryID, b.deliveryID) })
+	if len(run) > 1 && s.recordAttempts(ctx, run) == nil {
+		return
+	}
+	for _, j := range run {
+		j.err = retry(ctx, func() error {
+			var endpointID string
+			err := s.pool.QueryRow(ctx, recordAttemptSQL, j.args...).Scan(&endpointID)
+			j.found = err == nil
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			return err
+		})
+	}
+}
+
+// recordAttempts records the attempts of run in one transaction and commits
+// it, or returns why not.
+func (s *Store) recordAttempts(ctx context.Context, run []*attemptJob) error {
+	tx, err := s.pool.BeginTx(ctx, attemptTx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx) // after Commit, a no-op
+	b := &pgx.Batch{}
+	for _, j := range run {
+		b.Queue(recordAttemptSQL, j.args...)
+	}
+	br := tx.SendBatch(ctx, b)
+	found := make([]bool, len(run))
+	for i := range run {
+		var endpointID string
+		err := br.QueryRow().Scan(&endpointID)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			br.Close()
+			return err
+		}
+		found[i] = err == nil
+	}
+	if err := br.Close(); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	s.attemptGroups.Add(1)
+	for i, j := range run {
+		j.found = found[i]
+	}
+	return nil
 }
 
 // Release gives a claimed delivery back without an attempt, due at at (a

@@ -106,7 +106,9 @@
 // leaves a delivery pending, so the rule holds across claimers on any
 // instance (see claimSQL). RecordAttempt (one statement too) and Release
 // must present the lease token, so a worker whose lease ran out cannot
-// record over the next holder's attempt.
+// record over the next holder's attempt. Attempts recorded at once share a
+// transaction, as ingests do (see commitAttempts), in the order of their
+// deliveries' ids.
 //
 // # Periodic jobs
 //

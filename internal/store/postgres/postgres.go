@@ -64,16 +64,14 @@ type Store struct {
 	done      chan struct{} // closed by Close: ends ListenDeliveries
 	closeOnce sync.Once
 
-	// Ingest's group commit (see commit.go): submit queues on group, which
-	// stopCommitters closes under groupMu.
-	group       chan *ingestJob
-	groupMu     sync.RWMutex
-	groupClosed bool
-	groupWG     sync.WaitGroup
-	// queued counts the ingests submitted and not yet answered; groups the
-	// transactions that committed ingests, grouped the ingests they
-	// committed, and alone the groups run again each under its savepoint.
-	queued, groups, grouped, alone atomic.Int64
+	// The group commits of Ingest and RecordAttempt (see commit.go).
+	ingests  groups[*ingestJob]
+	attempts groups[*attemptJob]
+	// groups counts the transactions that committed ingests, grouped the
+	// ingests they committed, and alone the groups run again each under
+	// its savepoint; attemptGroups the transactions that recorded a group
+	// of attempts.
+	groups, grouped, alone, attemptGroups atomic.Int64
 
 	// purgeChunk and replayChunk, when not 0, replace the package's
 	// constants (tests).

@@ -1140,7 +1140,7 @@ func heldUp(t *testing.T, s *Store, schema string, ins []hub.Ingest) ([]hub.Inge
 		return err == nil && waiting == committers
 	})
 	send(committers, len(ins))
-	waitFor(t, func() bool { return s.queued.Load() == int64(len(ins)) })
+	waitFor(t, func() bool { return s.ingests.queued.Load() == int64(len(ins)) })
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -1156,5 +1156,96 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within a minute")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestGroupAttempts: attempts recorded at once share a transaction, and
+// one whose lease is not held fails alone: the others are recorded, and
+// its delivery is left as it was.
+func TestGroupAttempts(t *testing.T) {
+	t.Parallel()
+	s := openShared(t, 1)[0]
+	schema := s.pool.Config().ConnConfig.RuntimeParams["search_path"]
+	ctx := ctxFor(t)
+	conns.reserve(t, 1) // the lock's
+	if err := s.CreateEndpoint(ctx, testEndpoint("ep")); err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	for i := range n {
+		if _, err := s.Ingest(ctx, testIngest("src", fmt.Sprint("k", i), fmt.Sprint("ref-", i), []byte(`{}`))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs, err := s.ClaimDeliveries(ctx, t0, n, time.Hour)
+	if err != nil || len(cs) != n {
+		t.Fatalf("ClaimDeliveries = %d claims, %v; want %d", len(cs), err, n)
+	}
+	const bad = n / 2 // recorded with a lease that is not its own
+
+	// Every attempt writes the counters: a lock on them holds up the first
+	// attempt, alone in its group, until the others are queued behind it.
+	lock, err := pgx.Connect(ctx, baseURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close(context.Background())
+	tx, err := lock.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+schema+".stats IN EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	record := func(i int) {
+		lease := cs[i].Lease
+		if i == bad {
+			lease = "lease_not-this-one"
+		}
+		wg.Go(func() {
+			errs[i] = s.RecordAttempt(ctx, hub.AttemptRecord{DeliveryID: cs[i].Delivery.ID, Lease: lease,
+				Status: hub.DeliverySucceeded, Attempt: hub.Attempt{At: t0, StatusCode: 204}})
+		})
+	}
+	record(0)
+	waitFor(t, func() bool {
+		var waiting int
+		if _, err := tx.Exec(ctx, `SELECT pg_stat_clear_snapshot()`); err != nil {
+			t.Fatal(err)
+		}
+		err := tx.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE application_name = $1 AND wait_event_type = 'Lock'`, schema).Scan(&waiting)
+		return err == nil && waiting == 1
+	})
+	groups0 := s.attemptGroups.Load()
+	for i := 1; i < n; i++ {
+		record(i)
+	}
+	waitFor(t, func() bool { return s.attempts.queued.Load() == n })
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		d, derr := s.Delivery(ctx, cs[i].Delivery.ID)
+		if derr != nil {
+			t.Fatal(derr)
+		}
+		if i == bad {
+			if hub.ErrorCode(err) != hub.ECONFLICT || d.Status != hub.DeliveryPending || d.Attempts != 0 {
+				t.Errorf("attempt under another lease: %v, delivery %s after %d attempts; want ECONFLICT, pending after 0",
+					err, d.Status, d.Attempts)
+			}
+			continue
+		}
+		if err != nil || d.Status != hub.DeliverySucceeded || d.Attempts != 1 {
+			t.Errorf("attempt %d: %v, delivery %s after %d attempts; want succeeded after 1", i, err, d.Status, d.Attempts)
+		}
+	}
+	// The first attempt alone, then one transaction for the others.
+	if g := s.attemptGroups.Load() - groups0; g != 1 {
+		t.Errorf("%d attempts queued together recorded in %d group transactions, want 1", n-1, g)
 	}
 }
