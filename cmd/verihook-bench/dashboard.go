@@ -139,7 +139,7 @@ func dashboardPages(ctx context.Context, base, token string) ([]string, error) {
 		// The level and provider filters; a filter that matches nothing reads
 		// every row unless an index serves it.
 		"/verifications?level=basic", "/verifications?level=nomatch", "/verifications?provider=nomatch",
-		"/deliveries?status=failed"}
+		"/deliveries?status=failed", "/deliveries?status=succeeded"}
 	for _, l := range []struct{ api, page string }{
 		{"/api/v1/messages", "/messages"}, {"/api/v1/verifications", "/verifications"},
 		{"/api/v1/deliveries", "/deliveries"},
