@@ -460,46 +460,47 @@ func (v JSON) Names() []string {
 	return slices.Compact(names)
 }
 
-// keyIs reports whether the key token k is name; fold also matches it
-// without regard to case.
-func (v JSON) keyIs(k int32, name string, fold bool) bool {
-	key := JSON{v.doc, k}
-	raw := key.raw()
-	if !key.tok().plain {
-		raw = unquote(nil, raw)
+// key returns the name of the key token k, unquoted.
+func (v JSON) key(k int32) []byte {
+	t := v.doc.toks[k]
+	if t.plain {
+		return v.doc.src[t.start:t.end]
 	}
-	if fold {
-		return strings.EqualFold(string(raw), name)
-	}
-	return string(raw) == name
+	return unquote(nil, v.doc.src[t.start:t.end])
 }
 
 // Field returns the value of an object's member name, the last one of that
 // name as json.Unmarshal into a map keeps it; absent when there is none or v
 // is no object.
 func (v JSON) Field(name string) JSON {
-	return v.field(name, false)
+	var out JSON
+	v.members(func(k int32) bool {
+		if string(v.key(k)) == name {
+			out = JSON{v.doc, k + 1}
+		}
+		return true
+	})
+	return out
 }
 
 // FieldFold is Field, but when no member is named exactly name it takes the
 // last one whose name matches without regard to case, as json.Unmarshal
 // into a struct matches a field's name.
 func (v JSON) FieldFold(name string) JSON {
-	if f := v.field(name, false); f.doc != nil {
-		return f
-	}
-	return v.field(name, true)
-}
-
-func (v JSON) field(name string, fold bool) JSON {
-	var out JSON
+	var exact, folded JSON
 	v.members(func(k int32) bool {
-		if v.keyIs(k, name, fold) {
-			out = JSON{v.doc, k + 1}
+		switch key := v.key(k); {
+		case string(key) == name:
+			exact = JSON{v.doc, k + 1}
+		case exact.doc == nil && strings.EqualFold(string(key), name):
+			folded = JSON{v.doc, k + 1}
 		}
 		return true
 	})
-	return out
+	if exact.doc != nil {
+		return exact
+	}
+	return folded
 }
 
 // Any decodes v as encoding/json decodes into an any: map[string]any,

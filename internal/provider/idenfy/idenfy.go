@@ -232,6 +232,14 @@ func known(event string) bool {
 // VERIFICATION AUTO FINISH", "ID_VERIFICATION_AUTO_FINISHED" and
 // "identificationAutoFinished" are all IDENTIFICATION_AUTO_FINISHED.
 func canonicalEvent(event string) string {
+	if event != EventCanceled && slices.Contains(events, event) {
+		return event // a documented spelling, as nearly every webhook names it
+	}
+	return respell(event)
+}
+
+// respell is canonicalEvent for a name that is not a documented spelling.
+func respell(event string) string {
 	var b strings.Builder
 	prevLower := false
 	for _, r := range strings.TrimSpace(event) {

@@ -552,3 +552,15 @@ func BenchmarkVerifyParse(b *testing.B) {
 		}
 	}
 }
+
+// TestDocumentedSpellingsAreCanonical: canonicalEvent returns a documented
+// spelling as it is without respelling it, which must give the same.
+func TestDocumentedSpellingsAreCanonical(t *testing.T) {
+	t.Parallel()
+	for _, e := range events {
+		want := respell(e)
+		if got := canonicalEvent(e); got != want {
+			t.Errorf("canonicalEvent(%q) = %q, respelled %q", e, got, want)
+		}
+	}
+}
