@@ -1108,18 +1108,7 @@ func TestGroupCommit(t *testing.T) {
 func heldUp(t *testing.T, s *Store, schema string, ins []hub.Ingest) ([]hub.IngestResult, []error) {
 	t.Helper()
 	ctx := ctxFor(t)
-	lock, err := pgx.Connect(ctx, baseURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close(context.Background())
-	tx, err := lock.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, "LOCK TABLE "+schema+".endpoints IN EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	waiting, release := lockTable(t, schema, "endpoints")
 	res := make([]hub.IngestResult, len(ins))
 	errs := make([]error, len(ins))
 	var wg sync.WaitGroup
@@ -1129,23 +1118,50 @@ func heldUp(t *testing.T, s *Store, schema string, ins []hub.Ingest) ([]hub.Inge
 		}
 	}
 	send(0, committers)
-	waitFor(t, func() bool {
-		var waiting int
-		// Within a transaction, pg_stat_activity is read once and kept.
-		if _, err := tx.Exec(ctx, `SELECT pg_stat_clear_snapshot()`); err != nil {
-			t.Fatal(err)
-		}
-		err := tx.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE application_name = $1 AND wait_event_type = 'Lock'`, schema).Scan(&waiting)
-		return err == nil && waiting == committers
-	})
+	waiting(committers)
 	send(committers, len(ins))
 	waitFor(t, func() bool { return s.ingests.queued.Load() == int64(len(ins)) })
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	wg.Wait()
 	return res, errs
+}
+
+// lockTable locks table of schema (EXCLUSIVE: reads go on, writes wait) in
+// a transaction of its own. waiting waits until n of the schema's sessions
+// wait for a lock; release ends the transaction.
+func lockTable(t *testing.T, schema, table string) (waiting func(n int), release func()) {
+	t.Helper()
+	ctx := ctxFor(t)
+	lock, err := pgx.Connect(ctx, baseURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close(context.Background()) })
+	tx, err := lock.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+schema+"."+table+" IN EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	waiting = func(n int) {
+		waitFor(t, func() bool {
+			var waiting int
+			// Within a transaction, pg_stat_activity is read once and kept.
+			if _, err := tx.Exec(ctx, `SELECT pg_stat_clear_snapshot()`); err != nil {
+				t.Fatal(err)
+			}
+			err := tx.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+				WHERE application_name = $1 AND wait_event_type = 'Lock'`, schema).Scan(&waiting)
+			return err == nil && waiting == n
+		})
+	}
+	release = func() {
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return waiting, release
 }
 
 // waitFor waits until cond holds, for up to a minute.
@@ -1185,18 +1201,7 @@ func TestGroupAttempts(t *testing.T) {
 
 	// Every attempt writes the counters: a lock on them holds up the first
 	// attempt, alone in its group, until the others are queued behind it.
-	lock, err := pgx.Connect(ctx, baseURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close(context.Background())
-	tx, err := lock.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, "LOCK TABLE "+schema+".stats IN EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	waiting, release := lockTable(t, schema, "stats")
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	record := func(i int) {
@@ -1210,23 +1215,13 @@ func TestGroupAttempts(t *testing.T) {
 		})
 	}
 	record(0)
-	waitFor(t, func() bool {
-		var waiting int
-		if _, err := tx.Exec(ctx, `SELECT pg_stat_clear_snapshot()`); err != nil {
-			t.Fatal(err)
-		}
-		err := tx.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE application_name = $1 AND wait_event_type = 'Lock'`, schema).Scan(&waiting)
-		return err == nil && waiting == 1
-	})
+	waiting(1)
 	groups0 := s.attemptGroups.Load()
 	for i := 1; i < n; i++ {
 		record(i)
 	}
 	waitFor(t, func() bool { return s.attempts.queued.Load() == n })
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	wg.Wait()
 	for i, err := range errs {
 		d, derr := s.Delivery(ctx, cs[i].Delivery.ID)
