@@ -3,13 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/verihook/verihook/internal/store/sqlite"
+	"github.com/verihook/verihook/internal/store/sqlite/sqlitetest"
 )
 
 // TestMigrateRebuilds: migrate rebuilds a database created with 4 KiB pages,
@@ -22,14 +22,7 @@ func TestMigrateRebuilds(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(data, "verihook.db")
-	raw, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := raw.Exec(`PRAGMA page_size = 4096; PRAGMA journal_mode = WAL`); err != nil {
-		t.Fatal(err)
-	}
-	raw.Close()
+	sqlitetest.CreateOld(t, path)
 	migrate := func() string {
 		t.Helper()
 		var out, errOut bytes.Buffer

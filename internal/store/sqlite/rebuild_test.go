@@ -24,14 +24,12 @@ func TestRebuild(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "verihook.db")
-	raw, err := sql.Open("sqlite", path)
-	if err != nil {
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := raw.Exec(`PRAGMA page_size = 4096; PRAGMA journal_mode = WAL`); err != nil {
+	if err := create(ctx, path, 4096); err != nil {
 		t.Fatal(err)
 	}
-	raw.Close()
 
 	key := newKey(t)
 	s := openStore(t, path, key)

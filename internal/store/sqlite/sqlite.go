@@ -103,7 +103,7 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 	} else if !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
-	if err := create(ctx, path); err != nil {
+	if err := create(ctx, path, pageSize); err != nil {
 		return nil, fail("open sqlite", err)
 	}
 
@@ -232,11 +232,12 @@ const pageSize = 1024
 const checkpointPages = 10000
 
 // create gives a database file that has no page yet (one Open has just
-// created, or one a crash left empty) the page size and WAL mode. Both are
+// created, or one a crash left empty) a page size, Open's pageSize, and WAL
+// mode. Both are
 // fixed by the first page written, and the writer's connection parameters
 // cannot set them first: the driver applies them sorted by name, so
 // journal_mode would come before page_size.
-func create(ctx context.Context, path string) error {
+func create(ctx context.Context, path string, size int) error {
 	if fi, err := os.Stat(path); err != nil || fi.Size() > 0 {
 		return err
 	}
@@ -245,7 +246,7 @@ func create(ctx context.Context, path string) error {
 		return err
 	}
 	defer db.Close()
-	_, err = db.ExecContext(ctx, fmt.Sprintf("PRAGMA page_size = %d; PRAGMA journal_mode = WAL", pageSize))
+	_, err = db.ExecContext(ctx, fmt.Sprintf("PRAGMA page_size = %d; PRAGMA journal_mode = WAL", size))
 	return err
 }
 

@@ -6,6 +6,7 @@ package sqlitetest
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"path/filepath"
 	"testing"
 
@@ -29,4 +30,20 @@ func Open(t testing.TB) *sqlite.Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// CreateOld creates the database file path (which must not exist) empty, as
+// verihook created its files before it used 1 KiB pages: 4 KiB pages, WAL
+// mode. Open then applies every migration to it and keeps its page size
+// until `verihook migrate` rebuilds it.
+func CreateOld(t testing.TB, path string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`PRAGMA page_size = 4096; PRAGMA journal_mode = WAL`); err != nil {
+		t.Fatal(err)
+	}
 }
