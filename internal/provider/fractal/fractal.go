@@ -313,8 +313,8 @@ func decodeObject(body []byte) (any, map[string]any, error) {
 
 // eventType returns the body's legacy type, or "" when it has none.
 func eventType(body []byte) string {
-	_, m, _ := decodeObject(body)
-	typ, _ := m["type"].(string)
+	v, _ := hub.ReadJSON(body, hub.NumbersAsFloat64) // refusing what decodeObject refuses
+	typ, _ := v.Field("type").Str()
 	return typ
 }
 
