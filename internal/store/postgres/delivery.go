@@ -211,27 +211,34 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit int, l
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
 	// One statement, committed on its own: it waits for no lock (SKIP
-	// LOCKED), so it cannot deadlock.
-	rows, err := s.query(ctx, claimSQL, now, until, limit)
-	if err != nil {
-		return nil, fail("claim deliveries", err)
-	}
-	sealed, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sealedClaim, error) {
-		var (
-			seq int64
-			c   sealedClaim
-			dx  deliveryScan
-			ex  eventScan
-			px  endpointScan
-		)
-		if err := row.Scan(slices.Concat([]any{&seq, &c.lease}, dx.dest(), ex.dest(), px.dest())...); err != nil {
-			return sealedClaim{}, err
-		}
-		c.delivery = dx.value()
-		c.event, c.eventData = ex.value()
-		c.endpoint = px.value()
-		return c, nil
-	})
+	// LOCKED), so it cannot deadlock. Nor does it wait for its WAL flush
+	// (queryLazy): a lease lost in a server crash leaves its delivery due
+	// again, which is what a crash does to a lease anyway (the delivery is
+	// sent again: at-least-once), and the attempt's RecordAttempt, which
+	// commits durably, flushes the lease's WAL before its own. The worker
+	// claims one batch at a time, so a flush per claim (milliseconds on a
+	// busy disk) bounded how many deliveries a second it could send.
+	var sealed []sealedClaim
+	err := s.queryLazy(ctx, func(rows pgx.Rows) error {
+		var err error
+		sealed, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (sealedClaim, error) {
+			var (
+				seq int64
+				c   sealedClaim
+				dx  deliveryScan
+				ex  eventScan
+				px  endpointScan
+			)
+			if err := row.Scan(slices.Concat([]any{&seq, &c.lease}, dx.dest(), ex.dest(), px.dest())...); err != nil {
+				return sealedClaim{}, err
+			}
+			c.delivery = dx.value()
+			c.event, c.eventData = ex.value()
+			c.endpoint = px.value()
+			return c, nil
+		})
+		return err
+	}, claimSQL, now, until, limit)
 	if err != nil {
 		return nil, fail("claim deliveries", err)
 	}

@@ -43,7 +43,9 @@
 // keeps synchronous_commit on (its sessions turn it on should the server or
 // role have it off), so a commit has reached the server's write-ahead log on
 // disk, and a crash of either process afterwards loses nothing that was
-// acknowledged.
+// acknowledged. A claim's lease alone is committed without waiting for the
+// flush (see ClaimDeliveries): a lease lost in a crash leaves its delivery
+// due again, as a crash does to any lease.
 //
 // # Ingest across instances
 //

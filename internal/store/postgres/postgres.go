@@ -365,6 +365,40 @@ func (s *Store) query(ctx context.Context, sql string, args ...any) (pgx.Rows, e
 	return s.pool.Query(ctx, sql, args...)
 }
 
+// lazyCommitSQL makes the transaction it runs in commit without waiting
+// for its WAL to be flushed (see queryLazy).
+const lazyCommitSQL = `SELECT set_config('synchronous_commit', 'off', true)`
+
+// queryLazy runs one query in a transaction of its own whose commit returns
+// without waiting for the WAL flush, and hands its rows to read. It is for
+// writes that may be lost in a server crash because nothing relies on them
+// being on disk; the session's synchronous_commit is left as it was. The
+// WAL is written in order, so a durable commit that follows (on any
+// session) makes this one durable too.
+func (s *Store) queryLazy(ctx context.Context, read func(pgx.Rows) error, sql string, args ...any) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	// One pipeline and one Sync: both statements run in one implicit
+	// transaction, and set_config's local value ends with it.
+	b := &pgx.Batch{}
+	b.Queue(lazyCommitSQL)
+	b.Queue(sql, args...)
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	if err := read(rows); err != nil {
+		return err
+	}
+	return br.Close()
+}
+
 // queryRow runs a query that returns at most one row outside an explicit
 // transaction.
 func (s *Store) queryRow(ctx context.Context, sql string, args ...any) pgx.Row {

@@ -865,6 +865,57 @@ func TestSynchronousCommit(t *testing.T) {
 	}
 }
 
+// TestQueryLazy: queryLazy's statement runs with synchronous_commit off, in
+// a transaction that commits (its write is there afterwards), and the
+// session's setting is on again for the next statement, also after a
+// statement that failed.
+func TestQueryLazy(t *testing.T) {
+	t.Parallel()
+	conns.reserve(t, 1)
+	_, dbURL := newSchema(t)
+	s := openStore(t, dbURL, newKey(t), WithMaxConns(1)) // one session: the next statement sees what it kept
+	ctx := ctxFor(t)
+	show := func() string {
+		t.Helper()
+		var got string
+		if err := s.pool.QueryRow(ctx, "SHOW synchronous_commit").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	var inside []string
+	err := s.queryLazy(ctx, func(rows pgx.Rows) error {
+		var err error
+		inside, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	}, `INSERT INTO audit_log (id, at, token_id, token_name, method, route, target, status)
+		VALUES ('aud_lazy', now(), '', '', 'POST', '/lazy', '', 200)
+		RETURNING current_setting('synchronous_commit')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"off"}; !slices.Equal(inside, want) {
+		t.Errorf("synchronous_commit in queryLazy's statement = %v, want %v", inside, want)
+	}
+	if got := show(); got != "on" {
+		t.Errorf("synchronous_commit after queryLazy = %s, want on", got)
+	}
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE id = 'aud_lazy'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("rows written by queryLazy's statement = %d, want 1 (committed)", n)
+	}
+	err = s.queryLazy(ctx, func(rows pgx.Rows) error { rows.Close(); return rows.Err() }, `SELECT 1 / 0`)
+	if err == nil {
+		t.Error("queryLazy of a failing statement returned nil")
+	}
+	if got := show(); got != "on" {
+		t.Errorf("synchronous_commit after a failed queryLazy = %s, want on", got)
+	}
+}
+
 // TestPlanCacheMode: the store's sessions plan every statement with its
 // values (so that no plan made on a near-empty table is kept, see Open),
 // unless the URL says otherwise.
