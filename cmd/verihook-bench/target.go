@@ -135,7 +135,7 @@ func writeConfig(path, listen string, o serverOpts) error {
 		for k, v := range s.Secrets {
 			fmt.Fprintf(&b, "      %s: %q\n", k, v)
 		}
-		if o.dispatch != "" && s.Provider.Name() == hub.ProviderIdentomat {
+		if o.dispatch != "" && s.Provider.Name() == "identomat" {
 			fmt.Fprintf(&b, "    dispatch: %s\n", o.dispatch)
 		}
 	}

@@ -105,8 +105,8 @@ func runInit(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(w, "  Paste it in:   %s\n", st.URL)
 		fmt.Fprintf(w, "  Secret:        %s\n", st.Secret)
 		fmt.Fprintf(w, "  Then:          export %s='…'\n", secretVar(p))
-		if u.Scheme != "https" && p.Name() == hub.ProviderFractal {
-			fmt.Fprintf(w, "  Note:          Fractal accepts only https:// callback URLs (README: Production)\n")
+		if u.Scheme != "https" && st.HTTPSOnly {
+			fmt.Fprintf(w, "  Note:          %s accepts only https:// callback URLs (README: Production)\n", st.Title)
 		}
 	}
 	fmt.Fprintf(w, "\nNext:\n  verihook doctor --config %s   # checks the config, the store, the secrets and the clock\n  verihook serve --config %s\n", path, path)

@@ -95,6 +95,23 @@ func TestInit(t *testing.T) {
 	}
 }
 
+// TestInitNotesHTTPSOnly: with an http:// URL, init notes each chosen
+// provider that calls back only https:// URLs, and no other.
+func TestInitNotesHTTPSOnly(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	code, out, errOut := runInitCmd(t, "", nil, "--providers", "idenfy,fractal,kycaid", "--url", "http://127.0.0.1:8080",
+		"--config", filepath.Join(dir, "verihook.yaml"), "--data-dir", filepath.Join(dir, "data"))
+	if code != 0 {
+		t.Fatalf("init = %d; stderr: %s", code, errOut)
+	}
+	for title, want := range map[string]bool{"iDenfy": true, "Fractal ID": true, "KYCAID": false} {
+		if got := strings.Contains(out, title+" accepts only https://"); got != want {
+			t.Errorf("a note that %s accepts only https:// URLs: %v, want %v:\n%s", title, got, want, out)
+		}
+	}
+}
+
 // TestInitBadInput: an unknown provider or a bad URL writes nothing.
 func TestInitBadInput(t *testing.T) {
 	t.Parallel()

@@ -41,8 +41,8 @@ func validateReconcile(field string, s SourceConfig, p provider.Provider, secret
 	field += ".reconcile"
 	poller, ok := p.(provider.Poller)
 	switch {
-	case p.Name() == hub.ProviderFractal:
-		return fmt.Errorf("config: %s: Fractal cannot be polled (its API answers only with each user's OAuth token); remove the block", field)
+	case !ok && p.Setup().NoPolling != "":
+		return fmt.Errorf("config: %s: %s; remove the block", field, p.Setup().NoPolling)
 	case !ok:
 		return fmt.Errorf("config: %s: provider %s has no status API verihook can poll", field, p.Name())
 	}

@@ -172,7 +172,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		CheckURL: checkURL, Wake: m.Worker.Wake, ObserveIngest: mets.ObserveIngest,
 		EventsWithoutSecret: m.Registry.EventsWithoutSecret,
 		CheckSecrets:        m.Registry.CheckSecrets, SendTest: m.Worker.SendTest, SourceChanged: m.Ingest.Forget,
-		Recovery: recovery{Worker: m.Reconciler, svc: m.Ingest},
+		Providers: m.Registry.Names(),
+		Recovery:  recovery{Worker: m.Reconciler, svc: m.Ingest},
 	}
 	api.TrustedProxies, _ = httpapi.ParseTrustedProxies(m.Config.TrustedProxies) // validated
 	if err := m.listen("listen", m.Config.Listen, api.Handler()); err != nil {

@@ -67,7 +67,7 @@ const otpText = "Your code is 424242"
 func (e *env) ingestOTP(n int) []hub.Event {
 	e.t.Helper()
 	now := e.clock.Now()
-	m := hub.Message{ID: hub.NewID("msg", now), SourceID: "src", Provider: hub.ProviderIdentomat, ReceivedAt: now,
+	m := hub.Message{ID: hub.NewID("msg", now), SourceID: "src", Provider: "identomat", ReceivedAt: now,
 		Status: hub.MessageAccepted, HTTPStatus: 200, DedupKey: fmt.Sprintf("dedup-%d", e.seq.Add(1))}
 	data, _ := json.Marshal(hub.OTPRequested{Channel: "sms", Recipient: "+15550100", Text: otpText, SessionRef: "sess"})
 	in := hub.Ingest{Message: m}
@@ -86,7 +86,7 @@ func (e *env) ingestOTP(n int) []hub.Event {
 func (e *env) ingestStatus(ref string, status hub.Status, final bool) []hub.Event {
 	e.t.Helper()
 	now := e.clock.Now()
-	m := hub.Message{ID: hub.NewID("msg", now), SourceID: "src", Provider: hub.ProviderIdenfy, ReceivedAt: now,
+	m := hub.Message{ID: hub.NewID("msg", now), SourceID: "src", Provider: "idenfy", ReceivedAt: now,
 		Status: hub.MessageAccepted, HTTPStatus: 200, DedupKey: fmt.Sprintf("dedup-%d", e.seq.Add(1))}
 	res, err := e.store.Ingest(context.Background(), hub.Ingest{Message: m, Observations: []hub.Observation{{
 		VerificationKey: hub.VerificationKey{ProviderRef: ref}, Kind: hub.KindKYC, Status: status, Final: final,

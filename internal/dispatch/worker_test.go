@@ -70,7 +70,7 @@ func newEnv(t *testing.T) *env {
 func (e *env) request(typ, channel, recipient string, ttl time.Duration) hub.Dispatch {
 	e.t.Helper()
 	now := e.clock.Now()
-	m := hub.Message{ID: hub.NewID("msg", now), SourceID: "identomat-main", Provider: hub.ProviderIdentomat,
+	m := hub.Message{ID: hub.NewID("msg", now), SourceID: "identomat-main", Provider: "identomat",
 		ReceivedAt: now, Status: hub.MessageAccepted, HTTPStatus: 200, DedupKey: fmt.Sprintf("dedup-%d", e.seq.Add(1))}
 	var data []byte
 	if typ == hub.EventSessionLinkRequested {

@@ -179,12 +179,7 @@ func (s *Server) pageSources(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	s.render(w, r, http.StatusOK, "sources", "Sources", map[string]any{"Sources": rows, "Providers": providerNames()})
-}
-
-// providerNames lists the providers a source may use.
-func providerNames() []string {
-	return []string{hub.ProviderFractal, hub.ProviderIdenfy, hub.ProviderIdentomat, hub.ProviderKYCAID}
+	s.render(w, r, http.StatusOK, "sources", "Sources", map[string]any{"Sources": rows, "Providers": s.Providers})
 }
 
 // secretsFromForm reads "name=value" lines (the config file's flat secret
@@ -283,7 +278,7 @@ func (s *Server) pageVerifications(w http.ResponseWriter, r *http.Request) {
 		s.dashError(w, r, err)
 		return
 	}
-	l.Extra = map[string]any{"Sources": s.sourceIDs(r), "Providers": providerNames(), "Statuses": hub.Statuses}
+	l.Extra = map[string]any{"Sources": s.sourceIDs(r), "Providers": s.Providers, "Statuses": hub.Statuses}
 	s.render(w, r, http.StatusOK, "verifications", "Verifications", l)
 }
 

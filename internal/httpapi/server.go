@@ -63,6 +63,9 @@ type Server struct {
 	EventsWithoutSecret func(hub.Source) []string
 	// ObserveIngest, when set, is told of every ingest request.
 	ObserveIngest func(source, outcome string, d time.Duration)
+	// Providers are the names of the providers a source may use, sorted
+	// (the dashboard's choices).
+	Providers []string
 	// CheckSecrets reports, as an EINVALID error, whether secrets are what
 	// provider needs (an unknown provider is EINVALID too); nil accepts any.
 	CheckSecrets func(provider string, secrets map[string]string) error

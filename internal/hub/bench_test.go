@@ -15,7 +15,7 @@ func BenchmarkApply(b *testing.B) {
 	newObs := func(status hub.Status, final bool, received, provider time.Duration) hub.Observation {
 		return hub.Observation{
 			VerificationKey: hub.VerificationKey{Source: "idenfy-main", ProviderRef: "scan-1"},
-			Provider:        hub.ProviderIdenfy, Kind: hub.KindKYC, ApplicantRef: "user-42",
+			Provider:        "idenfy", Kind: hub.KindKYC, ApplicantRef: "user-42",
 			Status: status, Final: final, Reasons: []string{"FACE_MISMATCH"}, AttemptsLeft: &attempts,
 			ProviderTime: at.Add(provider), ProviderEvent: "IDENTIFICATION_MANUAL_FINISHED",
 			ReceivedAt: at.Add(received),
@@ -55,7 +55,7 @@ func BenchmarkUpdatedEvent(b *testing.B) {
 	at := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	o := hub.Observation{
 		VerificationKey: hub.VerificationKey{Source: "idenfy-main", ProviderRef: "scan-1"},
-		Provider:        hub.ProviderIdenfy, Kind: hub.KindKYC, ApplicantRef: "user-42",
+		Provider:        "idenfy", Kind: hub.KindKYC, ApplicantRef: "user-42",
 		Status: hub.StatusApproved, Final: true, ProviderTime: at, ProviderEvent: "IDENTIFICATION_MANUAL_FINISHED",
 		ReceivedAt: at, MessageID: "msg_1",
 	}

@@ -5,14 +5,6 @@ import (
 	"time"
 )
 
-// Provider names, as they appear in source configuration and events.
-const (
-	ProviderIdentomat = "identomat"
-	ProviderIdenfy    = "idenfy"
-	ProviderKYCAID    = "kycaid"
-	ProviderFractal   = "fractal"
-)
-
 // Status is a verification's normalized status (SPEC section 4).
 type Status string
 

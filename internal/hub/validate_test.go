@@ -166,16 +166,16 @@ func TestDeliveryStatusValid(t *testing.T) {
 func TestSourcePrepare(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	src := hub.Source{ID: "idenfy-main", Provider: hub.ProviderIdenfy}
+	src := hub.Source{ID: "idenfy-main", Provider: "idenfy"}
 	if err := src.Prepare(now); err != nil || !src.CreatedAt.Equal(now) || !src.UpdatedAt.Equal(now) {
 		t.Errorf("Prepare = %v, %+v; want both times now", err, src)
 	}
 	created := now.Add(-time.Hour)
-	src = hub.Source{ID: "s", Provider: hub.ProviderKYCAID, CreatedAt: created, UpdatedAt: created}
+	src = hub.Source{ID: "s", Provider: "kycaid", CreatedAt: created, UpdatedAt: created}
 	if err := src.Prepare(now); err != nil || !src.CreatedAt.Equal(created) || !src.UpdatedAt.Equal(created) {
 		t.Errorf("Prepare = %v, %+v; want the times kept", err, src)
 	}
-	bad := hub.Source{ID: "a b", Provider: hub.ProviderIdenfy}
+	bad := hub.Source{ID: "a b", Provider: "idenfy"}
 	wantInvalid(t, "Prepare(bad id)", bad.Prepare(now), `invalid source id "a b"`)
 	bad = hub.Source{ID: "s"}
 	wantInvalid(t, "Prepare(no provider)", bad.Prepare(now), "source s has no provider")
@@ -287,7 +287,7 @@ func TestEndpointPrepare(t *testing.T) {
 func newIngest() hub.Ingest {
 	attempts := 2
 	return hub.Ingest{
-		Message: hub.Message{ID: "msg_1", SourceID: "idenfy-main", Provider: hub.ProviderIdenfy,
+		Message: hub.Message{ID: "msg_1", SourceID: "idenfy-main", Provider: "idenfy",
 			Preview: json.RawMessage(`{"a":1}`)},
 		Observations: []hub.Observation{{
 			VerificationKey: hub.VerificationKey{ProviderRef: "scan-1"},

@@ -49,8 +49,8 @@ func newHarness(t *testing.T, budget int, maxBody, maxInflight int64) *harness {
 	}
 	t.Cleanup(func() { st.Close() })
 	for _, src := range []hub.Source{
-		{ID: "idenfy-main", Provider: hub.ProviderIdenfy, Secrets: map[string]string{"signing_key": "k"}},
-		{ID: "fractal-main", Provider: hub.ProviderFractal, Secrets: map[string]string{"webhook_secrets.verification_approved": "k"}},
+		{ID: "idenfy-main", Provider: "idenfy", Secrets: map[string]string{"signing_key": "k"}},
+		{ID: "fractal-main", Provider: "fractal", Secrets: map[string]string{"webhook_secrets.verification_approved": "k"}},
 	} {
 		if err := st.UpsertSource(ctx, src); err != nil {
 			t.Fatal(err)

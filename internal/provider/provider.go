@@ -22,7 +22,8 @@ import (
 // Provider is one provider's adapter. Implementations are stateless and safe
 // for concurrent use.
 type Provider interface {
-	// Name returns the provider's name as used in configuration (hub.Provider*).
+	// Name returns the provider's name as used in configuration, messages and
+	// events (each provider package's Name).
 	Name() string
 	// Setup tells an operator how to connect an account of the provider.
 	Setup() Setup
@@ -72,6 +73,11 @@ type Setup struct {
 	Secret string
 	// SecretKey is the name of the one secret a new source needs.
 	SecretKey string
+	// HTTPSOnly is set when the provider calls back only https:// URLs.
+	HTTPSOnly bool
+	// NoPolling, when set, says why the provider cannot be polled for a
+	// verification's status, although it has a status API.
+	NoPolling string
 }
 
 // Fields are the values a simulated callback is built from. Zero values get

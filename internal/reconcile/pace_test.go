@@ -21,7 +21,7 @@ type pollStore struct {
 	states    map[string]hub.PollState
 }
 
-var paced = hub.Source{ID: "kycaid-main", Provider: hub.ProviderKYCAID, Secrets: map[string]string{"api_token": "t"}}
+var paced = hub.Source{ID: "kycaid-main", Provider: "kycaid", Secrets: map[string]string{"api_token": "t"}}
 
 func (s *pollStore) Source(context.Context, string) (hub.Source, error) { return paced, nil }
 func (s *pollStore) Verification(_ context.Context, id string) (hub.Verification, error) {
@@ -67,7 +67,7 @@ func TestPollsArePaced(t *testing.T) {
 		p := &timedPoller{}
 		st := &pollStore{states: map[string]hub.PollState{}}
 		w := &reconcile.Worker{
-			Store: st, Providers: provider.Registry{hub.ProviderKYCAID: p},
+			Store: st, Providers: provider.Registry{"kycaid": p},
 			Record: func(context.Context, hub.Source, hub.Verification, hub.Parsed, time.Time) (bool, error) {
 				return false, nil
 			},

@@ -117,8 +117,8 @@ func (w *Worker) Stuck(now time.Time) hub.Stuck {
 func (w *Worker) poller(src hub.Source) (provider.Poller, error) {
 	p, ok := w.Providers[src.Provider].(provider.Poller)
 	switch {
-	case src.Provider == hub.ProviderFractal:
-		return nil, hub.Errorf(hub.EINVALID, "Fractal cannot be polled: its API answers only with each user's own OAuth token")
+	case !ok && w.Providers[src.Provider] != nil && w.Providers[src.Provider].Setup().NoPolling != "":
+		return nil, hub.Errorf(hub.EINVALID, "%s", w.Providers[src.Provider].Setup().NoPolling)
 	case !ok:
 		return nil, hub.Errorf(hub.EINVALID, "provider %q has no status API verihook can poll", src.Provider)
 	case w.Settings(src).Disabled:

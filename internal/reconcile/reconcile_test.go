@@ -127,7 +127,7 @@ func (e *env) verification(t *testing.T, source, ref string) hub.Verification {
 // the same verification.updated event; once final it is not polled again.
 func TestRecoversMissedCallback(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, hub.ProviderKYCAID)
+	e := newEnv(t, "kycaid")
 	twoDaysAgo := time.Now().Add(-48 * time.Hour)
 	e.receive(t, "kycaid-main", kycaid.EventVerificationStatusChanged, provider.Fields{Ref: "ver-1", Status: "pending", ApplicantRef: "user-1"}, twoDaysAgo)
 	e.receive(t, "kycaid-main", kycaid.EventVerificationStatusChanged, provider.Fields{Ref: "ver-fresh", Status: "pending"}, time.Now())
@@ -170,7 +170,7 @@ func TestRecoversMissedCallback(t *testing.T) {
 // the poll's older answer.
 func TestAnswerNeverReplacesNewerCallback(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, hub.ProviderIdenfy)
+	e := newEnv(t, "idenfy")
 	e.receive(t, "idenfy-main", idenfy.EventAutoFinished, provider.Fields{Ref: "scan-1", Final: ptr(false)}, time.Now().Add(-48*time.Hour))
 	e.set("scan-1", hub.Observation{Status: hub.StatusReview})
 	// While the status API is asked, the manual decision arrives.
@@ -196,7 +196,7 @@ func TestAnswerNeverReplacesNewerCallback(t *testing.T) {
 // given up after the source's limit; a refresh by hand still asks.
 func TestGivesUp(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, hub.ProviderIdentomat)
+	e := newEnv(t, "identomat")
 	s := e.w.Sources["identomat-main"]
 	s.MaxPolls = 2
 	e.w.Sources["identomat-main"] = s
@@ -239,7 +239,7 @@ func TestGivesUp(t *testing.T) {
 // does not ask again, and a refresh is refused with when to try again.
 func TestRateLimitPausesSource(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, hub.ProviderKYCAID)
+	e := newEnv(t, "kycaid")
 	e.receive(t, "kycaid-main", kycaid.EventVerificationStatusChanged, provider.Fields{Ref: "ver-1"}, time.Now().Add(-48*time.Hour))
 	e.receive(t, "kycaid-main", kycaid.EventVerificationStatusChanged, provider.Fields{Ref: "ver-2"}, time.Now().Add(-47*time.Hour))
 	mux := http.NewServeMux()
@@ -276,7 +276,7 @@ func TestRateLimitPausesSource(t *testing.T) {
 // both say so.
 func TestCannotPoll(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, hub.ProviderKYCAID)
+	e := newEnv(t, "kycaid")
 	e.receive(t, "fractal-main", "verification_contacted", provider.Fields{Ref: "user-1", Level: "basic"}, time.Now().Add(-48*time.Hour))
 	v := e.verification(t, "fractal-main", "user-1")
 	_, err := e.w.Refresh(context.Background(), v.ID)

@@ -141,7 +141,11 @@ func New() Provider { return Provider{} }
 var _ provider.Provider = Provider{}
 
 // Name returns "fractal".
-func (Provider) Name() string { return hub.ProviderFractal }
+// Name is the provider's name in configuration, messages and events.
+const Name = "fractal"
+
+// Name returns Name.
+func (Provider) Name() string { return Name }
 
 // PreviewKeys lists the keys of Fractal's payloads whose values previews
 // show: ids, statuses, timestamps (see provider.Provider).
@@ -159,6 +163,8 @@ func (Provider) Setup() provider.Setup {
 		URL:       "the webhook's Callback URL (HTTPS only)",
 		Secret:    "each webhook type's secret token → webhook_secrets.<type>, or one webhook_secret",
 		SecretKey: "webhook_secret",
+		HTTPSOnly: true,
+		NoPolling: "Fractal cannot be polled: its API answers only with each user's own OAuth token",
 	}
 }
 
@@ -387,7 +393,7 @@ func parseVerification(p hub.Parsed, typ string, data map[string]any) (hub.Parse
 	st := verificationStatuses[typ]
 	p.Observations = []hub.Observation{{
 		VerificationKey: hub.VerificationKey{ProviderRef: userID, Level: level},
-		Provider:        hub.ProviderFractal,
+		Provider:        Name,
 		Kind:            hub.KindKYC,
 		Status:          st.status,
 		Final:           st.final,
@@ -459,7 +465,7 @@ func parseKraken(p hub.Parsed, m map[string]any) (hub.Parsed, error) {
 	}
 	o := hub.Observation{
 		VerificationKey: hub.VerificationKey{ProviderRef: id},
-		Provider:        hub.ProviderFractal,
+		Provider:        Name,
 		Kind:            hub.KindKYC,
 		Status:          st.status,
 		Final:           st.final,

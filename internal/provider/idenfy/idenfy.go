@@ -68,7 +68,11 @@ var _ provider.Provider = Provider{}
 func New() Provider { return Provider{} }
 
 // Name returns "idenfy".
-func (Provider) Name() string { return hub.ProviderIdenfy }
+// Name is the provider's name in configuration, messages and events.
+const Name = "idenfy"
+
+// Name returns Name.
+func (Provider) Name() string { return Name }
 
 // PreviewKeys lists the keys of iDenfy's payloads whose values previews
 // show: ids, statuses, timestamps (see provider.Provider).
@@ -90,6 +94,8 @@ func (Provider) Setup() provider.Setup {
 		URL:       "Dashboard → Settings → Notifications (one webhook per event type: the same URL, or /ingest/{source id}/{event type} each)",
 		Secret:    "the webhook's Signing key → signing_key (a per-event key: signing_keys.IDENTIFICATION_MANUAL_FINISHED)",
 		SecretKey: "signing_key",
+		// A valid, not self-signed certificate too (providers.md).
+		HTTPSOnly: true,
 	}
 }
 

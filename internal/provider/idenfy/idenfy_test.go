@@ -403,7 +403,7 @@ func TestParse(t *testing.T) {
 			o := p.Observations[0]
 			if o.Status != c.wantStatus || o.Final != c.wantFinal || !o.ProviderTime.Equal(c.wantTime) ||
 				!slices.Equal(o.Reasons, c.wantReason) || o.ApplicantRef != c.wantClient || o.ProviderEvent != c.wantEvent ||
-				o.Kind != hub.KindKYC || o.Provider != hub.ProviderIdenfy || o.ProviderRef == "" {
+				o.Kind != hub.KindKYC || o.Provider != Name || o.ProviderRef == "" {
 				t.Errorf("observation %+v\nwant status %s final %v time %v reasons %q applicant %q event %s",
 					o, c.wantStatus, c.wantFinal, c.wantTime, c.wantReason, c.wantClient, c.wantEvent)
 			}

@@ -88,7 +88,7 @@ func parse(p hub.Parsed, decoded hub.JSON) (hub.Parsed, error) {
 	}
 	p.Observations = []hub.Observation{{
 		VerificationKey: hub.VerificationKey{ProviderRef: scanRef},
-		Provider:        hub.ProviderIdenfy,
+		Provider:        Name,
 		Kind:            hub.KindKYC,
 		ApplicantRef:    strings.TrimSpace(string(cb.ClientID)),
 		Status:          status,

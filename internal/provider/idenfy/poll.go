@@ -88,7 +88,7 @@ func (Provider) Poll(ctx context.Context, r provider.PollRequest) (hub.Parsed, e
 	v := r.Verification
 	parsed.Observations = []hub.Observation{{
 		VerificationKey: hub.VerificationKey{ProviderRef: v.ProviderRef, Level: v.Level},
-		Provider:        hub.ProviderIdenfy,
+		Provider:        Name,
 		Kind:            v.Kind,
 		ApplicantRef:    strings.TrimSpace(string(a.ClientID)),
 		Status:          status,

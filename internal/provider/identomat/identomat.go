@@ -122,7 +122,11 @@ func New() Provider { return Provider{} }
 var _ provider.Provider = Provider{}
 
 // Name returns "identomat".
-func (Provider) Name() string { return hub.ProviderIdentomat }
+// Name is the provider's name in configuration, messages and events.
+const Name = "identomat"
+
+// Name returns Name.
+func (Provider) Name() string { return Name }
 
 // PreviewKeys lists the keys of Identomat's payloads whose values previews
 // show: ids, statuses, timestamps (see provider.Provider).
@@ -378,7 +382,7 @@ func parseSessionChange(m fields, typ, ref string) ([]hub.Observation, []hub.Eve
 	}
 	return []hub.Observation{{
 		VerificationKey: hub.VerificationKey{ProviderRef: ref},
-		Provider:        hub.ProviderIdentomat,
+		Provider:        Name,
 		Kind:            kind,
 		Status:          r.status,
 		Final:           r.final,

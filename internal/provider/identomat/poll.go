@@ -90,7 +90,7 @@ func (Provider) Poll(ctx context.Context, r provider.PollRequest) (hub.Parsed, e
 	v := r.Verification
 	o := hub.Observation{
 		VerificationKey: hub.VerificationKey{ProviderRef: v.ProviderRef, Level: v.Level},
-		Provider:        hub.ProviderIdentomat,
+		Provider:        Name,
 		Kind:            v.Kind,
 		Status:          res.status,
 		Final:           res.final,

@@ -37,7 +37,11 @@ func New() Provider { return Provider{} }
 var _ provider.Provider = Provider{}
 
 // Name returns "kycaid".
-func (Provider) Name() string { return hub.ProviderKYCAID }
+// Name is the provider's name in configuration, messages and events.
+const Name = "kycaid"
+
+// Name returns Name.
+func (Provider) Name() string { return Name }
 
 // PreviewKeys lists the keys of KYCAID's payloads whose values previews
 // show: ids, statuses, timestamps (see provider.Provider).
@@ -135,7 +139,7 @@ func (Provider) Parse(_ http.Header, body []byte) (hub.Parsed, error) {
 	obs := hub.Observation{
 		VerificationKey: hub.VerificationKey{ProviderRef: ref},
 		FormerRef:       former,
-		Provider:        hub.ProviderKYCAID,
+		Provider:        Name,
 		Kind:            hub.KindKYC,
 		ApplicantRef:    applicantRef(m, applicant),
 		Reasons:         reasons(m, applicant),

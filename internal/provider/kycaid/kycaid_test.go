@@ -37,8 +37,8 @@ func header(v string) http.Header {
 
 func TestName(t *testing.T) {
 	t.Parallel()
-	if got := kycaid.New().Name(); got != hub.ProviderKYCAID {
-		t.Errorf("Name() = %q, want %q", got, hub.ProviderKYCAID)
+	if got := kycaid.New().Name(); got != "kycaid" {
+		t.Errorf("Name() = %q, want kycaid", got)
 	}
 }
 
@@ -245,7 +245,7 @@ func TestParse(t *testing.T) {
 				t.Fatalf("parsed %d observations and %d events, want 1 and 0", len(parsed.Observations), len(parsed.Events))
 			}
 			want := tt.want
-			want.ProviderRef, want.Provider = "v1", hub.ProviderKYCAID
+			want.ProviderRef, want.Provider = "v1", kycaid.Name
 			var m struct{ Type string }
 			_ = json.Unmarshal([]byte(tt.body), &m)
 			want.ProviderEvent = m.Type
@@ -397,7 +397,7 @@ func TestBuild(t *testing.T) {
 				t.Errorf("verification_id = %v, want %s", m["verification_id"], tt.f.Ref)
 			}
 			want := tt.want
-			want.Provider = hub.ProviderKYCAID
+			want.Provider = kycaid.Name
 			want.ProviderRef = m["verification_id"].(string)
 			want.FormerRef = kycaid.ApplicantRefPrefix + m["applicant_id"].(string)
 			want.ProviderEvent = strings.ToUpper(tt.event)

@@ -68,7 +68,7 @@ func (Provider) Poll(ctx context.Context, r provider.PollRequest) (hub.Parsed, e
 	}
 	o := hub.Observation{
 		VerificationKey: hub.VerificationKey{ProviderRef: v.ProviderRef, Level: v.Level},
-		Provider:        hub.ProviderKYCAID,
+		Provider:        Name,
 		Kind:            v.Kind,
 		Reasons:         reasons(ans, hub.JSON{}),
 		AttemptsLeft:    attemptsLeft(ans.Field("verification_attempts_left")),

@@ -209,7 +209,7 @@ var t0 = time.Date(2026, 11, 24, 12, 0, 0, 123456000, time.UTC)
 // and one otp.requested event.
 func testIngest(source, dedup, ref string, body []byte) hub.Ingest {
 	m := hub.Message{
-		ID: hub.NewID("msg", t0), SourceID: source, Provider: hub.ProviderIdenfy, ReceivedAt: t0,
+		ID: hub.NewID("msg", t0), SourceID: source, Provider: "idenfy", ReceivedAt: t0,
 		RemoteAddr: "203.0.113.7:1", Status: hub.MessageAccepted, HTTPStatus: 200, EventName: "AUTO_FINISHED",
 		DedupKey: dedup, Body: body, Preview: json.RawMessage(`{"scanRef":"` + ref + `"}`),
 	}
@@ -218,11 +218,11 @@ func testIngest(source, dedup, ref string, body []byte) hub.Ingest {
 		Message: m,
 		Observations: []hub.Observation{{
 			VerificationKey: hub.VerificationKey{Source: source, ProviderRef: ref},
-			Provider:        hub.ProviderIdenfy, Kind: hub.KindKYC, Status: hub.StatusApproved, Final: true,
+			Provider:        "idenfy", Kind: hub.KindKYC, Status: hub.StatusApproved, Final: true,
 			ProviderEvent: "AUTO_FINISHED", ReceivedAt: t0, MessageID: m.ID,
 		}},
 		Events: []hub.Event{{ID: hub.NewID("evt", t0), Type: hub.EventOTPRequested, Source: source,
-			Provider: hub.ProviderIdenfy, Data: data, MessageID: m.ID}},
+			Provider: "idenfy", Data: data, MessageID: m.ID}},
 	}
 }
 
@@ -421,7 +421,7 @@ func TestEncryptionAtRest(t *testing.T) {
 	if err := s.CreateEndpoint(ctx, ep); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.UpsertSource(ctx, hub.Source{ID: "src", Provider: hub.ProviderIdenfy,
+	if err := s.UpsertSource(ctx, hub.Source{ID: "src", Provider: "idenfy",
 		Secrets: map[string]string{"signing_key": sourceMark}}); err != nil {
 		t.Fatal(err)
 	}
@@ -1027,7 +1027,7 @@ func TestListPlans(t *testing.T) {
 	add("events, verification.updated", "Index Scan Backward using events_pkey", q, args)
 	q, args = verificationsSQL(hub.VerificationFilter{Level: "nomatch"}, "vrf_z", 50)
 	add("verifications, level", "Index Scan Backward using verifications_level", q, args)
-	q, args = verificationsSQL(hub.VerificationFilter{Provider: hub.ProviderFractal}, "vrf_z", 50)
+	q, args = verificationsSQL(hub.VerificationFilter{Provider: "fractal"}, "vrf_z", 50)
 	add("verifications, provider", "Index Scan Backward using verifications_provider", q, args)
 	add("verification lookup", "verifications_key",
 		`SELECT id FROM verifications WHERE source = $1 AND provider_ref = $2 AND level = $3`, []any{"s", "r", ""})

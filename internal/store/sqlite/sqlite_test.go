@@ -58,7 +58,7 @@ var t0 = time.Date(2026, 11, 24, 12, 0, 0, 123456789, time.UTC)
 // and one otp.requested event.
 func testIngest(source, dedup, ref string, body []byte) hub.Ingest {
 	m := hub.Message{
-		ID: hub.NewID("msg", t0), SourceID: source, Provider: hub.ProviderIdenfy, ReceivedAt: t0,
+		ID: hub.NewID("msg", t0), SourceID: source, Provider: "idenfy", ReceivedAt: t0,
 		RemoteAddr: "203.0.113.7:1", Status: hub.MessageAccepted, HTTPStatus: 200, EventName: "AUTO_FINISHED",
 		DedupKey: dedup, Body: body, Preview: json.RawMessage(`{"scanRef":"` + ref + `"}`),
 	}
@@ -67,11 +67,11 @@ func testIngest(source, dedup, ref string, body []byte) hub.Ingest {
 		Message: m,
 		Observations: []hub.Observation{{
 			VerificationKey: hub.VerificationKey{Source: source, ProviderRef: ref},
-			Provider:        hub.ProviderIdenfy, Kind: hub.KindKYC, Status: hub.StatusApproved, Final: true,
+			Provider:        "idenfy", Kind: hub.KindKYC, Status: hub.StatusApproved, Final: true,
 			ProviderEvent: "AUTO_FINISHED", ReceivedAt: t0, MessageID: m.ID,
 		}},
 		Events: []hub.Event{{ID: hub.NewID("evt", t0), Type: hub.EventOTPRequested, Source: source,
-			Provider: hub.ProviderIdenfy, Data: data, MessageID: m.ID}},
+			Provider: "idenfy", Data: data, MessageID: m.ID}},
 	}
 }
 
@@ -83,7 +83,7 @@ func TestEncryptionAtRest(t *testing.T) {
 	s := openStore(t, path, newKey(t))
 	ctx := context.Background()
 	const bodyMarker, secretMarker, otpMarker = "JANE-DOE-PASSPORT-X1234567", "signing-key-SUPERSECRET", "Your code is 918273"
-	if err := s.UpsertSource(ctx, hub.Source{ID: "idenfy-main", Provider: hub.ProviderIdenfy,
+	if err := s.UpsertSource(ctx, hub.Source{ID: "idenfy-main", Provider: "idenfy",
 		Secrets: map[string]string{"signing_key": secretMarker}}); err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := hub.Source{ID: "idenfy-main", Provider: hub.ProviderIdenfy, Secrets: map[string]string{"signing_key": "k"}}
+	src := hub.Source{ID: "idenfy-main", Provider: "idenfy", Secrets: map[string]string{"signing_key": "k"}}
 	if err := s.UpsertSource(ctx, src); err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +297,7 @@ func TestWrongKey(t *testing.T) {
 	if _, err := s.Ingest(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.UpsertSource(ctx, hub.Source{ID: "idenfy-main", Provider: hub.ProviderIdenfy,
+	if err := s.UpsertSource(ctx, hub.Source{ID: "idenfy-main", Provider: "idenfy",
 		Secrets: map[string]string{"signing_key": "k"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -843,7 +843,7 @@ func TestListPlans(t *testing.T) {
 	add("events, verification.updated", "SEARCH events USING INDEX sqlite_autoindex_events_1 (id<?)", q, args)
 	q, args = verificationsSQL(hub.VerificationFilter{Level: "nomatch"}, "vrf_z", 50)
 	add("verifications, level", "SEARCH verifications USING INDEX verifications_level (level=? AND id<?)", q, args)
-	q, args = verificationsSQL(hub.VerificationFilter{Provider: hub.ProviderFractal}, "vrf_z", 50)
+	q, args = verificationsSQL(hub.VerificationFilter{Provider: "fractal"}, "vrf_z", 50)
 	add("verifications, provider", "SEARCH verifications USING INDEX verifications_provider (provider=? AND id<?)", q, args)
 	for _, p := range plans {
 		all := strings.Join(queryPlan(t, s, p.sql, p.args...), "; ")

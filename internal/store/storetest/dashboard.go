@@ -11,7 +11,7 @@ import (
 // testSourceLifecycle: CreateSource, UpdateSource (rotation keeps the
 // previous secrets with their expiry) and DeleteSource, with their errors.
 func testSourceLifecycle(t *testing.T, s hub.Store) {
-	src := hub.Source{ID: "kycaid-api", Provider: hub.ProviderKYCAID, CreatedAt: at(0), UpdatedAt: at(0),
+	src := hub.Source{ID: "kycaid-api", Provider: "kycaid", CreatedAt: at(0), UpdatedAt: at(0),
 		Secrets: map[string]string{"api_token": "old-token"}}
 	if err := s.CreateSource(ctx(t), src); err != nil {
 		t.Fatalf("CreateSource = %v", err)
@@ -26,7 +26,7 @@ func testSourceLifecycle(t *testing.T, s hub.Store) {
 		t.Errorf("Source after CreateSource differs: %s", d)
 	}
 	wantCode(t, "CreateSource(id exists)", s.CreateSource(ctx(t), src), hub.ECONFLICT)
-	wantCode(t, "CreateSource(bad managed)", s.CreateSource(ctx(t), hub.Source{ID: "x", Provider: hub.ProviderKYCAID, Managed: "file"}), hub.EINVALID)
+	wantCode(t, "CreateSource(bad managed)", s.CreateSource(ctx(t), hub.Source{ID: "x", Provider: "kycaid", Managed: "file"}), hub.EINVALID)
 
 	got.Rotate(map[string]string{"api_token": "new-token"}, at(60), time.Hour)
 	if err := s.UpdateSource(ctx(t), got); err != nil {
@@ -46,7 +46,7 @@ func testSourceLifecycle(t *testing.T, s hub.Store) {
 		t.Errorf("GraceSecrets after the grace = %v, want nil", g)
 	}
 	// Upserting (provisioning) keeps the previous secrets and takes Managed.
-	up := hub.Source{ID: src.ID, Provider: hub.ProviderKYCAID, Managed: hub.ManagedConfig, UpdatedAt: at(70),
+	up := hub.Source{ID: src.ID, Provider: "kycaid", Managed: hub.ManagedConfig, UpdatedAt: at(70),
 		Secrets: map[string]string{"api_token": "config-token"}}
 	if err := s.UpsertSource(ctx(t), up); err != nil {
 		t.Fatal(err)
@@ -55,7 +55,7 @@ func testSourceLifecycle(t *testing.T, s hub.Store) {
 		t.Errorf("after an upsert: managed %q, previous %v; want config and the old token", got.Managed, got.PreviousSecrets)
 	}
 
-	wantCode(t, "UpdateSource(unknown)", s.UpdateSource(ctx(t), hub.Source{ID: "nope", Provider: hub.ProviderKYCAID}), hub.ENOTFOUND)
+	wantCode(t, "UpdateSource(unknown)", s.UpdateSource(ctx(t), hub.Source{ID: "nope", Provider: "kycaid"}), hub.ENOTFOUND)
 	if err := s.DeleteSource(ctx(t), src.ID); err != nil {
 		t.Fatalf("DeleteSource = %v", err)
 	}
@@ -69,7 +69,7 @@ func testSourceLifecycle(t *testing.T, s hub.Store) {
 // its last message.
 func testActivity(t *testing.T, s hub.Store) {
 	for _, id := range []string{"s1", "quiet"} {
-		if err := s.UpsertSource(ctx(t), hub.Source{ID: id, Provider: hub.ProviderIdenfy, Secrets: map[string]string{}}); err != nil {
+		if err := s.UpsertSource(ctx(t), hub.Source{ID: id, Provider: "idenfy", Secrets: map[string]string{}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -77,7 +77,7 @@ func testDispatchIngest(t *testing.T, s hub.Store) {
 
 	got := getDispatch(t, s, d.ID)
 	if got.Status != hub.DispatchPending || got.Kind != hub.DispatchOTP || got.Channel != hub.ChannelSMS ||
-		got.Source != "identomat-main" || got.Provider != hub.ProviderIdenfy || got.EventID != d.EventID || got.SessionRef != "sess-1" || got.Attempts != 0 {
+		got.Source != "identomat-main" || got.Provider != "idenfy" || got.EventID != d.EventID || got.SessionRef != "sess-1" || got.Attempts != 0 {
 		t.Errorf("Dispatch = %+v, want a pending sms otp of event %s", got, d.EventID)
 	}
 	if !got.Deadline.Equal(at(300)) || !got.NextAttemptAt.Equal(at(0)) || !got.CreatedAt.Equal(at(0)) {
@@ -193,7 +193,7 @@ func testDispatchEnded(t *testing.T, s hub.Store) {
 	}
 	want := hub.DispatchEnded{DispatchID: d.ID, EventID: d.EventID, Kind: hub.DispatchOTP, Channel: hub.ChannelSMS,
 		SessionRef: "sess-1", Attempts: 1, Error: "gateway 400: invalid number"}
-	if data != want || evs[0].Source != "identomat-main" || evs[0].Provider != hub.ProviderIdenfy || !evs[0].CreatedAt.Equal(at(1)) {
+	if data != want || evs[0].Source != "identomat-main" || evs[0].Provider != "idenfy" || !evs[0].CreatedAt.Equal(at(1)) {
 		t.Errorf("dispatch.failed = %+v %s, want %+v", data, evs[0].Data, want)
 	}
 	if strings.Contains(string(evs[0].Data), d.Content.Recipient) || strings.Contains(string(evs[0].Data), "123456") {

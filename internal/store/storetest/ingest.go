@@ -132,7 +132,7 @@ func testIngestAndReadBack(t *testing.T, s hub.Store) {
 // verifications, and several statuses of one verification, applied in order.
 func testIngestSeveralObservations(t *testing.T, s hub.Store) {
 	m := msg("kycaid-main", "req-1", at(0))
-	m.Provider = hub.ProviderKYCAID
+	m.Provider = "kycaid"
 	a1 := observe(m, "ver-a", "", hub.StatusPending, false)
 	a2 := observe(m, "ver-a", "", hub.StatusApproved, true)
 	b := observe(m, "ver-b", "", hub.StatusRejected, true)
@@ -236,7 +236,7 @@ func testNoDedupKey(t *testing.T, s hub.Store) {
 
 func testQuarantined(t *testing.T, s hub.Store) {
 	m := msg("fractal-main", "sha256:abc", at(0))
-	m.Provider, m.Status, m.Reason, m.EventName = hub.ProviderFractal, hub.MessageQuarantined, "unknown event type \"mystery\"", "mystery"
+	m.Provider, m.Status, m.Reason, m.EventName = "fractal", hub.MessageQuarantined, "unknown event type \"mystery\"", "mystery"
 	res := ingest(t, s, m, nil)
 	if res.Duplicate || res.MessageID != m.ID || len(res.Events) != 0 {
 		t.Fatalf("Ingest(quarantined) = %+v", res)
@@ -443,7 +443,7 @@ func testIngestInvalid(t *testing.T, s hub.Store) {
 
 func testPerLevel(t *testing.T, s hub.Store) {
 	m := msg("fractal-main", "e1", at(0))
-	m.Provider = hub.ProviderFractal
+	m.Provider = "fractal"
 	basic := observe(m, "user-1", "basic+liveness", hub.StatusApproved, true)
 	plus := observe(m, "user-1", "plus+liveness", hub.StatusActionRequired, false)
 	ingest(t, s, m, []hub.Observation{basic, plus})

@@ -53,8 +53,8 @@ func testVerificationFilters(t *testing.T, s hub.Store) {
 		{"provider_ref and level", hub.VerificationFilter{ProviderRef: "r4", Level: "plus"}, []vkey{fixtures[5].key}},
 		{"no match", hub.VerificationFilter{Source: "s1", ApplicantRef: "u3"}, nil},
 		{"unknown source", hub.VerificationFilter{Source: "nope"}, nil},
-		{"provider", hub.VerificationFilter{Provider: hub.ProviderIdenfy, Level: "basic"}, []vkey{fixtures[2].key, fixtures[4].key}},
-		{"other provider", hub.VerificationFilter{Provider: hub.ProviderFractal}, nil},
+		{"provider", hub.VerificationFilter{Provider: "idenfy", Level: "basic"}, []vkey{fixtures[2].key, fixtures[4].key}},
+		{"other provider", hub.VerificationFilter{Provider: "fractal"}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

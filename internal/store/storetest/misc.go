@@ -11,9 +11,9 @@ func testSources(t *testing.T, s hub.Store) {
 	if got, err := s.Sources(ctx(t)); err != nil || len(got) != 0 {
 		t.Fatalf("Sources(empty store) = %v, %v; want none", got, err)
 	}
-	fractal := hub.Source{ID: "fractal-main", Provider: hub.ProviderFractal, Managed: hub.ManagedConfig, CreatedAt: at(0), UpdatedAt: at(0),
+	fractal := hub.Source{ID: "fractal-main", Provider: "fractal", Managed: hub.ManagedConfig, CreatedAt: at(0), UpdatedAt: at(0),
 		Secrets: map[string]string{"webhook_secret": "fr-secret", "webhook_secrets.verification_approved": "fr-approved"}}
-	idenfy := hub.Source{ID: "idenfy-main", Provider: hub.ProviderIdenfy, Managed: hub.ManagedAPI, CreatedAt: at(1), UpdatedAt: at(1),
+	idenfy := hub.Source{ID: "idenfy-main", Provider: "idenfy", Managed: hub.ManagedAPI, CreatedAt: at(1), UpdatedAt: at(1),
 		Secrets: map[string]string{"signing_key": "id-signing-key"}}
 	// Inserted out of order: Sources sorts by id.
 	for _, src := range []hub.Source{idenfy, fractal} {
@@ -39,7 +39,7 @@ func testSources(t *testing.T, s hub.Store) {
 	}
 
 	// Upserting again replaces provider and secrets, keeps CreatedAt.
-	changed := hub.Source{ID: "idenfy-main", Provider: hub.ProviderKYCAID, Managed: hub.ManagedConfig, CreatedAt: at(50), UpdatedAt: at(60),
+	changed := hub.Source{ID: "idenfy-main", Provider: "kycaid", Managed: hub.ManagedConfig, CreatedAt: at(50), UpdatedAt: at(60),
 		Secrets: map[string]string{"api_token": "new-token"}}
 	if err := s.UpsertSource(ctx(t), changed); err != nil {
 		t.Fatalf("UpsertSource(again) = %v", err)
@@ -76,7 +76,7 @@ func testClosed(t *testing.T, s hub.Store) {
 	wantCode(t, "Message after Close", err, hub.EUNAVAILABLE)
 	_, err = s.Sources(c)
 	wantCode(t, "Sources after Close", err, hub.EUNAVAILABLE)
-	wantCode(t, "UpsertSource after Close", s.UpsertSource(c, hub.Source{ID: "x", Provider: hub.ProviderIdenfy}), hub.EUNAVAILABLE)
+	wantCode(t, "UpsertSource after Close", s.UpsertSource(c, hub.Source{ID: "x", Provider: "idenfy"}), hub.EUNAVAILABLE)
 	_, err = s.Purge(c, hub.Purge{Before: at(10)})
 	wantCode(t, "Purge after Close", err, hub.EUNAVAILABLE)
 	wantCode(t, "CreateEndpoint after Close", s.CreateEndpoint(c, newEndpoint("ep", at(0))), hub.EUNAVAILABLE)

@@ -387,7 +387,7 @@ func replay(t *testing.T, v hub.Verification) (changes int) {
 // session-change body with this result has dedup key key.
 func identomatMsg(key string, when time.Time) hub.Message {
 	m := msg("identomat-main", key, when)
-	m.Provider, m.EventName, m.Dedup = hub.ProviderIdentomat, "session-change", hub.Dedup{WhileCurrent: true}
+	m.Provider, m.EventName, m.Dedup = "identomat", "session-change", hub.Dedup{WhileCurrent: true}
 	return m
 }
 
@@ -450,7 +450,7 @@ func testDedupWhileCurrent(t *testing.T, s hub.Store) {
 // id nor a timestamp (Identomat), whose copies within window are retries.
 func windowMsg(source string, when time.Time) hub.Message {
 	m := msg(source, "sha256:otp", when)
-	m.Provider, m.EventName, m.Dedup = hub.ProviderIdentomat, "one-time-password", hub.Dedup{Window: 30 * time.Second}
+	m.Provider, m.EventName, m.Dedup = "identomat", "one-time-password", hub.Dedup{Window: 30 * time.Second}
 	return m
 }
 

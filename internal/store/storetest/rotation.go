@@ -71,7 +71,7 @@ func RunRotation(t *testing.T, newDB func(t *testing.T) (Reopen, Raw)) {
 		c, _ := hub.NewCipher(key)
 		return c.SealedPrefix()
 	}
-	src := hub.Source{ID: "src-new", Provider: hub.ProviderIdenfy, Secrets: map[string]string{"signing_key": "new"}}
+	src := hub.Source{ID: "src-new", Provider: "idenfy", Secrets: map[string]string{"signing_key": "new"}}
 	if err := s2.UpsertSource(ctx(t), src); err != nil {
 		t.Fatal(err)
 	}

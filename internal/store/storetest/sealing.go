@@ -75,7 +75,7 @@ func storeSealedRows(t *testing.T, s hub.Store) sealedRows {
 		ev := otpEvent(m)
 		ev.Data = []byte(fmt.Sprintf(`{"text":"Your code is %d%d%d%d"}`, i, i, i, i))
 		ingest(t, s, m, nil, ev)
-		src := hub.Source{ID: fmt.Sprintf("src-%d", i), Provider: hub.ProviderIdenfy,
+		src := hub.Source{ID: fmt.Sprintf("src-%d", i), Provider: "idenfy",
 			Secrets: map[string]string{"signing_key": fmt.Sprintf("key-of-source-%d", i)}}
 		if err := s.UpsertSource(ctx(t), src); err != nil {
 			t.Fatal(err)

@@ -159,7 +159,7 @@ func msg(source, dedup string, when time.Time) hub.Message {
 	return hub.Message{
 		ID:         hub.NewID("msg", when),
 		SourceID:   source,
-		Provider:   hub.ProviderIdenfy,
+		Provider:   "idenfy",
 		ReceivedAt: when,
 		RemoteAddr: "203.0.113.7:41234",
 		Status:     hub.MessageAccepted,
