@@ -461,6 +461,10 @@ func TestCloseDrains(t *testing.T) {
 		wg    sync.WaitGroup
 		mu    sync.Mutex
 		acked []string
+		// Close starts once an ingest is acknowledged, with others in
+		// flight (under load, none might have been submitted yet).
+		first     = make(chan struct{})
+		firstOnce sync.Once
 	)
 	for i := range n {
 		in := testIngest("src", fmt.Sprint("k", i), fmt.Sprint("scan-", i), []byte(`{}`))
@@ -471,13 +475,14 @@ func TestCloseDrains(t *testing.T) {
 				mu.Lock()
 				acked = append(acked, in.Message.ID)
 				mu.Unlock()
+				firstOnce.Do(func() { close(first) })
 			case hub.EUNAVAILABLE:
 			default:
 				t.Errorf("Ingest = %v, want nil or unavailable", err)
 			}
 		})
 		if i == n/2 {
-			go s.Close()
+			go func() { <-first; s.Close() }()
 		}
 	}
 	wg.Wait()
