@@ -688,6 +688,21 @@ func TestListenDeliveries(t *testing.T) {
 	}
 	await("after reconnecting and another ingest")
 
+	// Reprocessing the quarantined message creates deliveries too.
+	drain()
+	again := testIngest("src", "q", "ref-q", nil)
+	again.Message.ID = quarantined.Message.ID
+	for i := range again.Observations {
+		again.Observations[i].MessageID = again.Message.ID
+	}
+	for i := range again.Events {
+		again.Events[i].MessageID = again.Message.ID
+	}
+	if res, err := ingester.Reprocess(ctx, again); err != nil || res.Deliveries != 2 {
+		t.Fatalf("Reprocess = %+v, %v", res, err)
+	}
+	await("after another instance reprocessed a message")
+
 	// Closing the store ends it.
 	listener.Close()
 	select {
