@@ -226,7 +226,7 @@ func (s *Store) claimTx(tx *wtx, now, until time.Time, limit int) ([]sealedClaim
 		// (a worker whose lease ran out) holds a different token, so its
 		// RecordAttempt or Release gets ECONFLICT.
 		c.lease = hub.NewID("lease", now)
-		s.lease(tx, c.delivery.ID, heldLease{token: c.lease, until: toNanos(until), endpoint: c.delivery.EndpointID})
+		s.lease(tx, c.delivery.ID, heldLease{token: c.lease, until: toNanos(until)})
 		if c.event, c.eventData, err = scanSealedEvent(tx.queryRowStmt(s.q.claimEvent, c.delivery.EventID)); err != nil {
 			return nil, fmt.Errorf("load event %s: %w", c.delivery.EventID, err)
 		}

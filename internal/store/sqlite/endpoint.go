@@ -194,7 +194,6 @@ func (s *Store) DeleteEndpoint(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		s.unleaseEndpoint(tx, id)
 		return mustAffect(res, hub.Errorf(hub.ENOTFOUND, "endpoint %q not found", id))
 	})
 }

@@ -29,12 +29,10 @@ import "github.com/verihook/verihook/internal/hub"
 // always agree with what committed, and a write function run twice (see
 // Store.commit) finds them as it did the first time.
 
-// heldLease is a delivery's lease: its token, when it ends (nanoseconds),
-// and the delivery's endpoint.
+// heldLease is a delivery's lease: its token and when it ends (nanoseconds).
 type heldLease struct {
-	token    string
-	until    int64
-	endpoint string
+	token string
+	until int64
 }
 
 // held reports whether delivery id is leased at now (nanoseconds).
@@ -54,16 +52,6 @@ func (s *Store) unlease(tx *wtx, id string) {
 	if _, ok := s.leases[id]; ok {
 		s.restoreOnRollback(tx, id)
 		delete(s.leases, id)
-	}
-}
-
-// unleaseEndpoint ends the leases of endpoint's deliveries in tx: they are
-// deleted with it, and nobody could record them.
-func (s *Store) unleaseEndpoint(tx *wtx, endpoint string) {
-	for id, l := range s.leases {
-		if l.endpoint == endpoint {
-			s.unlease(tx, id)
-		}
 	}
 }
 

@@ -14,9 +14,8 @@ import (
 // TestLeasesFollowTheTransaction: the leases kept in memory change with the
 // writer's transaction: a claim whose batch is rolled back and run again
 // leases the same deliveries, once; a write that takes a lease and then fails
-// gives it back, under a savepoint and with a whole batch; a claim writes
-// nothing to the file while a recorded attempt does; and deleting an
-// endpoint ends its deliveries' leases.
+// gives it back, under a savepoint and with a whole batch; and a claim writes
+// nothing to the file while a recorded attempt does.
 func TestLeasesFollowTheTransaction(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "verihook.db")
@@ -129,20 +128,5 @@ func TestLeasesFollowTheTransaction(t *testing.T) {
 	}
 	if len(s.leases) != 0 {
 		t.Errorf("%d leases held after every delivery was recorded, want 0", len(s.leases))
-	}
-
-	// Deleting an endpoint ends the leases of its deliveries, which go with
-	// it.
-	if _, err := s.Ingest(ctx, testIngest("src", "k3", "scan-k3", nil)); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := s.ClaimDeliveries(ctx, later, 10, time.Minute); err != nil || len(got) == 0 {
-		t.Fatalf("ClaimDeliveries of a new message = %d, %v; want some", len(got), err)
-	}
-	if err := s.DeleteEndpoint(ctx, "ep"); err != nil {
-		t.Fatal(err)
-	}
-	if len(s.leases) != 0 {
-		t.Errorf("%d leases held after their endpoint was deleted, want 0", len(s.leases))
 	}
 }
