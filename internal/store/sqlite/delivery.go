@@ -65,11 +65,12 @@ func scanDelivery(r scanner, extra ...any) (hub.Delivery, error) {
 	return d, nil
 }
 
-// claimDueSQL selects the due deliveries of one endpoint, oldest due first
-// (the arguments: endpoint id, now, limit); the caller skips those leased
-// (see lease.go).
+// claimDueSQL selects the due deliveries of one endpoint that nobody holds,
+// oldest due first (the arguments: endpoint id, now, now, limit). An ended
+// lease (lease_until <= now) holds nothing.
 const claimDueSQL = `SELECT seq, ` + deliveryCols + ` FROM deliveries
 	WHERE endpoint_id = ? AND status = 'pending' AND next_attempt_at <= ?
+		AND (lease_until IS NULL OR lease_until <= ?)
 	ORDER BY next_attempt_at, seq LIMIT ?`
 
 // claimDueOrderedSQL is claimDueSQL for an ordered endpoint. A delivery of a
@@ -83,6 +84,7 @@ const claimDueSQL = `SELECT seq, ` + deliveryCols + ` FROM deliveries
 // deliveries_ordered answers the NOT EXISTS with one index probe.
 const claimDueOrderedSQL = `SELECT seq, ` + deliveryCols + ` FROM deliveries AS d
 	WHERE endpoint_id = ? AND status = 'pending' AND next_attempt_at <= ?
+		AND (lease_until IS NULL OR lease_until <= ?)
 		AND (verification_id IS NULL OR NOT EXISTS (
 			SELECT 1 FROM deliveries AS earlier
 			WHERE earlier.endpoint_id = d.endpoint_id AND earlier.verification_id = d.verification_id
@@ -107,9 +109,8 @@ type sealedClaim struct {
 // delivery whose event data or endpoint secrets cannot be opened is
 // recorded as a dead letter (hub.UnreadableClaim), not returned.
 //
-// The claim runs in the writer's transaction, so two claims never see the
-// same delivery as free, but writes nothing to the file: the leases live in
-// the store's memory (see lease.go). If ctx ends after the writer has run
+// The claim is a write: it runs in the writer's transaction, so two claims
+// never see the same delivery as free. If ctx ends after the writer has run
 // the claim, the caller gets ctx's error and the claimed deliveries stay
 // leased until their lease ends.
 func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]hub.Claim, error) {
@@ -188,24 +189,17 @@ func (s *Store) claimTx(tx *wtx, now, until time.Time, limit int) ([]sealedClaim
 		if eps[i].Ordered {
 			st = s.q.claimDueOrdered
 		}
-		// The held leases are at most len(s.leases) of the rows: past them,
-		// limit free ones if there are.
-		rows, err := tx.queryStmt(st, eps[i].ID, toNanos(now), limit+len(s.leases))
+		rows, err := tx.queryStmt(st, eps[i].ID, toNanos(now), toNanos(now), limit)
 		if err != nil {
 			return nil, fmt.Errorf("find due deliveries: %w", err)
 		}
-		free := 0
-		for free < limit && rows.Next() {
+		for rows.Next() {
 			var c sealedClaim
 			if c.delivery, err = scanDelivery(rows, &c.seq); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("find due deliveries: %w", err)
 			}
-			if s.held(c.delivery.ID, toNanos(now)) {
-				continue
-			}
 			cands = append(cands, c)
-			free++
 		}
 		if err := rows.Close(); err != nil {
 			return nil, fmt.Errorf("find due deliveries: %w", err)
@@ -224,9 +218,11 @@ func (s *Store) claimTx(tx *wtx, now, until time.Time, limit int) ([]sealedClaim
 		c := &cands[i]
 		// A fresh random token per claim: whoever held the delivery before
 		// (a worker whose lease ran out) holds a different token, so its
-		// RecordAttempt or Release gets ECONFLICT.
+		// RecordAttempt or Release finds no row and gets ECONFLICT.
 		c.lease = hub.NewID("lease", now)
-		s.lease(tx, c.delivery.ID, heldLease{token: c.lease, until: toNanos(until)})
+		if _, err := tx.execStmt(s.q.setLease, c.lease, toNanos(until), c.seq); err != nil {
+			return nil, fmt.Errorf("lease delivery %s: %w", c.delivery.ID, err)
+		}
 		if c.event, c.eventData, err = scanSealedEvent(tx.queryRowStmt(s.q.claimEvent, c.delivery.EventID)); err != nil {
 			return nil, fmt.Errorf("load event %s: %w", c.delivery.EventID, err)
 		}
@@ -240,6 +236,21 @@ func (s *Store) claimTx(tx *wtx, now, until time.Time, limit int) ([]sealedClaim
 		}
 	}
 	return cands, nil
+}
+
+// leaseConflict explains why a lease-checked update matched no row:
+// ENOTFOUND when the delivery does not exist, ECONFLICT when its lease is not
+// lease (it ended and went to another worker, or the delivery was retried,
+// replayed or finished meanwhile).
+func (s *Store) leaseConflict(tx *wtx, id string) error {
+	var n int
+	if err := tx.queryRowStmt(s.q.deliveryExists, id).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return hub.Errorf(hub.ENOTFOUND, "delivery %q not found", id)
+	}
+	return hub.Errorf(hub.ECONFLICT, "delivery %q is no longer leased with this token", id)
 }
 
 // RecordAttempt logs an attempt of a claimed delivery and applies its
@@ -266,12 +277,9 @@ func (s *Store) RecordAttempt(ctx context.Context, r hub.AttemptRecord) error {
 	}
 	at := toNanos(a.At)
 	return s.write(ctx, "record attempt", func(tx *wtx) error {
-		if err := s.takeLease(tx, r.DeliveryID, r.Lease); err != nil {
-			return err
-		}
 		var endpointID string
 		err := tx.queryRowStmt(s.q.recordDelivery, a.StatusCode, a.Error, string(r.Status), next, at,
-			r.DeliveryID).Scan(&endpointID)
+			r.DeliveryID, r.Lease).Scan(&endpointID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return s.leaseConflict(tx, r.DeliveryID)
 		}
@@ -319,10 +327,7 @@ func (s *Store) Release(ctx context.Context, deliveryID, lease string, at time.T
 		return fmt.Errorf("release delivery: %w", err)
 	}
 	return s.write(ctx, "release delivery", func(tx *wtx) error {
-		if err := s.takeLease(tx, deliveryID, lease); err != nil {
-			return err
-		}
-		res, err := tx.execStmt(s.q.releaseDelivery, toNanos(at), toNanos(now), deliveryID)
+		res, err := tx.execStmt(s.q.releaseDelivery, toNanos(at), toNanos(now), deliveryID, lease)
 		if err != nil {
 			return err
 		}
@@ -417,7 +422,6 @@ func (s *Store) RetryDelivery(ctx context.Context, id string, now time.Time) (hu
 		if errors.Is(err, sql.ErrNoRows) {
 			return hub.Errorf(hub.ENOTFOUND, "delivery %q not found", id)
 		}
-		s.unlease(tx, id)
 		return err
 	})
 	if err != nil {
@@ -520,20 +524,19 @@ func (s *Store) Replay(ctx context.Context, r hub.Replay) (int, error) {
 			evs := make([]hub.Event, len(events))
 			for i, e := range events {
 				evs[i] = e.Event
-				// At most one delivery per event and endpoint (UNIQUE in 0002).
-				var id string
-				err := tx.tx.QueryRowContext(tx.ctx, `UPDATE deliveries SET status = 'pending', attempts = 0,
-						next_attempt_at = ?, lease = NULL, lease_until = NULL, updated_at = ?
-					WHERE endpoint_id = ? AND event_id = ? AND (? = '' OR status = ?)
-					RETURNING id`,
-					toNanos(now), toNanos(now), ep.ID, e.ID, string(r.Status), string(r.Status)).Scan(&id)
-				if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				res, err := tx.exec(`UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?,
+						lease = NULL, lease_until = NULL, updated_at = ?
+					WHERE endpoint_id = ? AND event_id = ? AND (? = '' OR status = ?)`,
+					toNanos(now), toNanos(now), ep.ID, e.ID, string(r.Status), string(r.Status))
+				if err != nil {
 					return fmt.Errorf("reset delivery of %s: %w", e.ID, err)
 				}
-				if had[e.ID] = err == nil; had[e.ID] {
-					s.unlease(tx, id)
-					n++
+				k, err := res.RowsAffected()
+				if err != nil {
+					return err
 				}
+				had[e.ID] = k > 0
+				n += int(k)
 			}
 			// Without a status filter every existing delivery was reset, so
 			// an event whose delivery was not has none.

@@ -57,8 +57,7 @@
 // writer (see endpointCache), so that enqueueing costs one INSERT per
 // delivery and no read of the endpoints table. A delivery stays pending
 // until an attempt succeeds or its schedule gives up. ClaimDeliveries
-// leases due deliveries to a worker under a random token for a while (in
-// the store's memory, so that a claim writes nothing: see lease.go); the
+// leases due deliveries to a worker under a random token for a while; the
 // worker's RecordAttempt or Release must present the token, so a worker that
 // overran its lease, whose delivery another worker has claimed since, cannot
 // record over the other's attempt (at-least-once delivery, never a lost

@@ -59,9 +59,6 @@ type Store struct {
 
 	// eps caches the enabled endpoints for the writer goroutine.
 	eps endpointCache
-	// leases are the claimed deliveries' leases, by delivery id, for the
-	// writer goroutine (see lease.go).
-	leases map[string]heldLease
 	// replayChunk, when not 0, replaces the package's replayChunk (tests).
 	replayChunk int
 
@@ -207,7 +204,6 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 		rdb:    rdb,
 		queue:  make(chan *writeReq, maxBatch),
 		done:   make(chan struct{}),
-		leases: map[string]heldLease{},
 	}
 	go s.writer()
 	return s, nil

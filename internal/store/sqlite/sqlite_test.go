@@ -798,7 +798,7 @@ func TestClaimPlans(t *testing.T) {
 		"claimDueOrdered": "USING INDEX deliveries_due",
 	} {
 		q := map[string]string{"claimDue": claimDueSQL, "claimDueOrdered": claimDueOrderedSQL}[name]
-		plan := queryPlan(t, s, q, "ep", 0, 10)
+		plan := queryPlan(t, s, q, "ep", 0, 0, 10)
 		all := strings.Join(plan, "; ")
 		if !strings.Contains(plan[0], want) || strings.Contains(all, "TEMP B-TREE") || strings.Contains(all, "SCAN deliveries") {
 			t.Errorf("%s plan = %s; want a search %s without a sort", name, all, want)

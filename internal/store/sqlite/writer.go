@@ -39,27 +39,6 @@ type wtx struct {
 	// versionChecked is set once the endpoint cache has been checked
 	// against PRAGMA data_version in this transaction (see endpointCache).
 	versionChecked bool
-
-	// undo holds what puts the store's memory (its leases) back as it was
-	// before each change made in this transaction, oldest first.
-	undo []func()
-}
-
-// onRollback logs f to be run if the change it undoes is rolled back.
-func (w *wtx) onRollback(f func()) { w.undo = append(w.undo, f) }
-
-// undoFrom undoes the changes logged since the n-th, newest first.
-func (w *wtx) undoFrom(n int) {
-	for i := len(w.undo) - 1; i >= n; i-- {
-		w.undo[i]()
-	}
-	w.undo = w.undo[:n]
-}
-
-// rollback rolls the transaction back, the store's memory with it.
-func (w *wtx) rollback() {
-	w.undoFrom(0)
-	w.tx.Rollback()
 }
 
 // exec runs a statement that is not prepared.
@@ -201,12 +180,12 @@ func (s *Store) commitTogether(batch []*writeReq) (errs []error, ok bool) {
 			// Undo the whole batch: the failed request's writes cannot be
 			// told from the others'.
 			s.eps.invalidate()
-			w.rollback()
+			tx.Rollback()
 			return nil, false
 		}
 		n++
 	}
-	return s.finish(w, errs, n), true
+	return s.finish(tx, errs, n), true
 }
 
 // commitIsolated runs a batch in one transaction, each request under a
@@ -235,47 +214,43 @@ func (s *Store) commitIsolated(batch []*writeReq) []error {
 			continue
 		}
 		if _, err := w.execStmt(s.q.savepoint); err != nil {
-			w.rollback()
+			tx.Rollback()
 			return s.failAll(errs, fmt.Errorf("savepoint: %w", err))
 		}
-		mark := len(w.undo)
 		if err := run(w, r.fn); err != nil {
 			errs[i] = err
 			s.eps.invalidate() // it may hold rows the rollback undoes
-			w.undoFrom(mark)
 			// ROLLBACK TO undoes the request and keeps the savepoint open;
 			// RELEASE below closes it. If the rollback fails, SQLite has
 			// rolled back the whole transaction (it does so on some I/O and
 			// memory errors).
 			if _, err := w.execStmt(s.q.rollbackTo); err != nil {
-				w.rollback()
+				tx.Rollback()
 				return s.failAll(errs, fmt.Errorf("rollback to savepoint: %w", err))
 			}
 		} else {
 			ok++
 		}
 		if _, err := w.execStmt(s.q.release); err != nil {
-			w.rollback()
+			tx.Rollback()
 			return s.failAll(errs, fmt.Errorf("release savepoint: %w", err))
 		}
 	}
-	return s.finish(w, errs, ok)
+	return s.finish(tx, errs, ok)
 }
 
-// finish commits w, in which ok requests succeeded, or rolls it back if
+// finish commits tx, in which ok requests succeeded, or rolls it back if
 // none did, and returns errs, or errs with the commit's error given to every
 // request without one.
-func (s *Store) finish(w *wtx, errs []error, ok int) []error {
+func (s *Store) finish(tx *sql.Tx, errs []error, ok int) []error {
 	if ok == 0 {
 		s.eps.invalidate()
-		w.undoFrom(0)
-		if err := w.tx.Rollback(); err != nil {
+		if err := tx.Rollback(); err != nil {
 			return s.failAll(errs, fmt.Errorf("rollback: %w", err))
 		}
 		return errs
 	}
-	if err := w.tx.Commit(); err != nil {
-		w.undoFrom(0) // a failed COMMIT leaves nothing of the transaction
+	if err := tx.Commit(); err != nil {
 		return s.failAll(errs, fmt.Errorf("commit: %w", err))
 	}
 	s.batches.Add(1)
@@ -319,7 +294,7 @@ type prepared struct {
 
 	dataVersion, enabledEndpoints, insertDelivery *sql.Stmt
 
-	claimDue, claimDueOrdered, claimEvent, claimEndpoint, recordDelivery, insertAttempt,
+	claimDue, claimDueOrdered, setLease, claimEvent, claimEndpoint, recordDelivery, insertAttempt,
 	endpointSucceeded, endpointFailed, releaseDelivery, deliveryExists *sql.Stmt
 
 	count *sql.Stmt
@@ -378,13 +353,14 @@ func prepare(ctx context.Context, db *sql.DB) (*prepared, error) {
 
 		{&q.claimDue, claimDueSQL},
 		{&q.claimDueOrdered, claimDueOrderedSQL},
+		{&q.setLease, `UPDATE deliveries SET lease = ?, lease_until = ? WHERE seq = ?`},
 		{&q.claimEvent, `SELECT ` + eventCols + ` FROM events WHERE id = ?`},
 		{&q.claimEndpoint, `SELECT ` + endpointCols + ` FROM endpoints WHERE id = ?`},
-		// Only the holder of the lease may record or release: the caller
-		// checks it first (see lease.go).
+		// Only the holder of the lease may record: a worker whose lease ran
+		// out and went to another worker matches no row.
 		{&q.recordDelivery, `UPDATE deliveries SET attempts = attempts + 1, last_status_code = ?, last_error = ?,
-				status = ?, next_attempt_at = ?, updated_at = ?
-			WHERE id = ?
+				status = ?, next_attempt_at = ?, lease = NULL, lease_until = NULL, updated_at = ?
+			WHERE id = ? AND lease = ?
 			RETURNING endpoint_id`},
 		{&q.insertAttempt, `INSERT INTO attempts (id, delivery_id, at, status_code, latency_ms, response, error)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`},
@@ -392,8 +368,8 @@ func prepare(ctx context.Context, db *sql.DB) (*prepared, error) {
 			WHERE id = ? AND failing_since IS NOT NULL`},
 		{&q.endpointFailed, `UPDATE endpoints SET failing_since = ?, version = version + 1
 			WHERE id = ? AND failing_since IS NULL`},
-		{&q.releaseDelivery, `UPDATE deliveries SET next_attempt_at = ?, updated_at = ?
-			WHERE id = ? AND status = 'pending'`},
+		{&q.releaseDelivery, `UPDATE deliveries SET lease = NULL, lease_until = NULL, next_attempt_at = ?, updated_at = ?
+			WHERE id = ? AND lease = ? AND status = 'pending'`},
 		{&q.deliveryExists, `SELECT count(*) FROM deliveries WHERE id = ?`},
 		{&q.count, countSQL},
 	} {
