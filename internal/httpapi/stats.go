@@ -75,6 +75,7 @@ type stats struct {
 	Endpoints []endpointStats `json:"endpoints"`
 	Queue     struct {
 		Pending   int       `json:"pending"`
+		Capped    bool      `json:"capped"`
 		Due       int       `json:"due"`
 		OldestDue time.Time `json:"oldest_due,omitzero"`
 	} `json:"queue"`
@@ -143,7 +144,7 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	out.Queue.Pending, out.Queue.Due, out.Queue.OldestDue = q.Pending, q.Due, q.OldestDue
+	out.Queue.Pending, out.Queue.Capped, out.Queue.Due, out.Queue.OldestDue = q.Pending, q.Capped, q.Due, q.OldestDue
 	if out.Stale, err = s.Store.StaleVerifications(r.Context(), now.Add(-StaleAfter), 10); err != nil {
 		s.error(w, r, err)
 		return

@@ -234,10 +234,18 @@ type Replay struct {
 	Now        time.Time
 }
 
+// QueueCountLimit is where Store.QueueStats stops counting, so that a
+// backlog of millions (an endpoint down for a day) costs the overview, the
+// queue sampler and /metrics no more than this many index entries.
+const QueueCountLimit = 10_000
+
 // QueueStats describes the outbox.
 type QueueStats struct {
-	Pending int // pending deliveries, due or not
-	Due     int // pending deliveries due by now
+	// Pending counts pending deliveries, due or not, and Due those due by
+	// now, each up to QueueCountLimit: with Capped set there are at least
+	// Pending, and Due may be short of the truth.
+	Pending, Due int
+	Capped       bool
 	// OldestDue is the due time of the oldest due delivery; zero when none.
 	OldestDue time.Time
 }

@@ -720,8 +720,17 @@ func (s *Store) QueueStats(ctx context.Context, now time.Time) (hub.QueueStats, 
 		st     hub.QueueStats
 		oldest *time.Time
 	)
-	err := s.queryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE next_attempt_at <= $1), min(next_attempt_at)
-		FROM deliveries WHERE status = 'pending'`, now).Scan(&st.Pending, &st.Due, &oldest)
+	// deliveries_due is ordered by due time within each endpoint: the due
+	// ones and the earliest are read endpoint by endpoint, each a range of
+	// the index, and every count stops at the limit.
+	err := s.queryRow(ctx, `SELECT
+		(SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = 'pending' LIMIT $2) d),
+		coalesce((SELECT sum((SELECT count(*) FROM (SELECT 1 FROM deliveries
+			WHERE status = 'pending' AND endpoint_id = e.id AND next_attempt_at <= $1 LIMIT $2) d)) FROM endpoints e), 0)::bigint,
+		(SELECT min((SELECT min(next_attempt_at) FROM deliveries
+			WHERE status = 'pending' AND endpoint_id = e.id)) FROM endpoints e)`,
+		now, hub.QueueCountLimit).Scan(&st.Pending, &st.Due, &oldest)
+	st.Capped, st.Due = st.Pending >= hub.QueueCountLimit, min(st.Due, st.Pending)
 	if err != nil {
 		return hub.QueueStats{}, fail("queue stats", err)
 	}

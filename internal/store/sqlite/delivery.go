@@ -578,9 +578,17 @@ func (s *Store) QueueStats(ctx context.Context, now time.Time) (hub.QueueStats, 
 		st     hub.QueueStats
 		oldest sql.NullInt64
 	)
-	err := s.rdb.QueryRowContext(ctx, `SELECT count(*), count(CASE WHEN next_attempt_at <= ? THEN 1 END),
-			min(next_attempt_at)
-		FROM deliveries INDEXED BY deliveries_due WHERE status = 'pending'`, toNanos(now)).Scan(&st.Pending, &st.Due, &oldest)
+	// deliveries_due is ordered by due time within each endpoint: the due
+	// ones and the earliest are read endpoint by endpoint, each a range of
+	// the index, and every count stops at the limit.
+	err := s.rdb.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM (SELECT 1 FROM deliveries INDEXED BY deliveries_due WHERE status = 'pending' LIMIT ?1)),
+		coalesce((SELECT sum((SELECT count(*) FROM (SELECT 1 FROM deliveries INDEXED BY deliveries_due
+			WHERE status = 'pending' AND endpoint_id = e.id AND next_attempt_at <= ?2 LIMIT ?1))) FROM endpoints e), 0),
+		(SELECT min((SELECT min(next_attempt_at) FROM deliveries INDEXED BY deliveries_due
+			WHERE status = 'pending' AND endpoint_id = e.id)) FROM endpoints e)`,
+		hub.QueueCountLimit, toNanos(now)).Scan(&st.Pending, &st.Due, &oldest)
+	st.Capped, st.Due = st.Pending >= hub.QueueCountLimit, min(st.Due, st.Pending)
 	if err != nil {
 		return hub.QueueStats{}, fail("queue stats", err)
 	}
