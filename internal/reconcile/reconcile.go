@@ -115,10 +115,11 @@ func (w *Worker) Stuck(now time.Time) hub.Stuck {
 // provider polls, the source has API credentials, and reconciliation is not
 // disabled. The error is EINVALID and says why not.
 func (w *Worker) poller(src hub.Source) (provider.Poller, error) {
-	p, ok := w.Providers[src.Provider].(provider.Poller)
+	prov := w.Providers[src.Provider]
+	p, ok := prov.(provider.Poller)
 	switch {
-	case !ok && w.Providers[src.Provider] != nil && w.Providers[src.Provider].Setup().NoPolling != "":
-		return nil, hub.Errorf(hub.EINVALID, "%s", w.Providers[src.Provider].Setup().NoPolling)
+	case !ok && prov != nil && prov.Setup().NoPolling != "":
+		return nil, hub.Errorf(hub.EINVALID, "%s", prov.Setup().NoPolling)
 	case !ok:
 		return nil, hub.Errorf(hub.EINVALID, "provider %q has no status API verihook can poll", src.Provider)
 	case w.Settings(src).Disabled:
