@@ -492,12 +492,7 @@ func (s *Store) Replay(ctx context.Context, r hub.Replay) (int, error) {
 				rowid int64
 			}
 			var events []event
-			// created_at >= afterAt (not since) starts the index range at the
-			// chunk, so that each chunk costs its own rows only.
-			rows, err := tx.tx.QueryContext(tx.ctx, `SELECT rowid, id, type, source, verification_id, created_at
-				FROM events
-				WHERE created_at >= ? AND created_at < ? AND (created_at, rowid) > (?, ?)
-				ORDER BY created_at, rowid LIMIT ?`, afterAt, until, afterAt, afterRow, chunk)
+			rows, err := tx.tx.QueryContext(tx.ctx, replayEventsSQL, afterAt, until, afterRow, chunk)
 			if err != nil {
 				return fmt.Errorf("find events: %w", err)
 			}
@@ -563,6 +558,19 @@ func (s *Store) Replay(ctx context.Context, r hub.Replay) (int, error) {
 		}
 	}
 }
+
+// replayEventsSQL reads Replay's next chunk of events: those after the
+// keyset (?1 created_at, ?3 rowid) and before ?2, at most ?4. Each event is
+// in one of two partial indexes on created_at, by whether it is purged
+// (migration 0027): the query reads a range of each, both in (created_at,
+// rowid) order, and merges them. created_at >= ?1 (not since) starts each
+// range at the chunk, so that each chunk costs its own rows only.
+const replayEventsSQL = `SELECT rowid, id, type, source, verification_id, created_at FROM events
+		WHERE purged_at IS NULL AND created_at >= ?1 AND created_at < ?2 AND (created_at, rowid) > (?1, ?3)
+	UNION ALL
+	SELECT rowid, id, type, source, verification_id, created_at FROM events
+		WHERE purged_at IS NOT NULL AND created_at >= ?1 AND created_at < ?2 AND (created_at, rowid) > (?1, ?3)
+	ORDER BY created_at, rowid LIMIT ?4`
 
 // QueueStats counts the pending deliveries, those due by now (zero: the
 // store's clock) among them, and finds the earliest due time. Deliveries of

@@ -858,6 +858,20 @@ func TestListPlans(t *testing.T) {
 	}
 }
 
+// TestReplayPlan: Replay reads its chunk from the two partial indexes on
+// events' creation time and merges them, without a sort (migration 0027).
+func TestReplayPlan(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, filepath.Join(t.TempDir(), "verihook.db"), newKey(t))
+	all := strings.Join(queryPlan(t, s, replayEventsSQL, 0, 1, 0, 10), "; ")
+	for _, want := range []string{"MERGE (UNION ALL)", "SEARCH events USING INDEX events_unpurged (created_at>? AND created_at<?)",
+		"SEARCH events USING INDEX events_purged (created_at>? AND created_at<?)"} {
+		if !strings.Contains(all, want) || strings.Contains(all, "TEMP B-TREE") {
+			t.Errorf("replay plan = %s; want %s without a sort", all, want)
+		}
+	}
+}
+
 // queryPlan returns the details of EXPLAIN QUERY PLAN q, one per step.
 func queryPlan(t *testing.T, s *Store, q string, args ...any) []string {
 	t.Helper()
@@ -882,7 +896,8 @@ func queryPlan(t *testing.T, s *Store, q string, args ...any) []string {
 }
 
 // TestReplayChunks: a replay that spans several chunks, through events
-// that share their creation time, sees every event once.
+// that share their creation time, purged and not (each kind in an index of
+// its own, migration 0027), sees every event once.
 func TestReplayChunks(t *testing.T) {
 	t.Parallel()
 	s := openStore(t, filepath.Join(t.TempDir(), "verihook.db"), newKey(t))
@@ -895,6 +910,17 @@ func TestReplayChunks(t *testing.T) {
 		if _, err := s.Ingest(ctx, testIngest("src", fmt.Sprint("k", i), fmt.Sprint("scan-", i), nil)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	events, _, err := s.Events(ctx, hub.EventFilter{})
+	if err != nil || len(events) != 8 {
+		t.Fatalf("Events = %d, %v; want 8", len(events), err)
+	}
+	var purge hub.Purge // every other event, so that each chunk reads both indexes
+	for i := 0; i < len(events); i += 2 {
+		purge.Events = append(purge.Events, events[i].ID)
+	}
+	if res, err := s.Purge(ctx, purge); err != nil || res.Events != 4 {
+		t.Fatalf("Purge = %+v, %v; want 4 events", res, err)
 	}
 	late := testEndpoint("ep-otp")
 	late.EventTypes = []string{hub.EventOTPRequested}
