@@ -229,6 +229,7 @@ func verificationsSQL(f hub.VerificationFilter, cursor string, limit int) (strin
 	}
 	if f.ApplicantRef != "" {
 		q.add("applicant_ref = ?", f.ApplicantRef)
+		q.where = append(q.where, "applicant_ref <> ''") // verifications_applicant's condition
 	}
 	if f.ProviderRef != "" {
 		q.add("provider_ref = ?", f.ProviderRef)

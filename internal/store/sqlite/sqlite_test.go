@@ -848,6 +848,8 @@ func TestListPlans(t *testing.T) {
 	add("events, verification.updated", "SEARCH events USING INDEX sqlite_autoindex_events_1 (id<?)", q, args)
 	q, args = verificationsSQL(hub.VerificationFilter{Level: "nomatch"}, "vrf_z", 50)
 	add("verifications, level", "SEARCH verifications USING INDEX verifications_level (level=? AND id<?)", q, args)
+	q, args = verificationsSQL(hub.VerificationFilter{ApplicantRef: "nomatch"}, "vrf_z", 50)
+	add("verifications, applicant", "SEARCH verifications USING INDEX verifications_applicant (applicant_ref=? AND id<?)", q, args)
 	q, args = verificationsSQL(hub.VerificationFilter{Provider: "fractal"}, "vrf_z", 50)
 	add("verifications, provider", "SEARCH verifications USING INDEX verifications_provider (provider=? AND id<?)", q, args)
 	for _, p := range plans {
