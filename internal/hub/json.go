@@ -69,6 +69,7 @@ type jsonTok struct {
 	kind       JSONKind
 	plain      bool // a string with no escape and valid UTF-8: its bytes are its value
 	canonical  bool // a plain string that json.Marshal writes as it is (nothing to escape)
+	ascii      bool // a plain string of ASCII bytes only
 }
 
 // maxJSONDepth is encoding/json's bound on nesting.
@@ -285,7 +286,7 @@ func (r *jsonReader) str(i int) error {
 		case c == '"':
 			plain := !escaped && (seen&strHigh == 0 || utf8.Valid(s[start:p]))
 			r.toks[i] = jsonTok{start: int32(start), end: int32(p), next: int32(i + 1), kind: JSONString,
-				plain: plain, canonical: plain && seen&strEscape == 0}
+				plain: plain, canonical: plain && seen&strEscape == 0, ascii: plain && seen&strHigh == 0}
 			r.pos = p + 1
 			return nil
 		case c == '\\':
@@ -475,7 +476,7 @@ func (v JSON) key(k int32) []byte {
 func (v JSON) Field(name string) JSON {
 	var out JSON
 	v.members(func(k int32) bool {
-		if string(v.key(k)) == name {
+		if t := &v.doc.toks[k]; (!t.plain || int(t.end-t.start) == len(name)) && string(v.key(k)) == name {
 			out = JSON{v.doc, k + 1}
 		}
 		return true
@@ -487,8 +488,17 @@ func (v JSON) Field(name string) JSON {
 // last one whose name matches without regard to case, as json.Unmarshal
 // into a struct matches a field's name.
 func (v JSON) FieldFold(name string) JSON {
+	ascii := true
+	for i := range len(name) {
+		ascii = ascii && name[i] < utf8.RuneSelf
+	}
 	var exact, folded JSON
 	v.members(func(k int32) bool {
+		// Names of ASCII bytes only match, in any case, names of their own
+		// length: most members are told apart without reading their names.
+		if t := &v.doc.toks[k]; t.ascii && ascii && int(t.end-t.start) != len(name) {
+			return true
+		}
 		switch key := v.key(k); {
 		case string(key) == name:
 			exact = JSON{v.doc, k + 1}
