@@ -327,17 +327,17 @@ func callbackOf(v hub.JSON) (callback, error) {
 	r.read("finishTime", cb.FinishTime.set)
 	r.read("expirationThreshold", cb.ExpirationThreshold.set)
 	r.read("documentExpiration", cb.DocumentExpiration.set)
-	r.read("status", func(v hub.JSON, path string) error {
+	r.read("status", func(v hub.JSON) error {
 		switch v.Kind() {
 		case hub.JSONNull:
 			cb.Status = nil
 			return nil
 		case hub.JSONObject:
 		default:
-			return typeError(v, reflect.TypeFor[statusBlock](), path)
+			return typeError(v, reflect.TypeFor[statusBlock]())
 		}
 		st := &statusBlock{}
-		sr := &fieldReader{v: v, path: path + "."}
+		sr := &fieldReader{v: v}
 		sr.read("overall", st.Overall.set)
 		sr.read("fraudTags", st.FraudTags.set)
 		sr.read("mismatchTags", st.MismatchTags.set)
@@ -358,25 +358,25 @@ func callbackOf(v hub.JSON) (callback, error) {
 // struct).
 func objectReader(v hub.JSON) (*fieldReader, error) {
 	if k := v.Kind(); k != hub.JSONObject && k != hub.JSONNull {
-		return nil, typeError(v, reflect.TypeFor[map[string]any](), "")
+		return nil, typeError(v, reflect.TypeFor[map[string]any]())
 	}
 	return &fieldReader{v: v}, nil
 }
 
 // number returns a setter of *f from a decoded number; null is nil.
-func number(f **float64) func(v hub.JSON, path string) error {
-	return func(v hub.JSON, path string) error {
+func number(f **float64) func(v hub.JSON) error {
+	return func(v hub.JSON) error {
 		*f = nil
 		switch n, _ := v.Number(); v.Kind() {
 		case hub.JSONNull:
 		case hub.JSONNumber:
 			x, err := n.Float64()
 			if err != nil {
-				return typeError(v, reflect.TypeFor[float64](), path)
+				return typeError(v, reflect.TypeFor[float64]())
 			}
 			*f = &x
 		default:
-			return typeError(v, reflect.TypeFor[float64](), path)
+			return typeError(v, reflect.TypeFor[float64]())
 		}
 		return nil
 	}
@@ -385,27 +385,35 @@ func number(f **float64) func(v hub.JSON, path string) error {
 // fieldReader reads the fields of an object (or of null, which has none)
 // and keeps the first error.
 type fieldReader struct {
-	v    hub.JSON
-	path string // of the object, with a trailing dot
-	err  error
+	v   hub.JSON
+	err error
 }
 
 // read calls set with the value of field name, if the object has it: the
 // last one named exactly name, else the last one named so in another case.
-func (r *fieldReader) read(name string, set func(v hub.JSON, path string) error) {
+// A type error of set gets the field's path, as json.Unmarshal's has it:
+// name, or name.inner when set read an object of its own. The path is
+// written only for an error: most bodies have none.
+func (r *fieldReader) read(name string, set func(v hub.JSON) error) {
 	if r.err != nil {
 		return
 	}
 	if v := r.v.FieldFold(name); v.Kind() != hub.JSONAbsent {
-		r.err = set(v, r.path+name)
+		r.err = set(v)
+		if typ, ok := r.err.(*json.UnmarshalTypeError); ok {
+			if typ.Field != "" {
+				name += "." + typ.Field
+			}
+			typ.Field = name
+		}
 	}
 }
 
 // text is a JSON string, or a number kept as written; null is "".
 type text string
 
-// set reads t from a value; path names it in errors.
-func (t *text) set(v hub.JSON, path string) error {
+// set reads t from a value.
+func (t *text) set(v hub.JSON) error {
 	switch v.Kind() {
 	case hub.JSONNull:
 		*t = ""
@@ -416,7 +424,7 @@ func (t *text) set(v hub.JSON, path string) error {
 		n, _ := v.Number()
 		*t = text(n)
 	default:
-		return typeError(v, reflect.TypeFor[string](), path)
+		return typeError(v, reflect.TypeFor[string]())
 	}
 	return nil
 }
@@ -425,8 +433,8 @@ func (t *text) set(v hub.JSON, path string) error {
 // sent; null counts as not sent.
 type flag struct{ sent, v bool }
 
-// set reads f from a value; path names it in errors.
-func (f *flag) set(v hub.JSON, path string) error {
+// set reads f from a value.
+func (f *flag) set(v hub.JSON) error {
 	s := ""
 	switch v.Kind() {
 	case hub.JSONNull:
@@ -444,7 +452,7 @@ func (f *flag) set(v hub.JSON, path string) error {
 	case "true", "false":
 		*f = flag{sent: true, v: s == "true"}
 	default:
-		return typeError(v, reflect.TypeFor[bool](), path)
+		return typeError(v, reflect.TypeFor[bool]())
 	}
 	return nil
 }
@@ -456,7 +464,7 @@ func (f *flag) set(v hub.JSON, path string) error {
 type unixTime struct{ time.Time }
 
 // set reads u from a value; it never fails.
-func (u *unixTime) set(v hub.JSON, _ string) error {
+func (u *unixTime) set(v hub.JSON) error {
 	u.Time = time.Time{}
 	if s, ok := v.Str(); ok {
 		u.Time = provider.ParseTime(s)
@@ -471,23 +479,24 @@ func (u *unixTime) set(v hub.JSON, _ string) error {
 type tags []string
 
 // set reads ts from a value; it never fails.
-func (ts *tags) set(v hub.JSON, _ string) error {
+func (ts *tags) set(v hub.JSON) error {
 	*ts = nil
 	if s, ok := v.Str(); ok {
 		*ts = tags{s}
 	}
 	for it := range v.Elems {
 		var s text
-		if s.set(it, "") == nil && s != "" {
+		if s.set(it) == nil && s != "" {
 			*ts = append(*ts, string(s))
 		}
 	}
 	return nil
 }
 
-// typeError is the error for a value of the wrong JSON type at path: the
-// one json.Unmarshal would give, which describe renders.
-func typeError(v hub.JSON, t reflect.Type, path string) error {
+// typeError is the error for a value of the wrong JSON type: the one
+// json.Unmarshal would give (fieldReader.read adds the field's path), which
+// describe renders.
+func typeError(v hub.JSON, t reflect.Type) error {
 	var kind string
 	switch v.Kind() {
 	case hub.JSONObject:
@@ -501,5 +510,5 @@ func typeError(v hub.JSON, t reflect.Type, path string) error {
 	default:
 		kind = "number"
 	}
-	return &json.UnmarshalTypeError{Value: kind, Type: t, Field: path}
+	return &json.UnmarshalTypeError{Value: kind, Type: t}
 }
