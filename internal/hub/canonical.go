@@ -103,12 +103,14 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		for i < len(s) && strClass[s[i]] == 0 {
+			i++ // printable ASCII with nothing to escape (a table: one test, not seven)
+		}
+		if i == len(s) {
+			break
+		}
 		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
+		if c < utf8.RuneSelf { // a control character, ", \, <, > or &
 			b = append(b, s[start:i]...)
 			switch c {
 			case '\\', '"':

@@ -275,14 +275,19 @@ func (r *jsonReader) str(i int) error {
 	p := r.pos + 1
 	start, escaped, seen := p, false, uint8(0)
 	for {
-		for p < len(s) && strClass[s[p]]&strEnd == 0 {
-			seen |= strClass[s[p]]
-			p++
+		for p < len(s) && strClass[s[p]] == 0 {
+			p++ // printable ASCII with nothing to escape: most of a text's bytes
 		}
 		if p >= len(s) {
 			return errJSONSyntax
 		}
-		switch c := s[p]; {
+		c := s[p]
+		if strClass[c]&strEnd == 0 {
+			seen |= strClass[c]
+			p++
+			continue
+		}
+		switch {
 		case c == '"':
 			plain := !escaped && (seen&strHigh == 0 || utf8.Valid(s[start:p]))
 			r.toks[i] = jsonTok{start: int32(start), end: int32(p), next: int32(i + 1), kind: JSONString,
@@ -309,6 +314,17 @@ func (r *jsonReader) str(i int) error {
 			return errJSONSyntax
 		}
 	}
+}
+
+// needsEscape reports whether s, valid UTF-8, holds a byte that json.Marshal
+// escapes or may escape (0xE2 begins U+2028 and U+2029).
+func needsEscape(s []byte) bool {
+	for _, c := range s {
+		if strClass[c]&(strEnd|strEscape) != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // getu4 decodes \uXXXX from the beginning of s, or returns -1.
@@ -687,7 +703,7 @@ func (w *canonicalWriter) sort(ms []canonicalMember) {
 // str writes a string, given as unquoted valid UTF-8 when plain, else as a
 // token's escaped bytes.
 func (w *canonicalWriter) str(s []byte, plain bool) {
-	if plain && !slices.ContainsFunc(s, func(c byte) bool { return strClass[c]&(strEnd|strEscape) != 0 }) {
+	if plain && !needsEscape(s) {
 		w.b = append(w.b, '"')
 		w.b = append(w.b, s...)
 		w.b = append(w.b, '"')
