@@ -103,8 +103,8 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
-		for i < len(s) && strClass[s[i]] == 0 {
-			i++ // printable ASCII with nothing to escape (a table: one test, not seven)
+		for uint(i) < uint(len(s)) && strClass[s[i]] == 0 {
+			i++ // printable ASCII with nothing to escape (see jsonReader.str)
 		}
 		if i == len(s) {
 			break

@@ -275,8 +275,10 @@ func (r *jsonReader) str(i int) error {
 	p := r.pos + 1
 	start, escaped, seen := p, false, uint8(0)
 	for {
-		for p < len(s) && strClass[s[p]] == 0 {
-			p++ // printable ASCII with nothing to escape: most of a text's bytes
+		// Printable ASCII with nothing to escape: most of a text's bytes.
+		// (An unsigned bound lets the compiler drop the index check.)
+		for uint(p) < uint(len(s)) && strClass[s[p]] == 0 {
+			p++
 		}
 		if p >= len(s) {
 			return errJSONSyntax
