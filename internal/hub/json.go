@@ -640,9 +640,7 @@ func (w *canonicalWriter) value(i int32) {
 				w.keys = unquote(w.keys, w.doc.src[kt.start:kt.end])
 				m.end = int32(len(w.keys))
 			}
-			var pre [8]byte
-			copy(pre[:], w.key(m))
-			m.prefix = binary.BigEndian.Uint64(pre[:])
+			m.prefix = namePrefix(w.key(m))
 			w.members = append(w.members, m)
 		}
 		w.sort(w.members[base:])
@@ -650,8 +648,8 @@ func (w *canonicalWriter) value(i int32) {
 		first, end := true, len(w.members)
 		for j := base; j < end; j++ {
 			m := w.members[j]
-			if j+1 < end && bytes.Equal(w.key(w.members[j+1]), w.key(m)) {
-				continue // a duplicate name: the last one counts
+			if j+1 < end && w.members[j+1].prefix == m.prefix && bytes.Equal(w.key(w.members[j+1]), w.key(m)) {
+				continue // a duplicate name (prefixes first: cheaper): the last one counts
 			}
 			if !first {
 				w.b = append(w.b, ',')
@@ -670,6 +668,20 @@ func (w *canonicalWriter) value(i int32) {
 	default: // null, true, false
 		w.b = append(w.b, raw...)
 	}
+}
+
+// namePrefix returns a name's first 8 bytes as a big-endian number, zeros
+// after a shorter name's end: names compare as their prefixes do, unless
+// these are equal.
+func namePrefix(name []byte) uint64 {
+	if len(name) >= 8 {
+		return binary.BigEndian.Uint64(name)
+	}
+	var p uint64
+	for i, c := range name {
+		p |= uint64(c) << (56 - 8*i)
+	}
+	return p
 }
 
 // sort sorts an object's members by name, equal names in the order sent.
