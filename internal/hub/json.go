@@ -107,8 +107,10 @@ type jsonReader struct {
 
 func (r *jsonReader) space() {
 	for r.pos < len(r.src) {
-		switch r.src[r.pos] {
-		case ' ', '\t', '\n', '\r':
+		switch c := r.src[r.pos]; {
+		case c > ' ':
+			return // one test for what follows most tokens: no space at all
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
 			r.pos++
 		default:
 			return
