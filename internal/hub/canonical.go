@@ -97,8 +97,10 @@ func appendJSONFloat(b []byte, f float64) ([]byte, bool) {
 	return b, true
 }
 
-// appendJSONString writes s as json.Marshal does, HTML escaping on.
-func appendJSONString(b []byte, s string) []byte {
+// appendJSONString writes s as json.Marshal does, HTML escaping on. It
+// takes bytes too: the canonical writer escapes a body's strings without
+// copying each into a string first.
+func appendJSONString[S ~string | ~[]byte](b []byte, s S) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	start := 0
@@ -132,7 +134,7 @@ func appendJSONString(b []byte, s string) []byte {
 			start = i
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))])) // no copy: at most 4 bytes
 		switch {
 		case r == utf8.RuneError && size == 1:
 			b = append(b, s[start:i]...)

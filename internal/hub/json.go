@@ -321,17 +321,6 @@ func (r *jsonReader) str(i int) error {
 	}
 }
 
-// needsEscape reports whether s, valid UTF-8, holds a byte that json.Marshal
-// escapes or may escape (0xE2 begins U+2028 and U+2029).
-func needsEscape(s []byte) bool {
-	for _, c := range s {
-		if strClass[c]&(strEnd|strEscape) != 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // getu4 decodes \uXXXX from the beginning of s, or returns -1.
 func getu4(s []byte) rune {
 	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
@@ -729,14 +718,8 @@ func (w *canonicalWriter) sort(ms []canonicalMember) {
 // str writes a string, given as unquoted valid UTF-8 when plain, else as a
 // token's escaped bytes.
 func (w *canonicalWriter) str(s []byte, plain bool) {
-	if plain && !needsEscape(s) {
-		w.b = append(w.b, '"')
-		w.b = append(w.b, s...)
-		w.b = append(w.b, '"')
-		return
-	}
 	if !plain {
 		s = unquote(nil, s)
 	}
-	w.b = appendJSONString(w.b, string(s))
+	w.b = appendJSONString(w.b, s)
 }
