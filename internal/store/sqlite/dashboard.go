@@ -11,16 +11,37 @@ import (
 )
 
 // countSQL adds to one per-minute counter (see the stats table).
-const countSQL = `INSERT INTO stats (minute, name, key, n, latency_ms) VALUES (?, ?, ?, 1, ?)
-	ON CONFLICT (minute, name, key) DO UPDATE SET n = n + 1, latency_ms = latency_ms + excluded.latency_ms`
+const countSQL = `INSERT INTO stats (minute, name, key, n, latency_ms) VALUES (?, ?, ?, ?, ?)
+	ON CONFLICT (minute, name, key) DO UPDATE SET n = n + excluded.n, latency_ms = latency_ms + excluded.latency_ms`
 
-// count adds one to counter name (and key) for the minute of at, in the
-// writer's transaction: a row most writes of a minute share, so it costs
-// next to nothing beside the rows they write anyway.
-func (s *Store) count(tx *wtx, at time.Time, name, key string, latencyMS int64) error {
-	if _, err := tx.execStmt(s.q.count, at.Truncate(time.Minute).UnixNano(), name, key, latencyMS); err != nil {
-		return fmt.Errorf("count %s: %w", name, err)
+// statKey is a row of the stats table: a counter name (and key) in a minute.
+type statKey struct {
+	minute    int64
+	name, key string
+}
+
+// statSum is what a transaction adds to a counter.
+type statSum struct{ n, latencyMS int64 }
+
+// count adds n to counter name (and key) for the minute of at, and
+// latencyMS to its latency sum, in the writer's transaction. The sums are
+// kept in tx and written once per counter when the batch commits (see
+// flushCounts): most writes of a minute share a counter, and an upsert per
+// write was the writer's most repeated statement.
+func (tx *wtx) count(at time.Time, name, key string, n, latencyMS int64) {
+	c := statKey{at.Truncate(time.Minute).UnixNano(), name, key}
+	sum := tx.counts[c]
+	tx.counts[c] = statSum{sum.n + n, sum.latencyMS + latencyMS}
+}
+
+// flushCounts writes the sums count kept in tx.
+func (s *Store) flushCounts(tx *wtx) error {
+	for c, sum := range tx.counts {
+		if _, err := tx.execStmt(s.q.count, c.minute, c.name, c.key, sum.n, sum.latencyMS); err != nil {
+			return fmt.Errorf("count %s: %w", c.name, err)
+		}
 	}
+	clear(tx.counts)
 	return nil
 }
 

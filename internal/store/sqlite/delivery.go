@@ -300,9 +300,7 @@ func (s *Store) RecordAttempt(ctx context.Context, r hub.AttemptRecord) error {
 		if err != nil {
 			return fmt.Errorf("update endpoint: %w", err)
 		}
-		if err := s.count(tx, a.At, counter, endpointID, a.LatencyMS); err != nil {
-			return err
-		}
+		tx.count(a.At, counter, endpointID, 1, a.LatencyMS)
 		if r.DisableEndpoint != "" {
 			s.eps.invalidate()
 			if _, err := tx.exec(`UPDATE endpoints SET enabled = 0, disabled_reason = ?, updated_at = ?,

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/verihook/verihook/internal/hub"
 )
@@ -114,9 +113,7 @@ func (s *Store) ingestTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 	// The dashboard counts what arrived on the ingest endpoint: a poll's
 	// answer is not traffic.
 	if m.Origin == hub.OriginCallback {
-		if err := s.count(tx, m.ReceivedAt, string(m.Status), "", 0); err != nil {
-			return hub.IngestResult{}, err
-		}
+		tx.count(m.ReceivedAt, string(m.Status), "", 1, 0)
 	}
 	return s.applyTx(tx, r)
 }
@@ -272,9 +269,7 @@ func (s *Store) RecordRejection(ctx context.Context, m hub.Message) error {
 			return err
 		}
 		// The counter adds the rejections the row stands for, not one.
-		_, err = tx.exec(`INSERT INTO stats (minute, name, key, n, latency_ms) VALUES (?, ?, '', ?, 0)
-			ON CONFLICT (minute, name, key) DO UPDATE SET n = n + excluded.n`,
-			m.ReceivedAt.Truncate(time.Minute).UnixNano(), hub.CountRejected, max(m.Count, 1))
-		return err
+		tx.count(m.ReceivedAt, hub.CountRejected, "", max(m.Count, 1), 0)
+		return nil
 	})
 }

@@ -442,6 +442,21 @@ func TestBatchIsolation(t *testing.T) {
 	if _, err := s.TokenByHash(ctx, "h"); hub.ErrorCode(err) != hub.ENOTFOUND {
 		t.Errorf("the panicking request's write survived: %v", err)
 	}
+	// The counters, written once per batch, count the four messages stored
+	// and not the failed one, which had counted itself before it failed.
+	a, err := s.Activity(ctx, t0.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted int64
+	for _, c := range a.Counts {
+		if c.Name == string(hub.MessageAccepted) {
+			accepted += c.N
+		}
+	}
+	if accepted != 4 {
+		t.Errorf("accepted counter = %d after the batches, want 4 (%+v)", accepted, a.Counts)
+	}
 
 	// The writer goes on as before.
 	if _, err := s.Ingest(ctx, testIngest("src", "k9", "scan-9", nil)); err != nil {

@@ -39,6 +39,14 @@ type wtx struct {
 	// versionChecked is set once the endpoint cache has been checked
 	// against PRAGMA data_version in this transaction (see endpointCache).
 	versionChecked bool
+
+	// counts are the counters the transaction's requests added to and that
+	// are not written yet (see count and flushCounts).
+	counts map[statKey]statSum
+}
+
+func newWtx(ctx context.Context, tx *sql.Tx) *wtx {
+	return &wtx{ctx: ctx, tx: tx, stmts: map[*sql.Stmt]*sql.Stmt{}, counts: map[statKey]statSum{}}
 }
 
 // exec runs a statement that is not prepared.
@@ -169,7 +177,7 @@ func (s *Store) commitTogether(batch []*writeReq) (errs []error, ok bool) {
 	if err != nil {
 		return s.failAll(errs, fmt.Errorf("begin: %w", err)), true
 	}
-	w := &wtx{ctx: ctx, tx: tx, stmts: map[*sql.Stmt]*sql.Stmt{}}
+	w := newWtx(ctx, tx)
 	n := 0
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
@@ -184,6 +192,11 @@ func (s *Store) commitTogether(batch []*writeReq) (errs []error, ok bool) {
 			return nil, false
 		}
 		n++
+	}
+	if err := s.flushCounts(w); err != nil {
+		s.eps.invalidate()
+		tx.Rollback()
+		return nil, false
 	}
 	return s.finish(tx, errs, n), true
 }
@@ -206,7 +219,7 @@ func (s *Store) commitIsolated(batch []*writeReq) []error {
 	if err != nil {
 		return s.failAll(errs, fmt.Errorf("begin: %w", err))
 	}
-	w := &wtx{ctx: ctx, tx: tx, stmts: map[*sql.Stmt]*sql.Stmt{}}
+	w := newWtx(ctx, tx)
 	ok := 0
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
@@ -217,8 +230,15 @@ func (s *Store) commitIsolated(batch []*writeReq) []error {
 			tx.Rollback()
 			return s.failAll(errs, fmt.Errorf("savepoint: %w", err))
 		}
-		if err := run(w, r.fn); err != nil {
+		// The request's counters are written under its savepoint, so that
+		// they go with it if it fails.
+		err := run(w, r.fn)
+		if err == nil {
+			err = s.flushCounts(w)
+		}
+		if err != nil {
 			errs[i] = err
+			clear(w.counts)
 			s.eps.invalidate() // it may hold rows the rollback undoes
 			// ROLLBACK TO undoes the request and keeps the savepoint open;
 			// RELEASE below closes it. If the rollback fails, SQLite has
