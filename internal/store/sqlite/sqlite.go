@@ -46,6 +46,16 @@ type Store struct {
 	wdb    *sql.DB // the one writer connection, used only by the writer goroutine
 	q      *prepared
 	rdb    *sql.DB // the read pool
+	cdb    *sql.DB // the checkpointer's connection, used only by the checkpointer goroutine
+
+	// checkpoint asks the checkpointer goroutine for a checkpoint (see
+	// checkpointer); closed once the writer has exited. walPages counts the
+	// pages the writer appended to the write-ahead log since it last asked.
+	checkpoint     chan struct{}
+	checkpointDone chan struct{} // closed when the checkpointer has exited
+	walPages       int
+	// checkpointEvery, when not 0, replaces checkpointPages (tests).
+	checkpointEvery int
 
 	// mu guards closed and the sending side of queue: senders hold it for
 	// reading while they send, Close holds it for writing to close queue.
@@ -63,9 +73,10 @@ type Store struct {
 	replayChunk int
 
 	// batches and writes count committed transactions and the writes they
-	// held, and retried the batches run again under savepoints (see
-	// commit), for tests and benchmarks.
-	batches, writes, retried atomic.Int64
+	// held, retried the batches run again under savepoints (see commit),
+	// and checkpoints the checkpointer's checkpoints that copied pages into
+	// the database file, for tests and benchmarks.
+	batches, writes, retried, checkpoints atomic.Int64
 }
 
 var _ hub.Store = (*Store)(nil)
@@ -131,7 +142,7 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 	//   - cache_size: 64 MiB of page cache instead of 2 MiB, so that the
 	//     indexes the writer updates (dedup keys land anywhere in theirs)
 	//     stay in memory rather than being read back page by page.
-	//   - wal_autocheckpoint: see checkpointPages.
+	//   - wal_autocheckpoint: a bound, see checkpointPages.
 	wdb, err := sql.Open("sqlite", path+"?"+dsn(
 		"_pragma=busy_timeout("+fmt.Sprint(busyTimeout.Milliseconds())+")",
 		"_pragma=journal_mode(WAL)",
@@ -139,7 +150,7 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 		"_pragma=foreign_keys(1)",
 		"_pragma=temp_store(MEMORY)",
 		"_pragma=cache_size(-65536)",
-		"_pragma=wal_autocheckpoint("+fmt.Sprint(checkpointPages)+")",
+		"_pragma=wal_autocheckpoint("+fmt.Sprint(writerCheckpointPages)+")",
 		"_txlock=immediate",
 	))
 	if err != nil {
@@ -195,17 +206,37 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 		return nil, fail("open sqlite", err)
 	}
 
+	// The checkpointer: a connection of its own (see checkpointer), which
+	// syncs what it copies as the writer syncs its commits.
+	cdb, err := sql.Open("sqlite", path+"?"+dsn(
+		"_pragma=busy_timeout("+fmt.Sprint(busyTimeout.Milliseconds())+")",
+		"_pragma=synchronous(FULL)",
+	))
+	if err != nil {
+		rdb.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	cdb.SetMaxOpenConns(1)
+	cdb.SetMaxIdleConns(1)
+	cdb.SetConnMaxLifetime(0)
+	cdb.SetConnMaxIdleTime(0)
+
 	s := &Store{
-		Now:    time.Now,
-		cipher: c,
-		path:   path,
-		wdb:    wdb,
-		q:      q,
-		rdb:    rdb,
-		queue:  make(chan *writeReq, maxBatch),
-		done:   make(chan struct{}),
+		Now:            time.Now,
+		cipher:         c,
+		path:           path,
+		wdb:            wdb,
+		q:              q,
+		rdb:            rdb,
+		cdb:            cdb,
+		queue:          make(chan *writeReq, maxBatch),
+		done:           make(chan struct{}),
+		checkpoint:     make(chan struct{}, 1),
+		checkpointDone: make(chan struct{}),
 	}
 	go s.writer()
+	go s.checkpointer()
 	return s, nil
 }
 
@@ -222,14 +253,20 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 // migrate` rebuilds it (see Rebuild).
 const pageSize = 1024
 
-// checkpointPages is the writer's wal_autocheckpoint: the write-ahead log is
-// copied into the database file once it holds this many pages (10 MiB of
-// 1 KiB pages) rather than SQLite's 1,000. A page that many commits change
+// checkpointPages is how many pages the writer appends to the write-ahead
+// log before the checkpointer copies the log into the database file (10 MiB
+// of 1 KiB pages) rather than SQLite's 1,000. A page that many commits change
 // (the last leaf of an index on a time-ordered id, say) is in the log once
 // per commit but copied once per checkpoint, so fewer checkpoints write
 // fewer bytes; the log's size is bounded all the same, and a reader finds a
 // page in it through the shared-memory index whatever its size.
 const checkpointPages = 10000
+
+// writerCheckpointPages is the writer's own wal_autocheckpoint: the bound
+// at which the writer checkpoints inside its commit after all, should the
+// checkpointer fall behind (or fail: a checkpoint needs the disk space the
+// log's pages take in the database file).
+const writerCheckpointPages = 4 * checkpointPages
 
 // create gives a database file that has no page yet (one Open has just
 // created, or one a crash left empty) a page size, Open's pageSize, and WAL
@@ -262,7 +299,9 @@ func (s *Store) Close() error {
 		close(s.queue)
 		s.mu.Unlock()
 		<-s.done
-		errs := []error{s.rdb.Close()}
+		close(s.checkpoint)
+		<-s.checkpointDone
+		errs := []error{s.rdb.Close(), s.cdb.Close()}
 		for _, st := range s.q.all() {
 			errs = append(errs, st.Close())
 		}

@@ -464,6 +464,28 @@ func TestBatchIsolation(t *testing.T) {
 	}
 }
 
+// TestCheckpointer: once the writer has appended checkpointEvery pages to
+// the write-ahead log, the checkpointer copies them into the database file,
+// and Close lets it finish.
+func TestCheckpointer(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "verihook.db")
+	s := openStore(t, path, newKey(t))
+	s.checkpointEvery = 20
+	ctx := context.Background()
+	for i := range 10 {
+		if _, err := s.Ingest(ctx, testIngest("src", fmt.Sprint("k", i), fmt.Sprint("scan-", i), []byte(`{}`))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.checkpoints.Load(); n == 0 {
+		t.Errorf("the checkpointer copied nothing after 10 ingests of about 20 pages each")
+	}
+}
+
 // TestCloseDrains: every Ingest that returned nil before or during Close is
 // on disk after reopening; the others were refused as unavailable.
 func TestCloseDrains(t *testing.T) {
@@ -670,7 +692,8 @@ func TestPragmas(t *testing.T) {
 		{s.wdb, "busy_timeout", fmt.Sprint(busyTimeout.Milliseconds())},
 		{s.wdb, "query_only", "0"},
 		{s.wdb, "page_size", fmt.Sprint(pageSize)},
-		{s.wdb, "wal_autocheckpoint", fmt.Sprint(checkpointPages)},
+		{s.wdb, "wal_autocheckpoint", fmt.Sprint(writerCheckpointPages)},
+		{s.cdb, "synchronous", "2"}, // FULL: a checkpoint syncs the database file
 		{s.rdb, "journal_mode", "wal"},
 		{s.rdb, "query_only", "1"},
 		{s.rdb, "busy_timeout", fmt.Sprint(busyTimeout.Milliseconds())},

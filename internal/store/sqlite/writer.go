@@ -1,9 +1,12 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+
+	"modernc.org/sqlite"
 
 	"github.com/verihook/verihook/internal/hub"
 )
@@ -275,7 +278,57 @@ func (s *Store) finish(tx *sql.Tx, errs []error, ok int) []error {
 	}
 	s.batches.Add(1)
 	s.writes.Add(int64(ok))
+	s.countWALPages()
 	return errs
+}
+
+// countWALPages adds the pages the writer's last commit appended to the
+// write-ahead log to walPages, and asks the checkpointer for a checkpoint
+// once they reach checkpointPages.
+func (s *Store) countWALPages() {
+	ctx := context.Background()
+	conn, err := s.wdb.Conn(ctx)
+	if err != nil {
+		return // the writer's own autocheckpoint bounds the log
+	}
+	defer conn.Close()
+	var n int
+	if err := conn.Raw(func(dc any) (err error) {
+		n, _, err = dc.(sqlite.DBStatus).Status(sqlite.DBStatusCacheWrite, true)
+		return err
+	}); err != nil {
+		return
+	}
+	s.walPages += n
+	if s.walPages >= cmp.Or(s.checkpointEvery, checkpointPages) {
+		s.walPages = 0
+		select {
+		case s.checkpoint <- struct{}{}:
+		default: // one is under way
+		}
+	}
+}
+
+// checkpointer is the goroutine that copies the write-ahead log into the
+// database file when the writer asks, on a connection of its own, so that
+// the writer goes on committing meanwhile: a checkpoint of checkpointPages
+// reads and writes 10 MiB and syncs the database file, tens of
+// milliseconds that every webhook of the batch whose commit ran it had to
+// wait for (SQLite's wal_autocheckpoint runs it inside the commit). It
+// runs a PASSIVE checkpoint, which takes no lock the writer or a reader
+// waits for and copies the pages no reader still needs; the writer starts
+// the log over from its beginning once everything in it has been copied.
+// A checkpoint that fails is left to the next one, and to the writer's own
+// autocheckpoint at writerCheckpointPages. It exits once Close has closed
+// checkpoint.
+func (s *Store) checkpointer() {
+	defer close(s.checkpointDone)
+	for range s.checkpoint {
+		var busy, log, copied int64
+		if err := s.cdb.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &copied); err == nil && copied > 0 {
+			s.checkpoints.Add(1)
+		}
+	}
 }
 
 // failAll gives err to every request of a failed transaction that has no
