@@ -139,9 +139,7 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 	//     per-request savepoints need in memory; by default SQLite spills
 	//     it to a temporary file past 64 KiB, which cost a quarter of the
 	//     writer's time in a batch. A batch's journal is a few MiB at most.
-	//   - cache_size: 64 MiB of page cache instead of 2 MiB, so that the
-	//     indexes the writer updates (dedup keys land anywhere in theirs)
-	//     stay in memory rather than being read back page by page.
+	//   - cache_size: see cacheKiB.
 	//   - wal_autocheckpoint: a bound, see checkpointPages.
 	wdb, err := sql.Open("sqlite", path+"?"+dsn(
 		"_pragma=busy_timeout("+fmt.Sprint(busyTimeout.Milliseconds())+")",
@@ -149,7 +147,7 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 		"_pragma=synchronous(FULL)",
 		"_pragma=foreign_keys(1)",
 		"_pragma=temp_store(MEMORY)",
-		"_pragma=cache_size(-65536)",
+		"_pragma=cache_size(-"+fmt.Sprint(smallCacheKiB)+")",
 		"_pragma=wal_autocheckpoint("+fmt.Sprint(writerCheckpointPages)+")",
 		"_txlock=immediate",
 	))
@@ -177,6 +175,10 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 		o.logger.Info("the database was created with larger pages than verihook now uses: `verihook migrate`, "+
 			"run while verihook is stopped, rebuilds it so that a webhook writes about half as many bytes",
 			"page_size", size, "new_page_size", pageSize)
+	}
+	if err := sizeCache(ctx, wdb); err != nil {
+		wdb.Close()
+		return nil, fail("open sqlite", err)
 	}
 	q, err := prepare(ctx, wdb)
 	if err != nil {
@@ -267,6 +269,51 @@ const checkpointPages = 10000
 // checkpointer fall behind (or fail: a checkpoint needs the disk space the
 // log's pages take in the database file).
 const writerCheckpointPages = 4 * checkpointPages
+
+// The writer's page cache holds smallCacheKiB while the database is under
+// 1 GiB and largeCacheKiB from then on (see cacheKiB).
+const (
+	smallCacheKiB = 8 << 10
+	largeCacheKiB = 64 << 10
+)
+
+// cacheKiB returns the size of the writer's page cache for a database of
+// pages pages of size bytes. A large cache keeps the pages the writer
+// changes at random (dedup keys and references land anywhere in their
+// indexes), and the interior pages above them, in memory rather than read
+// back one by one: at 500,000 messages 64 MiB read 0.9 pages per webhook
+// fewer than 8 MiB. But while the database is under 1 GiB, every commit
+// scans the whole cache: B-tree balancing gives pages a temporary number,
+// that of the page holding the lock byte at 1 GiB, the commit then drops
+// every cached page above the database's end, and SQLite's cache finds
+// them by walking all its pages once the highest number it has seen is
+// further above the end than its hash table is long (pcache1Truncate). With
+// 64 MiB that walk was 9 % of verihook's CPU flat out, and costs every
+// commit in proportion to the cache, however few webhooks it holds; with
+// 8 MiB a small database reads no more pages than with 64 MiB. Past 1 GiB
+// the page numbers are close to the end and the walk is short.
+func cacheKiB(pages, size int64) int64 {
+	if pages*size < 1<<30 {
+		return smallCacheKiB
+	}
+	return largeCacheKiB
+}
+
+// sizeCache sets the writer's cache_size for the database's size (see
+// cacheKiB). Open calls it, and the writer each time the database has
+// grown by a checkpoint's worth of pages.
+func sizeCache(ctx context.Context, db interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) error {
+	var pages, size int64
+	if err := db.QueryRowContext(ctx, `SELECT page_count, page_size FROM pragma_page_count(), pragma_page_size()`).
+		Scan(&pages, &size); err != nil {
+		return err
+	}
+	_, err := db.ExecContext(ctx, fmt.Sprintf(`PRAGMA cache_size = -%d`, cacheKiB(pages, size)))
+	return err
+}
 
 // create gives a database file that has no page yet (one Open has just
 // created, or one a crash left empty) a page size, Open's pageSize, and WAL

@@ -693,6 +693,7 @@ func TestPragmas(t *testing.T) {
 		{s.wdb, "query_only", "0"},
 		{s.wdb, "page_size", fmt.Sprint(pageSize)},
 		{s.wdb, "wal_autocheckpoint", fmt.Sprint(writerCheckpointPages)},
+		{s.wdb, "cache_size", fmt.Sprint(-smallCacheKiB)},
 		{s.cdb, "synchronous", "2"}, // FULL: a checkpoint syncs the database file
 		{s.rdb, "journal_mode", "wal"},
 		{s.rdb, "query_only", "1"},
@@ -709,6 +710,25 @@ func TestPragmas(t *testing.T) {
 	// The read pool refuses writes.
 	if _, err := s.rdb.Exec(`DELETE FROM messages`); err == nil {
 		t.Error("a write through the read pool succeeded")
+	}
+}
+
+// TestCacheKiB: the writer's page cache is small while the database is
+// under 1 GiB, whatever its page size, and large from 1 GiB on.
+func TestCacheKiB(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		pages, size, want int64
+	}{
+		{1, 1024, smallCacheKiB},
+		{1<<20 - 1, 1024, smallCacheKiB},
+		{1 << 20, 1024, largeCacheKiB},
+		{1<<18 - 1, 4096, smallCacheKiB},
+		{1 << 18, 4096, largeCacheKiB},
+	} {
+		if got := cacheKiB(tc.pages, tc.size); got != tc.want {
+			t.Errorf("cacheKiB(%d, %d) = %d, want %d", tc.pages, tc.size, got, tc.want)
+		}
 	}
 }
 

@@ -284,7 +284,7 @@ func (s *Store) finish(tx *sql.Tx, errs []error, ok int) []error {
 
 // countWALPages adds the pages the writer's last commit appended to the
 // write-ahead log to walPages, and asks the checkpointer for a checkpoint
-// once they reach checkpointPages.
+// and sizes the page cache (see cacheKiB) once they reach checkpointPages.
 func (s *Store) countWALPages() {
 	ctx := context.Background()
 	conn, err := s.wdb.Conn(ctx)
@@ -300,13 +300,16 @@ func (s *Store) countWALPages() {
 		return
 	}
 	s.walPages += n
-	if s.walPages >= cmp.Or(s.checkpointEvery, checkpointPages) {
-		s.walPages = 0
-		select {
-		case s.checkpoint <- struct{}{}:
-		default: // one is under way
-		}
+	if s.walPages < cmp.Or(s.checkpointEvery, checkpointPages) {
+		return
 	}
+	s.walPages = 0
+	select {
+	case s.checkpoint <- struct{}{}:
+	default: // one is under way
+	}
+	// A checkpoint's worth of pages may have taken the database past 1 GiB.
+	sizeCache(ctx, conn) // a failure leaves the cache as it was
 }
 
 // checkpointer is the goroutine that copies the write-ahead log into the
