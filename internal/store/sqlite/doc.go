@@ -50,6 +50,11 @@
 // Close stops accepting writes, lets the writer answer everything already
 // queued, and closes the database; writes after Close are EUNAVAILABLE.
 //
+// The write-ahead log is copied back into the database file by a second
+// goroutine on a connection of its own, the checkpointer, which the writer
+// asks every 10 MiB of log, so that no batch's commit waits for the copy
+// (see checkpointer).
+//
 // # The outbox
 //
 // Ingest creates the deliveries of a message's events in the message's own
