@@ -374,15 +374,17 @@ const lazyCommitSQL = `SELECT set_config('synchronous_commit', 'off', true)`
 // writes that may be lost in a server crash because nothing relies on them
 // being on disk; the session's synchronous_commit is left as it was. The
 // WAL is written in order, so a durable commit that follows (on any
-// session) makes this one durable too.
-func (s *Store) queryLazy(ctx context.Context, read func(pgx.Rows) error, sql string, args ...any) error {
+// session) makes this one durable too. settings, if any, are more
+// set_config calls (", set_config(name, value, true) ...") for the query's
+// transaction alone, such as how it is planned.
+func (s *Store) queryLazy(ctx context.Context, settings string, read func(pgx.Rows) error, sql string, args ...any) error {
 	if s.closed.Load() {
 		return errClosed
 	}
 	// One pipeline and one Sync: both statements run in one implicit
 	// transaction, and set_config's local value ends with it.
 	b := &pgx.Batch{}
-	b.Queue(lazyCommitSQL)
+	b.Queue(lazyCommitSQL + settings)
 	b.Queue(sql, args...)
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()

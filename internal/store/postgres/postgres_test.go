@@ -899,7 +899,7 @@ func TestQueryLazy(t *testing.T) {
 		return got
 	}
 	var inside []string
-	err := s.queryLazy(ctx, func(rows pgx.Rows) error {
+	err := s.queryLazy(ctx, "", func(rows pgx.Rows) error {
 		var err error
 		inside, err = pgx.CollectRows(rows, pgx.RowTo[string])
 		return err
@@ -922,7 +922,7 @@ func TestQueryLazy(t *testing.T) {
 	if n != 1 {
 		t.Errorf("rows written by queryLazy's statement = %d, want 1 (committed)", n)
 	}
-	err = s.queryLazy(ctx, func(rows pgx.Rows) error { rows.Close(); return rows.Err() }, `SELECT 1 / 0`)
+	err = s.queryLazy(ctx, "", func(rows pgx.Rows) error { rows.Close(); return rows.Err() }, `SELECT 1 / 0`)
 	if err == nil {
 		t.Error("queryLazy of a failing statement returned nil")
 	}
@@ -1069,6 +1069,42 @@ func TestListPlans(t *testing.T) {
 		}
 		if all := strings.Join(lines, "; "); !strings.Contains(all, p.want) || strings.Contains(all, "Sort") {
 			t.Errorf("%s: plan = %s; want %s without a sort", p.name, all, p.want)
+		}
+	}
+}
+
+// TestClaimPlan: the claim's plan, made once per connection and perhaps on
+// a new database's empty tables, joins by index lookups whatever the
+// tables hold then (a hash join there reads deliveries and events whole at
+// every claim), and is not compiled by the JIT (see claimPlan).
+func TestClaimPlan(t *testing.T) {
+	t.Parallel()
+	conns.reserve(t, 1)
+	_, dbURL := newSchema(t)
+	s := openStore(t, dbURL, newKey(t), WithMaxConns(1))
+	ctx := ctxFor(t)
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	for _, q := range []string{lazyCommitSQL + claimPlan, "PREPARE claim AS " + claimSQL} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := tx.Query(ctx, "EXPLAIN EXECUTE claim(now(), now() + interval '1 minute', 16)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := strings.Join(lines, "\n")
+	for _, bad := range []string{"Seq Scan on deliveries", "Seq Scan on events", "Hash", "Merge", "Bitmap", "JIT"} {
+		if strings.Contains(plan, bad) {
+			t.Errorf("the claim's plan has %q:\n%s", bad, plan)
 		}
 	}
 }
