@@ -12,10 +12,10 @@ import (
 )
 
 // countSQL adds to one per-minute counter, in this backend's shard (see the
-// stats table): $1 minute, $2 name, $3 key, $4 latency.
+// stats table): $1 minute, $2 name, $3 key, $4 latency, $5 how many.
 const countSQL = `INSERT INTO stats (minute, name, key, shard, n, latency_ms)
-	VALUES ($1, $2, $3, pg_backend_pid() % 16, 1, $4)
-	ON CONFLICT (minute, name, key, shard) DO UPDATE SET n = stats.n + 1,
+	VALUES ($1, $2, $3, pg_backend_pid() % 16, $5, $4)
+	ON CONFLICT (minute, name, key, shard) DO UPDATE SET n = stats.n + excluded.n,
 		latency_ms = stats.latency_ms + excluded.latency_ms`
 
 // minute is the counter row's minute for t.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -318,6 +319,11 @@ func (s *Store) runWave(ctx context.Context, tx pgx.Tx, runs []*ingestRun, savep
 
 	b = writeBatch()
 	var setKeys []*ingestRun
+	type count struct {
+		minute time.Time
+		status hub.MessageStatus
+	}
+	counts := map[count]int{}
 	for _, w := range runs {
 		if w.duplicate() {
 			if w.dupID == "" && w.dupKey != "" {
@@ -333,6 +339,21 @@ func (s *Store) runWave(ctx context.Context, tx pgx.Tx, runs []*ingestRun, savep
 			setKeys = append(setKeys, w)
 			w.dupKey = key // until the key is found taken
 		}
+		if !w.r.reprocess && w.r.m.Origin == hub.OriginCallback {
+			// The dashboard counts what arrived on the ingest endpoint: a
+			// poll's answer is not traffic, a reprocessed message was
+			// counted.
+			counts[count{minute(w.r.m.ReceivedAt), w.r.m.Status}]++
+		}
+	}
+	// One counter row per minute and status for the wave, not one per
+	// message: each is an upsert, a row version and its WAL. In one order,
+	// so that two groups whose backends share a shard cannot deadlock on
+	// them.
+	for _, c := range slices.SortedFunc(maps.Keys(counts), func(a, b count) int {
+		return cmp.Or(a.minute.Compare(b.minute), cmp.Compare(a.status, b.status))
+	}) {
+		b.queue("count", nil, countSQL, c.minute, string(c.status), "", 0, counts[c])
 	}
 	if len(setKeys) > 0 {
 		// Every verification these messages observe is locked, so a copy
@@ -658,11 +679,6 @@ func (s *Store) queueWrites(b *batch, w *ingestRun, eps []hub.Endpoint) string {
 	// The deliveries commit with the events, so that an acknowledged message
 	// can never miss its deliveries.
 	s.queueEvents(b, p.Events, p.Deliveries)
-	if !w.r.reprocess && m.Origin == hub.OriginCallback {
-		// The dashboard counts what arrived on the ingest endpoint: a
-		// poll's answer is not traffic, a reprocessed message was counted.
-		b.queue("count", nil, countSQL, minute(m.ReceivedAt), string(m.Status), "", 0)
-	}
 	for _, x := range w.r.dispatches {
 		b.queue("insert dispatch", nil, insertDispatchSQL, x.args()...)
 	}
