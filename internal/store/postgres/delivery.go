@@ -164,24 +164,6 @@ JOIN events ev ON ev.id = c.event_id
 JOIN endpoints ep ON ep.id = c.endpoint_id
 ORDER BY c.next_attempt_at, c.seq`
 
-// claimPlan is how claimSQL is planned: once per connection, a generic
-// plan, whose joins are nested loops over index lookups (and so never
-// read a table whole, however large it grows). Planned at every run, as
-// the store's sessions plan (see Open), it took longer to plan than to run
-// (1.1-1.8 ms per claim at 500/s end to end on 2 busy cores, a fifth of
-// the backends' time on the delivery path); a generic plan made as
-// PostgreSQL chooses would be costed on the tables as they were at the
-// connection's first claim, on a new database empty, and join the claimed
-// rows to a whole scan of deliveries and events. With these methods
-// disabled, no table size changes its shape: the claim touches a few rows
-// of each table. A disabled method still costs a scan of endpoints at
-// 10^10, far above jit_above_cost, and the JIT compiled each claim for 1.6
-// s: jit is off.
-const claimPlan = `, set_config('plan_cache_mode', 'force_generic_plan', true),
-	set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
-	set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
-	set_config('jit', 'off', true)`
-
 // deliveryColsOf is deliveryCols qualified with a table alias.
 func deliveryColsOf(alias string) string { return qualify(alias, deliveryCols) }
 
@@ -230,14 +212,17 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit int, l
 	}
 	// One statement, committed on its own: it waits for no lock (SKIP
 	// LOCKED), so it cannot deadlock. Nor does it wait for its WAL flush
-	// (queryLazy): a lease lost in a server crash leaves its delivery due
+	// (lazyCommit): a lease lost in a server crash leaves its delivery due
 	// again, which is what a crash does to a lease anyway (the delivery is
 	// sent again: at-least-once), and the attempt's RecordAttempt, which
 	// commits durably, flushes the lease's WAL before its own. The worker
 	// claims one batch at a time, so a flush per claim (milliseconds on a
-	// busy disk) bounded how many deliveries a second it could send.
+	// busy disk) bounded how many deliveries a second it could send. It is
+	// planned once per connection (indexPlan): planned at every run it took
+	// longer to plan than to run, 1.1-1.8 ms per claim at 500/s end to end
+	// on 2 busy cores, a fifth of the backends' time on the delivery path.
 	var sealed []sealedClaim
-	err := s.queryLazy(ctx, claimPlan, func(rows pgx.Rows) error {
+	err := s.queryWith(ctx, lazyCommit+", "+indexPlan, func(rows pgx.Rows) error {
 		var err error
 		sealed, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (sealedClaim, error) {
 			var (

@@ -94,18 +94,21 @@ func (s *Store) ClaimDispatches(ctx context.Context, now time.Time, limit int, l
 	if err := checkTime(until, "lease end"); err != nil {
 		return nil, fmt.Errorf("claim dispatches: %w", err)
 	}
-	rows, err := s.query(ctx, claimDispatchesSQL, now, until, limit)
-	if err != nil {
-		return nil, fail("claim dispatches", err)
-	}
 	// All rows are read, and the claim committed, before an unreadable
-	// dispatch is recorded: its row stays locked until then.
-	sealed, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (hub.SealedDispatchClaim, error) {
-		var x hub.SealedDispatchClaim
+	// dispatch is recorded: its row stays locked until then. Every wake-up
+	// of the delivery worker claims dispatches too, most often none: the
+	// claim is planned once per connection (indexPlan).
+	var sealed []hub.SealedDispatchClaim
+	err := s.queryWith(ctx, indexPlan, func(rows pgx.Rows) error {
 		var err error
-		x.Claim.Dispatch, err = scanDispatchAfter(row, &x.Claim.Lease, &x.Content)
-		return x, err
-	})
+		sealed, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (hub.SealedDispatchClaim, error) {
+			var x hub.SealedDispatchClaim
+			var err error
+			x.Claim.Dispatch, err = scanDispatchAfter(row, &x.Claim.Lease, &x.Content)
+			return x, err
+		})
+		return err
+	}, claimDispatchesSQL, now, until, limit)
 	if err != nil {
 		return nil, fail("claim dispatches", err)
 	}

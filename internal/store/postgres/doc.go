@@ -110,7 +110,8 @@
 // must present the lease token, so a worker whose lease ran out cannot
 // record over the next holder's attempt. Attempts recorded at once share a
 // transaction, as ingests do (see commitAttempts), in the order of their
-// deliveries' ids.
+// deliveries' ids. The claim runs at every wake-up, so it is planned once
+// per connection, with joins that can only be index lookups (indexPlan).
 //
 // # Periodic jobs
 //

@@ -365,26 +365,43 @@ func (s *Store) query(ctx context.Context, sql string, args ...any) (pgx.Rows, e
 	return s.pool.Query(ctx, sql, args...)
 }
 
-// lazyCommitSQL makes the transaction it runs in commit without waiting
-// for its WAL to be flushed (see queryLazy).
-const lazyCommitSQL = `SELECT set_config('synchronous_commit', 'off', true)`
+// lazyCommit makes the transaction it is set in commit without waiting for
+// its WAL to be flushed. It is for writes that may be lost in a server
+// crash because nothing relies on them being on disk. The WAL is written in
+// order, so a durable commit that follows (on any session) makes this one
+// durable too.
+const lazyCommit = `set_config('synchronous_commit', 'off', true)`
 
-// queryLazy runs one query in a transaction of its own whose commit returns
-// without waiting for the WAL flush, and hands its rows to read. It is for
-// writes that may be lost in a server crash because nothing relies on them
-// being on disk; the session's synchronous_commit is left as it was. The
-// WAL is written in order, so a durable commit that follows (on any
-// session) makes this one durable too. settings, if any, are more
-// set_config calls (", set_config(name, value, true) ...") for the query's
-// transaction alone, such as how it is planned.
-func (s *Store) queryLazy(ctx context.Context, settings string, read func(pgx.Rows) error, sql string, args ...any) error {
+// indexPlan makes the statements of the transaction it is set in planned
+// once per connection, a generic plan, with every join a nested loop over
+// index lookups, so that the plan never reads a table whole however large
+// it grows. It is for statements that touch a few rows found through
+// indexes, at a rate where planning them at every run, as the store's
+// sessions do (see Open), costs more than running them. A generic plan
+// chosen freely would be costed on the tables as they were when the
+// connection first ran the statement, on a new database empty, and may
+// hash-join whole scans of them; with those methods disabled, no table's
+// size changes the plan's shape. A disabled method still costs what it
+// must use anyway (say, a scan of a table without a usable index) at 10^10,
+// far above jit_above_cost, and the JIT took 1.6 s to compile such a claim:
+// jit is off.
+const indexPlan = `set_config('plan_cache_mode', 'force_generic_plan', true),
+	set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
+	set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
+	set_config('jit', 'off', true)`
+
+// queryWith runs one query in a transaction of its own, with settings (a
+// list of set_config calls, local to the transaction, such as lazyCommit
+// and indexPlan), and hands its rows to read. The session's settings are
+// left as they were.
+func (s *Store) queryWith(ctx context.Context, settings string, read func(pgx.Rows) error, sql string, args ...any) error {
 	if s.closed.Load() {
 		return errClosed
 	}
 	// One pipeline and one Sync: both statements run in one implicit
-	// transaction, and set_config's local value ends with it.
+	// transaction, and set_config's local values end with it.
 	b := &pgx.Batch{}
-	b.Queue(lazyCommitSQL + settings)
+	b.Queue(`SELECT ` + settings)
 	b.Queue(sql, args...)
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()

@@ -880,7 +880,8 @@ func TestSynchronousCommit(t *testing.T) {
 	}
 }
 
-// TestQueryLazy: queryLazy's statement runs with synchronous_commit off, in
+// TestQueryLazy: with lazyCommit, queryWith's statement runs with
+// synchronous_commit off, in
 // a transaction that commits (its write is there afterwards), and the
 // session's setting is on again for the next statement, also after a
 // statement that failed.
@@ -899,7 +900,7 @@ func TestQueryLazy(t *testing.T) {
 		return got
 	}
 	var inside []string
-	err := s.queryLazy(ctx, "", func(rows pgx.Rows) error {
+	err := s.queryWith(ctx, lazyCommit, func(rows pgx.Rows) error {
 		var err error
 		inside, err = pgx.CollectRows(rows, pgx.RowTo[string])
 		return err
@@ -910,24 +911,24 @@ func TestQueryLazy(t *testing.T) {
 		t.Fatal(err)
 	}
 	if want := []string{"off"}; !slices.Equal(inside, want) {
-		t.Errorf("synchronous_commit in queryLazy's statement = %v, want %v", inside, want)
+		t.Errorf("synchronous_commit in queryWith's statement = %v, want %v", inside, want)
 	}
 	if got := show(); got != "on" {
-		t.Errorf("synchronous_commit after queryLazy = %s, want on", got)
+		t.Errorf("synchronous_commit after queryWith = %s, want on", got)
 	}
 	var n int
 	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE id = 'aud_lazy'`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != 1 {
-		t.Errorf("rows written by queryLazy's statement = %d, want 1 (committed)", n)
+		t.Errorf("rows written by queryWith's statement = %d, want 1 (committed)", n)
 	}
-	err = s.queryLazy(ctx, "", func(rows pgx.Rows) error { rows.Close(); return rows.Err() }, `SELECT 1 / 0`)
+	err = s.queryWith(ctx, lazyCommit, func(rows pgx.Rows) error { rows.Close(); return rows.Err() }, `SELECT 1 / 0`)
 	if err == nil {
-		t.Error("queryLazy of a failing statement returned nil")
+		t.Error("queryWith of a failing statement returned nil")
 	}
 	if got := show(); got != "on" {
-		t.Errorf("synchronous_commit after a failed queryLazy = %s, want on", got)
+		t.Errorf("synchronous_commit after a failed queryWith = %s, want on", got)
 	}
 }
 
@@ -1073,27 +1074,33 @@ func TestListPlans(t *testing.T) {
 	}
 }
 
-// TestClaimPlan: the claim's plan, made once per connection and perhaps on
-// a new database's empty tables, joins by index lookups whatever the
+// TestClaimPlan: the claims' plans, made once per connection and perhaps
+// on a new database's empty tables, join by index lookups whatever the
 // tables hold then (a hash join there reads deliveries and events whole at
-// every claim), and is not compiled by the JIT (see claimPlan).
+// every claim), and are not compiled by the JIT (see indexPlan).
 func TestClaimPlan(t *testing.T) {
 	t.Parallel()
 	conns.reserve(t, 1)
 	_, dbURL := newSchema(t)
 	s := openStore(t, dbURL, newKey(t), WithMaxConns(1))
+	for name, sql := range map[string]string{"deliveries": claimSQL, "dispatches": claimDispatchesSQL} {
+		t.Run(name, func(t *testing.T) { checkClaimPlan(t, s, name, sql) })
+	}
+}
+
+func checkClaimPlan(t *testing.T, s *Store, name, sql string) {
 	ctx := ctxFor(t)
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback(ctx)
-	for _, q := range []string{lazyCommitSQL + claimPlan, "PREPARE claim AS " + claimSQL} {
+	defer tx.Rollback(ctx) // the connection goes back to the pool, which Close waits for
+	for _, q := range []string{"SELECT " + indexPlan, "PREPARE claim_" + name + " AS " + sql} {
 		if _, err := tx.Exec(ctx, q); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rows, err := tx.Query(ctx, "EXPLAIN EXECUTE claim(now(), now() + interval '1 minute', 16)")
+	rows, err := tx.Query(ctx, "EXPLAIN EXECUTE claim_"+name+"(now(), now() + interval '1 minute', 16)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1102,9 +1109,10 @@ func TestClaimPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	plan := strings.Join(lines, "\n")
-	for _, bad := range []string{"Seq Scan on deliveries", "Seq Scan on events", "Hash", "Merge", "Bitmap", "JIT"} {
+	for _, bad := range []string{"Seq Scan on deliveries", "Seq Scan on events", "Seq Scan on dispatches",
+		"Hash", "Merge", "Bitmap", "JIT"} {
 		if strings.Contains(plan, bad) {
-			t.Errorf("the claim's plan has %q:\n%s", bad, plan)
+			t.Errorf("the claim of %s: the plan has %q:\n%s", name, bad, plan)
 		}
 	}
 }
