@@ -436,25 +436,18 @@ const (
 
 // keyedLocks reports whether step 1 of runWave finds every row of w by a
 // unique key: the message is inserted with VALUES, and each verification
-// is created and locked under its own key. Their generic plans cannot go
-// wrong whatever the tables held when they were made, so they are planned
-// once per connection; planning them at every run took 0.4-0.5 ms of the
-// backends' time per webhook at 500/s (pg_stat_statements, 2 busy cores),
-// more than running them. Other cases (a dedup window, a
-// former reference, a Reprocess) read rows by conditions for which a
-// generic plan made on a new database's empty tables picks the wrong index
-// (measured: verifications_source for a former reference, messages_source
-// for a dedup key), so they are planned at every run.
+// is created and locked under its own key (or under a former reference: a
+// lock that queueLocks has planned at every run). Their generic plans
+// cannot go wrong whatever the tables held when they were made, so they are
+// planned once per connection; planning them at every run took 0.4-0.5 ms
+// of the backends' time per webhook at 500/s (pg_stat_statements, 2 busy
+// cores), more than running them. A dedup window, a former reference's
+// lock or a Reprocess read rows by conditions for which a generic plan made
+// on a new database's empty tables picks the wrong index (measured:
+// messages_source for a dedup key, verifications_source for a former
+// reference), so they are planned at every run.
 func (w *ingestRun) keyedLocks() bool {
-	if w.r.reprocess || len(w.chk.Near) > 0 {
-		return false
-	}
-	for _, k := range w.keys {
-		if w.r.obs[w.first[k]].FormerRef != "" {
-			return false
-		}
-	}
-	return true
+	return !w.r.reprocess && len(w.chk.Near) == 0
 }
 
 // ingestAlone is the work of one ingest in a transaction of its own
@@ -521,10 +514,14 @@ func (s *Store) queueLocks(b *batch, w *ingestRun) {
 					FOR UPDATE`, k.ProviderRef, k.Source, k.Level)
 				return
 			}
+			// Planned at every run: a generic plan made on empty tables
+			// walks verifications_source (see keyedLocks).
+			b.Queue(planEachRun)
 			b.Queue(`SELECT `+verificationCols+` FROM verifications
 				WHERE source = $1 AND provider_ref IN ($2, $4) AND level = $3
 				ORDER BY provider_ref = $2 DESC LIMIT 1
 				FOR UPDATE`, k.Source, k.ProviderRef, k.Level, o.FormerRef)
+			b.Queue(planOnce)
 		}
 		if former, ok := w.first[hub.VerificationKey{Source: k.Source, ProviderRef: o.FormerRef, Level: k.Level}]; ok &&
 			former < w.first[k] {
@@ -618,7 +615,18 @@ func (w *ingestRun) readLocks(br pgx.BatchResults) error {
 				return fmt.Errorf("insert verification: %w", err)
 			}
 		}
+		former := w.r.obs[w.first[w.keys[i]]].FormerRef != ""
+		if former { // the plan settings around its lock (see queueLocks)
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("set plan_cache_mode: %w", err)
+			}
+		}
 		v, err := scanVerification(br.QueryRow())
+		if former && (err == nil || errors.Is(err, pgx.ErrNoRows)) {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("set plan_cache_mode: %w", err)
+			}
+		}
 		if !created && errors.Is(err, pgx.ErrNoRows) {
 			continue
 		}
