@@ -171,8 +171,24 @@ func Open(ctx context.Context, databaseURL string, c *hub.Cipher, opts ...Option
 		}
 		return nil, fail("open postgres: migrate", err)
 	}
+	s.warnNoVacuum(ctx)
 	s.startCommitters()
 	return s, nil
+}
+
+// warnNoVacuum logs a warning when the server's autovacuum is off. Each
+// delivery is updated twice (its claim, its attempt), and a claim walks the
+// due deliveries' index from its oldest entry, the dead ones included,
+// until a VACUUM removes them: measured with autovacuum off, a claim on an
+// empty queue read 66 pages after 10,000 deliveries (2 after a VACUUM), and
+// more with every delivery sent. Whoever turns autovacuum off means to
+// vacuum the tables themselves; this tells them which one cannot wait.
+func (s *Store) warnNoVacuum(ctx context.Context) {
+	var on bool
+	if err := s.pool.QueryRow(ctx, `SELECT current_setting('autovacuum')::bool`).Scan(&on); err == nil && !on {
+		s.log.Warn("PostgreSQL's autovacuum is off: VACUUM the deliveries table often (every few thousand " +
+			"deliveries), or claiming due deliveries slows down with every delivery sent since the last VACUUM")
+	}
 }
 
 // Close closes the pool, waiting for the connections in use to be given

@@ -1074,6 +1074,23 @@ func TestListPlans(t *testing.T) {
 	}
 }
 
+// TestWarnNoVacuum: Open warns when the server's autovacuum is off, and
+// only then.
+func TestWarnNoVacuum(t *testing.T) {
+	t.Parallel()
+	conns.reserve(t, 1)
+	_, dbURL := newSchema(t)
+	var log bytes.Buffer
+	s := openStore(t, dbURL, newKey(t), WithMaxConns(1), WithLogger(slog.New(slog.NewTextHandler(&log, nil))))
+	var setting string
+	if err := s.pool.QueryRow(ctxFor(t), `SHOW autovacuum`).Scan(&setting); err != nil {
+		t.Fatal(err)
+	}
+	if warned := strings.Contains(log.String(), "autovacuum is off"); warned != (setting == "off") {
+		t.Errorf("autovacuum = %s, warned = %v; log:\n%s", setting, warned, log.String())
+	}
+}
+
 // TestClaimPlan: the claims' plans, made once per connection and perhaps
 // on a new database's empty tables, join by index lookups whatever the
 // tables hold then (a hash join there reads deliveries and events whole at
