@@ -282,16 +282,16 @@ const (
 // changes at random (dedup keys and references land anywhere in their
 // indexes), and the interior pages above them, in memory rather than read
 // back one by one: at 500,000 messages 64 MiB read 0.9 pages per webhook
-// fewer than 8 MiB. But while the database is under 1 GiB, every commit
-// scans the whole cache: B-tree balancing gives pages a temporary number,
-// that of the page holding the lock byte at 1 GiB, the commit then drops
-// every cached page above the database's end, and SQLite's cache finds
-// them by walking all its pages once the highest number it has seen is
-// further above the end than its hash table is long (pcache1Truncate). With
-// 64 MiB that walk was 9 % of verihook's CPU flat out, and costs every
-// commit in proportion to the cache, however few webhooks it holds; with
-// 8 MiB a small database reads no more pages than with 64 MiB. Past 1 GiB
-// the page numbers are close to the end and the walk is short.
+// fewer than 8 MiB. But while the database is under 1 GiB, a commit that
+// split a B-tree page (flat out, every one) walks the whole cache: B-tree
+// balancing gives pages a temporary number, that of the page holding the
+// lock byte at 1 GiB, the commit then drops every cached page above the
+// database's end, and SQLite's cache finds them by walking all its pages
+// once the highest number it has seen is further above the end than its
+// hash table is long (pcache1Truncate). With 64 MiB that walk was 9 % of
+// verihook's CPU flat out; with 8 MiB a small database reads no more pages
+// than with 64 MiB. Past 1 GiB the page numbers are close to the end and
+// the walk is short.
 func cacheKiB(pages, size int64) int64 {
 	if pages*size < 1<<30 {
 		return smallCacheKiB
