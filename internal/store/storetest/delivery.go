@@ -1067,6 +1067,64 @@ func testQueueStats(t *testing.T, s hub.Store) {
 	}
 }
 
+// testQueueStatsCap: QueueStats counts up to hub.QueueCountLimit and sets
+// Capped from exactly that many, with the oldest due time still exact. The
+// backlog is made cheaply, as few events fanned out to many endpoints: ep-0
+// takes every source and the others s1 only, so that an event of s1 makes
+// one delivery per endpoint and one of s2 a single delivery, and the count
+// can stop one short of the limit.
+func testQueueStatsCap(t *testing.T, s hub.Store) {
+	if testing.Short() {
+		// 2 s on either store, but 18 s on SQLite with -race: the
+		// deliveries' inserts.
+		t.Skip("makes hub.QueueCountLimit deliveries; skipped with -short")
+	}
+	const limit, endpoints = hub.QueueCountLimit, 10
+	for i := range endpoints {
+		ep := newEndpoint(fmt.Sprint("ep-", i), at(-10))
+		if i > 0 {
+			ep.Sources = []string{"s1"}
+		}
+		createEndpoints(t, s, ep)
+	}
+	// add ingests a message of source received at when carrying n events.
+	add := func(source string, n int, when time.Time) {
+		t.Helper()
+		m := msg(source, hub.NewID("dedup", when), when)
+		evs := make([]hub.Event, n)
+		for i := range evs {
+			evs[i] = hub.Event{ID: hub.NewID("evt", when), Type: hub.EventVideoCallUpdated, CreatedAt: when,
+				Source: source, Provider: m.Provider, Data: []byte(`{"status":"ended"}`), MessageID: m.ID}
+		}
+		ingest(t, s, m, nil, evs...)
+	}
+	check := func(now time.Time, want hub.QueueStats, why string) {
+		t.Helper()
+		st, err := s.QueueStats(ctx(t), now)
+		if err != nil {
+			t.Fatalf("QueueStats = %v", err)
+		}
+		if st.Pending != want.Pending || st.Due != want.Due || st.Capped != want.Capped || !st.OldestDue.Equal(want.OldestDue) {
+			t.Errorf("QueueStats(%s) = %+v, want %+v (%s)", now.Sub(t0), st, want, why)
+		}
+	}
+	bulk := (limit - 1) / endpoints // events of s1
+	first := limit - 1 - bulk*endpoints
+	add("s2", first, at(0))
+	add("s1", bulk, at(10))
+	check(at(5), hub.QueueStats{Pending: limit - 1, Due: first, OldestDue: at(0)}, "one short of the limit, the first due")
+	check(at(10), hub.QueueStats{Pending: limit - 1, Due: limit - 1, OldestDue: at(0)}, "one short of the limit, all due")
+	add("s2", 1, at(20))
+	check(at(15), hub.QueueStats{Pending: limit, Due: limit - 1, Capped: true, OldestDue: at(0)}, "at the limit, all but one due")
+	check(at(20), hub.QueueStats{Pending: limit, Due: limit, Capped: true, OldestDue: at(0)}, "at the limit, all due")
+	// More, one per endpoint: each count stops at the limit, Due too though
+	// each endpoint's own count is below it.
+	add("s1", 1, at(30))
+	check(at(25), hub.QueueStats{Pending: limit, Due: limit, Capped: true, OldestDue: at(0)}, "past the limit, the limit due")
+	check(at(30), hub.QueueStats{Pending: limit, Due: limit, Capped: true, OldestDue: at(0)}, "past the limit, all due")
+	check(at(-1), hub.QueueStats{Pending: limit, Capped: true}, "past the limit, none due")
+}
+
 // testDeleteEndpointCascades: deleting an endpoint deletes its deliveries
 // and their attempts, and nothing else.
 func testDeleteEndpointCascades(t *testing.T, s hub.Store) {

@@ -110,6 +110,7 @@ func Run(t *testing.T, open func(t *testing.T) hub.Store) {
 		{"RetryDelivery", testRetryDelivery},
 		{"Replay", testReplay},
 		{"QueueStats", testQueueStats},
+		{"QueueStatsCap", testQueueStatsCap},
 		{"DeliveryLatency", testDeliveryLatency},
 		{"SampleQueue", testSampleQueue},
 		{"DeleteEndpointCascades", testDeleteEndpointCascades},
