@@ -86,6 +86,9 @@ func runDoctor(ctx context.Context, e env, args []string) error {
 	}
 	defer store.Close()
 	d.check("store", store.Ping(ctx), "commits a write")
+	if hint := rebuildHint(store); hint != "" {
+		d.ok("store", "%s", hint)
+	}
 
 	d.clock(ctx, store)
 	d.endpoints(ctx, cfg, store, e.getenv)

@@ -122,6 +122,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			m.Store.Close()
 		}
 	}()
+	if hint := rebuildHint(m.Store); hint != "" {
+		m.Logger.Info(hint)
+	}
 	for _, sc := range m.Config.Sources {
 		src, err := sc.source(m.Getenv)
 		if err != nil {

@@ -61,6 +61,22 @@ func openStoreCipher(ctx context.Context, cfg Config, getenv func(string) string
 	return s, c, err
 }
 
+// rebuildHint returns, for a SQLite database file created with larger pages
+// than verihook now creates files with, what rebuilding it would bring;
+// "" otherwise. serve logs it and doctor prints it; migrate does neither,
+// as it rebuilds the file.
+func rebuildHint(s hub.Store) string {
+	sq, ok := s.(*sqlite.Store)
+	if !ok {
+		return ""
+	}
+	if file, created := sq.PageSizes(); file != created {
+		return fmt.Sprintf("the database has %d-byte pages, verihook now creates files with %d: `verihook migrate`, "+
+			"run while verihook is stopped, rebuilds it so that a webhook writes about half as many bytes", file, created)
+	}
+	return ""
+}
+
 // defaultPoolSize is the PostgreSQL pool size unless the URL sets one.
 const defaultPoolSize = 16
 

@@ -47,6 +47,8 @@ type Store struct {
 	q      *prepared
 	rdb    *sql.DB // the read pool
 	cdb    *sql.DB // the checkpointer's connection, used only by the checkpointer goroutine
+	// pageSize is the database file's, read at Open (see PageSizes).
+	pageSize int
 
 	// checkpoint asks the checkpointer goroutine for a checkpoint (see
 	// checkpointer); closed once the writer has exited. walPages counts the
@@ -171,10 +173,6 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 	if err := wdb.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&size); err != nil {
 		wdb.Close()
 		return nil, fail("open sqlite", err)
-	} else if size != pageSize {
-		o.logger.Info("the database was created with larger pages than verihook now uses: `verihook migrate`, "+
-			"run while verihook is stopped, rebuilds it so that a webhook writes about half as many bytes",
-			"page_size", size, "new_page_size", pageSize)
 	}
 	if err := sizeCache(ctx, wdb); err != nil {
 		wdb.Close()
@@ -228,6 +226,7 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 		Now:            time.Now,
 		cipher:         c,
 		path:           path,
+		pageSize:       size,
 		wdb:            wdb,
 		q:              q,
 		rdb:            rdb,
@@ -241,6 +240,12 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 	go s.checkpointer()
 	return s, nil
 }
+
+// PageSizes returns the page size of the database file, as Open found it,
+// and the one verihook creates files with. When they differ, Rebuild would
+// rewrite the file; the store does not say so itself, as only its caller
+// knows whether that is news (serve) or what it is about to do (migrate).
+func (s *Store) PageSizes() (file, created int) { return s.pageSize, pageSize }
 
 // pageSize is the page size of the database files verihook creates: 1 KiB,
 // not SQLite's 4 KiB. A commit appends every page it changed, whole, to the
