@@ -127,8 +127,17 @@ func scanDelivery(r pgx.Row) (hub.Delivery, error) {
 // verification's row lock (and by Replay, which takes it FOR SHARE for an
 // ordered endpoint), so a later-created one cannot commit before an
 // earlier-created one. The deliveries of events without a verification are
-// not held back. deliveries_ordered answers the NOT EXISTS with one index
-// probe.
+// not held back.
+//
+// The NOT EXISTS asks for the pending delivery just before d in
+// deliveries_ordered's order (endpoint, verification, seq): d has an earlier
+// one of its verification exactly when that is one. Only deliveries_ordered
+// answers this, with one probe, whatever the statistics. Asked as "is any
+// pending delivery of d's endpoint and verification below d's seq", the
+// generic plan made on 50,000 pending deliveries never analyzed answered it
+// through deliveries_due, a walk of the endpoint's whole backlog per
+// candidate: a claim with an ordered endpoint's backlog of 47,000 read 7.4
+// million buffers in 39 s, against 189,000 in 0.7 s with this form.
 //
 // Rows that the per-endpoint subqueries lock but the final LIMIT drops are
 // unlocked when the statement commits, a moment later.
@@ -138,9 +147,14 @@ var claimSQL = `WITH picked AS (
 		WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.next_attempt_at <= $1
 			AND (d.lease_until IS NULL OR d.lease_until <= $1)
 			AND (NOT e.ordered OR d.verification_id IS NULL OR NOT EXISTS (
-				SELECT 1 FROM deliveries AS earlier
-				WHERE earlier.endpoint_id = d.endpoint_id AND earlier.verification_id = d.verification_id
-					AND earlier.status = 'pending' AND earlier.seq < d.seq))
+				SELECT 1 FROM (
+					SELECT p.endpoint_id, p.verification_id FROM deliveries AS p
+					WHERE p.status = 'pending'
+						AND (p.endpoint_id, p.verification_id, p.seq) < (d.endpoint_id, d.verification_id, d.seq)
+					ORDER BY p.endpoint_id DESC, p.verification_id DESC, p.seq DESC
+					LIMIT 1
+				) AS prev
+				WHERE prev.endpoint_id = d.endpoint_id AND prev.verification_id = d.verification_id))
 		ORDER BY d.next_attempt_at, d.seq
 		LIMIT $3
 		FOR UPDATE OF d SKIP LOCKED

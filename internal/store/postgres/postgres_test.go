@@ -1094,7 +1094,12 @@ func TestWarnNoVacuum(t *testing.T) {
 // TestClaimPlan: the claims' plans, made once per connection and perhaps
 // on a new database's empty tables, join by index lookups whatever the
 // tables hold then (a hash join there reads deliveries and events whole at
-// every claim), and are not compiled by the JIT (see indexPlan).
+// every claim), and are not compiled by the JIT (see indexPlan). The
+// delivery claim's ordered check stays one probe of deliveries_ordered with
+// an ordered endpoint's backlog, never analyzed and analyzed: on 50,000
+// pending deliveries never analyzed, the NOT EXISTS of earlier pending
+// deliveries by endpoint, verification and seq was planned on
+// deliveries_due, a walk of the endpoint's whole backlog per candidate.
 func TestClaimPlan(t *testing.T) {
 	t.Parallel()
 	conns.reserve(t, 1)
@@ -1103,9 +1108,40 @@ func TestClaimPlan(t *testing.T) {
 	for name, sql := range map[string]string{"deliveries": claimSQL, "dispatches": claimDispatchesSQL} {
 		t.Run(name, func(t *testing.T) { checkClaimPlan(t, s, name, sql) })
 	}
+
+	// An ordered endpoint that was down: the first delivery of each of
+	// 3,000 verifications waits for its retry, the 47,000 after them are due.
+	ctx := ctxFor(t)
+	if _, err := s.pool.Exec(ctx, `
+		INSERT INTO endpoints (id, url, secret, event_types, sources, enabled, ordered, created_at, updated_at)
+		VALUES ('ep', 'http://127.0.0.1', '\x00', '{}', '{}', true, true, now(), now());
+		INSERT INTO deliveries (id, endpoint_id, event_id, event_type, source, verification_id, status, attempts,
+			next_attempt_at, created_at, updated_at)
+		SELECT 'dlv_' || i, 'ep', 'evt_' || i, 't', 's', 'ver_' || i % 3000, 'pending', 0,
+			now() - interval '1 hour' + i * interval '1 ms', now(), now()
+		FROM generate_series(1, 50000) AS i;
+		UPDATE deliveries SET attempts = 1, next_attempt_at = now() + interval '10 minutes' WHERE seq <= 3000`); err != nil {
+		t.Fatal(err)
+	}
+	for _, stage := range []string{"backlog", "analyzed"} {
+		if stage == "analyzed" {
+			if _, err := s.pool.Exec(ctx, "ANALYZE deliveries"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The ordered check is the claim's one subplan: its first scan.
+		plan := checkClaimPlan(t, s, "deliveries_"+stage, claimSQL)
+		_, sub, _ := strings.Cut(plan, "SubPlan")
+		_, scan, _ := strings.Cut(sub, " using ")
+		if !strings.HasPrefix(scan, "deliveries_ordered ") {
+			t.Errorf("the claim of deliveries, %s: the ordered check is not a probe of deliveries_ordered:\n%s", stage, plan)
+		}
+	}
 }
 
-func checkClaimPlan(t *testing.T, s *Store, name, sql string) {
+// checkClaimPlan checks the generic plan of the claim sql, prepared as
+// claim_name, and returns it.
+func checkClaimPlan(t *testing.T, s *Store, name, sql string) string {
 	ctx := ctxFor(t)
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -1132,6 +1168,7 @@ func checkClaimPlan(t *testing.T, s *Store, name, sql string) {
 			t.Errorf("the claim of %s: the plan has %q:\n%s", name, bad, plan)
 		}
 	}
+	return plan
 }
 
 // TestGroupCommit: ingests that wait while the committers are held up share

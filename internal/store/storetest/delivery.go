@@ -669,6 +669,64 @@ func testOrderedDelivery(t *testing.T, s hub.Store) {
 	}
 }
 
+// testOrderedBacklog: an ordered endpoint that was down holds a backlog in
+// which each verification's first delivery waits for its retry and every
+// later one is due. Claims then return nothing until the retries are due,
+// and the backlog drains one delivery per verification at a time, in
+// creation order, however small the claims.
+func testOrderedBacklog(t *testing.T, s hub.Store) {
+	ord := newEndpoint("ep-ordered", at(-10))
+	ord.Ordered = true
+	createEndpoints(t, s, ord)
+	const refs, perRef = 8, 6
+	order := map[string][]string{} // verification -> its deliveries, in creation order
+	for i := range refs * perRef {
+		status := hub.StatusPending
+		if (i/refs)%2 == 1 {
+			status = hub.StatusReview
+		}
+		e := ingestStatus(t, s, "s1", fmt.Sprint("r", i%refs), status, false, at(i))
+		order[e.VerificationID] = append(order[e.VerificationID], deliveryOf(t, s, ord.ID, e.ID).ID)
+	}
+	nth := func(n int) []string {
+		var ids []string
+		for _, ds := range order {
+			ids = append(ids, ds[n])
+		}
+		return ids
+	}
+
+	heads := claim(t, s, at(100), 100, time.Hour)
+	if got := claimed(heads); !sameSet(got, nth(0)) {
+		t.Fatalf("first claim = %v, want the first delivery of each verification %v", got, nth(0))
+	}
+	for _, c := range heads {
+		record(t, s, c, hub.DeliveryPending, at(101), at(1000))
+	}
+	if got := claim(t, s, at(999), 100, time.Hour); len(got) != 0 {
+		t.Fatalf("claim while the first deliveries wait for their retry = %v, want nothing", claimed(got))
+	}
+
+	now := 1000
+	for n := range perRef {
+		var round []hub.Claim
+		for {
+			cs := claim(t, s, at(now), 3, time.Hour)
+			if len(cs) == 0 {
+				break
+			}
+			round = append(round, cs...)
+		}
+		if got := claimed(round); !sameSet(got, nth(n)) {
+			t.Fatalf("round %d: claimed %v, want delivery %d of each verification %v", n, got, n, nth(n))
+		}
+		for _, c := range round {
+			record(t, s, c, hub.DeliverySucceeded, at(now+1), time.Time{})
+		}
+		now += 2
+	}
+}
+
 // testRelease: a released delivery is due again at the given time, without
 // an attempt.
 func testRelease(t *testing.T, s hub.Store) {

@@ -105,6 +105,7 @@ func Run(t *testing.T, open func(t *testing.T) hub.Store) {
 		{"ClaimLease", testClaimLease},
 		{"RecordAttempt", testRecordAttempt},
 		{"OrderedDelivery", testOrderedDelivery},
+		{"OrderedBacklog", testOrderedBacklog},
 		{"Release", testRelease},
 		{"DeliveryFilters", testDeliveryFilters},
 		{"RetryDelivery", testRetryDelivery},
