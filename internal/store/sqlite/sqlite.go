@@ -272,7 +272,11 @@ const checkpointPages = 10000
 // writerCheckpointPages is the writer's own wal_autocheckpoint: the bound
 // at which the writer checkpoints inside its commit after all, should the
 // checkpointer fall behind (or fail: a checkpoint needs the disk space the
-// log's pages take in the database file).
+// log's pages take in the database file). Under a steady load it is also
+// what starts the log over: the checkpointer's checkpoints leave behind
+// the pages appended while they copied, so the log grows to this bound
+// and one checkpoint in five runs here (at 1,000 webhooks/s, BENCHMARKS.md,
+// "SQLite's writer CPU").
 const writerCheckpointPages = 4 * checkpointPages
 
 // The writer's page cache holds smallCacheKiB while the database is under

@@ -319,8 +319,11 @@ func (s *Store) countWALPages() {
 // milliseconds that every webhook of the batch whose commit ran it had to
 // wait for (SQLite's wal_autocheckpoint runs it inside the commit). It
 // runs a PASSIVE checkpoint, which takes no lock the writer or a reader
-// waits for and copies the pages no reader still needs; the writer starts
-// the log over from its beginning once everything in it has been copied.
+// waits for and copies the pages no reader still needs. The writer starts
+// the log over from its beginning once everything in it has been copied
+// and no reader holds a snapshot in it, which a checkpoint beside a busy
+// writer seldom leaves (see writerCheckpointPages); copying again until
+// nothing is left did not make it restart and wrote more (BENCHMARKS.md).
 // A checkpoint that fails is left to the next one, and to the writer's own
 // autocheckpoint at writerCheckpointPages. It exits once Close has closed
 // checkpoint.
