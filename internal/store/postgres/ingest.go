@@ -234,7 +234,7 @@ func runBatch(ctx context.Context, tx pgx.Tx, b *batch) error {
 //
 //     Last, read the enabled endpoints (see enabledEndpoints). These
 //     statements are planned once per connection when they find their rows
-//     by unique keys alone (see keyedLocks).
+//     by unique keys alone (see queueLocks).
 //
 //  2. Plan the rest with hub.PlanIngest, given the verifications locked
 //     (those step 1 created as IngestState.Created) and the endpoints. A
@@ -254,13 +254,7 @@ func (s *Store) runWave(ctx context.Context, tx pgx.Tx, runs []*ingestRun, savep
 	b.Queue(planOnce)
 	wantEndpoints := false
 	for _, w := range runs {
-		if w.keyedLocks() {
-			s.queueLocks(b, w)
-		} else {
-			b.Queue(planEachRun)
-			s.queueLocks(b, w)
-			b.Queue(planOnce)
-		}
+		s.queueLocks(b, w)
 		// Nearly every message has events (a verification.updated at least).
 		wantEndpoints = wantEndpoints || len(w.r.obs) > 0 || len(w.r.events) > 0
 	}
@@ -277,29 +271,12 @@ func (s *Store) runWave(ctx context.Context, tx pgx.Tx, runs []*ingestRun, savep
 				return fmt.Errorf("savepoint: %w", err)
 			}
 		}
-		setPlans := func() error {
-			if _, err := br.Exec(); err != nil {
-				return fmt.Errorf("set plan_cache_mode: %w", err)
-			}
-			return nil
-		}
-		if err := setPlans(); err != nil {
+		if err := readPlans(br); err != nil {
 			return err
 		}
 		for _, w := range runs {
-			keyed := w.keyedLocks()
-			if !keyed {
-				if err := setPlans(); err != nil {
-					return err
-				}
-			}
 			if err := w.readLocks(br); err != nil {
 				return err
-			}
-			if !keyed {
-				if err := setPlans(); err != nil {
-					return err
-				}
 			}
 		}
 		if wantEndpoints {
@@ -434,20 +411,18 @@ const (
 	planEachRun = `SET LOCAL plan_cache_mode TO DEFAULT`
 )
 
-// keyedLocks reports whether step 1 of runWave finds every row of w by a
-// unique key: the message is inserted with VALUES, and each verification
-// is created and locked under its own key (or under a former reference: a
-// lock that queueLocks has planned at every run). Their generic plans
-// cannot go wrong whatever the tables held when they were made, so they are
-// planned once per connection; planning them at every run took 0.4-0.5 ms
-// of the backends' time per webhook at 500/s (pg_stat_statements, 2 busy
-// cores), more than running them. A dedup window, a former reference's
-// lock or a Reprocess read rows by conditions for which a generic plan made
-// on a new database's empty tables picks the wrong index (measured:
-// messages_source for a dedup key, verifications_source for a former
-// reference), so they are planned at every run.
-func (w *ingestRun) keyedLocks() bool {
-	return !w.r.reprocess && len(w.chk.Near) == 0
+// messagePlannedPerRun reports whether queueLocks plans w's message
+// statements at every run: a dedup window's, or a Reprocess's.
+func (w *ingestRun) messagePlannedPerRun() bool {
+	return w.r.reprocess || len(w.chk.Near) > 0
+}
+
+// readPlans reads the result of a planOnce or planEachRun queued in a batch.
+func readPlans(br pgx.BatchResults) error {
+	if _, err := br.Exec(); err != nil {
+		return fmt.Errorf("set plan_cache_mode: %w", err)
+	}
+	return nil
 }
 
 // ingestAlone is the work of one ingest in a transaction of its own
@@ -474,9 +449,25 @@ func (s *Store) ingestAlone(ctx context.Context, tx pgx.Tx, r *ingestReq) (hub.I
 // the group is run again, each ingest under its savepoint.
 var errRegroup = errors.New("a duplicate to roll back")
 
-// queueLocks queues step 1 of runWave for w.
+// queueLocks queues step 1 of runWave for w, in a batch whose statements
+// are planned once per connection (planOnce). That suits the statements
+// that find their rows by unique keys alone: the message inserted with
+// VALUES, each verification created and locked under its own key. Their
+// generic plans cannot go wrong whatever the tables held when they were
+// made, and planning them at every run took 0.4-0.5 ms of the backends'
+// time per webhook at 500/s (pg_stat_statements, 2 busy cores), more than
+// running them. A dedup window's lookups, a Reprocess's update and a lock
+// under a former reference find rows by conditions for which a generic plan
+// made on a new database's empty tables picks the wrong index (measured:
+// messages_source for a dedup key, verifications_source for a former
+// reference): queueLocks plans them at every run, between planEachRun and
+// planOnce, which readLocks reads.
 func (s *Store) queueLocks(b *batch, w *ingestRun) {
 	m, chk := w.r.m, w.chk
+	perRun := w.messagePlannedPerRun()
+	if perRun {
+		b.Queue(planEachRun)
+	}
 	if len(chk.Near) > 0 {
 		// Copies of one message in neighbouring intervals have different
 		// keys, which the unique index cannot tell apart: this lock makes
@@ -503,6 +494,9 @@ func (s *Store) queueLocks(b *batch, w *ingestRun) {
 		// Without a window, less to plan (see Open): no subquery.
 		b.Queue(insertMessageSQL(`VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`), w.messageArgs()...)
 	}
+	if perRun {
+		b.Queue(planOnce)
+	}
 	w.created = make([]hub.Verification, len(w.keys))
 	for i, k := range w.keys {
 		o := w.r.obs[w.first[k]]
@@ -514,8 +508,7 @@ func (s *Store) queueLocks(b *batch, w *ingestRun) {
 					FOR UPDATE`, k.ProviderRef, k.Source, k.Level)
 				return
 			}
-			// Planned at every run: a generic plan made on empty tables
-			// walks verifications_source (see keyedLocks).
+			// Planned at every run (see above).
 			b.Queue(planEachRun)
 			b.Queue(`SELECT `+verificationCols+` FROM verifications
 				WHERE source = $1 AND provider_ref IN ($2, $4) AND level = $3
@@ -584,6 +577,12 @@ func insertVerificationSQL(and string) string {
 
 // readLocks reads what queueLocks queued for w.
 func (w *ingestRun) readLocks(br pgx.BatchResults) error {
+	perRun := w.messagePlannedPerRun()
+	if perRun {
+		if err := readPlans(br); err != nil {
+			return err
+		}
+	}
 	if len(w.chk.Near) > 0 {
 		if _, err := br.Exec(); err != nil {
 			return fmt.Errorf("lock dedup key: %w", err)
@@ -602,6 +601,11 @@ func (w *ingestRun) readLocks(br pgx.BatchResults) error {
 	} else if err != nil {
 		return fmt.Errorf("insert message: %w", err)
 	}
+	if perRun {
+		if err := readPlans(br); err != nil {
+			return err
+		}
+	}
 	for i := range w.keys {
 		// queueLocks queued no insert for a verification that a former
 		// reference names (created[i] is zero): then, if none is stored, the
@@ -617,14 +621,14 @@ func (w *ingestRun) readLocks(br pgx.BatchResults) error {
 		}
 		former := w.r.obs[w.first[w.keys[i]]].FormerRef != ""
 		if former { // the plan settings around its lock (see queueLocks)
-			if _, err := br.Exec(); err != nil {
-				return fmt.Errorf("set plan_cache_mode: %w", err)
+			if err := readPlans(br); err != nil {
+				return err
 			}
 		}
 		v, err := scanVerification(br.QueryRow())
 		if former && (err == nil || errors.Is(err, pgx.ErrNoRows)) {
-			if _, err := br.Exec(); err != nil {
-				return fmt.Errorf("set plan_cache_mode: %w", err)
+			if err := readPlans(br); err != nil {
+				return err
 			}
 		}
 		if !created && errors.Is(err, pgx.ErrNoRows) {
