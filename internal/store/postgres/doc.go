@@ -90,7 +90,8 @@
 //   - Wake-up: when it created deliveries, the transaction runs pg_notify on
 //     the verihook_deliveries channel, which PostgreSQL delivers at commit
 //     to every session LISTENing: see ListenDeliveries, which each instance
-//     runs to wake its delivery worker.
+//     runs to wake its delivery worker for the deliveries that the others
+//     created (its own callers wake it themselves).
 //
 // A transaction that PostgreSQL aborts as a deadlock victim (rare: locks are
 // taken in one order where they can be, but a Replay, or a DeleteEndpoint

@@ -56,6 +56,7 @@ var errClosed = hub.Errorf(hub.EUNAVAILABLE, "store is closed")
 type Store struct {
 	pool         *pgxpool.Pool
 	listenConfig *pgx.ConnConfig // for ListenDeliveries' own connection
+	own          *backends       // the pool's server processes (see ListenDeliveries)
 	cipher       *hub.Cipher
 	clock        func() time.Time
 	log          *slog.Logger
@@ -147,11 +148,16 @@ func Open(ctx context.Context, databaseURL string, c *hub.Cipher, opts ...Option
 	// could lose acknowledged webhooks. Should the server or the role have
 	// it off, the store's sessions turn it back on. Stronger settings
 	// (remote_write, remote_apply for synchronous replicas) are left alone.
+	own := &backends{}
 	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
 		_, err := conn.Exec(ctx, `SELECT set_config('synchronous_commit', 'on', false)
 			WHERE current_setting('synchronous_commit') = 'off'`)
+		if err == nil {
+			own.add(conn.PgConn().PID())
+		}
 		return err
 	}
+	cfg.BeforeClose = func(conn *pgx.Conn) { own.remove(conn.PgConn().PID()) }
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
@@ -159,6 +165,7 @@ func Open(ctx context.Context, databaseURL string, c *hub.Cipher, opts ...Option
 	s := &Store{
 		pool:         pool,
 		listenConfig: cfg.ConnConfig.Copy(),
+		own:          own,
 		cipher:       c,
 		clock:        o.clock,
 		log:          o.logger,

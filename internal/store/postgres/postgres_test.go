@@ -615,7 +615,8 @@ func TestMultiStoreClaimAndRecord(t *testing.T) {
 
 // TestListenDeliveries: an instance listening hears, within moments, that
 // another instance created deliveries; after its connection is killed it
-// connects again, wakes once more, and keeps hearing.
+// connects again, wakes once more, and keeps hearing; its own deliveries do
+// not wake it.
 func TestListenDeliveries(t *testing.T) {
 	t.Parallel()
 	conns.reserve(t, 2*poolSize+1)
@@ -702,6 +703,25 @@ func TestListenDeliveries(t *testing.T) {
 		t.Fatalf("Reprocess = %+v, %v", res, err)
 	}
 	await("after another instance reprocessed a message")
+
+	// Its own deliveries wake nothing: its callers wake their workers
+	// themselves. Notifications arrive in commit order, so its own two have
+	// come (and would have woken it) before the other instance's one.
+	drain()
+	for _, k := range []string{"own1", "own2"} {
+		if res, err := listener.Ingest(ctx, testIngest("src", k, "ref-"+k, nil)); err != nil || res.Deliveries != 2 {
+			t.Fatalf("Ingest(%s) = %+v, %v", k, res, err)
+		}
+	}
+	if res, err := ingester.Ingest(ctx, testIngest("src", "k3", "ref-3", nil)); err != nil || res.Deliveries != 2 {
+		t.Fatalf("Ingest = %+v, %v", res, err)
+	}
+	await("after another instance created deliveries")
+	select {
+	case <-wakes:
+		t.Error("woken by its own deliveries")
+	default:
+	}
 
 	// Closing the store ends it.
 	listener.Close()
