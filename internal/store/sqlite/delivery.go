@@ -260,6 +260,8 @@ func (s *Store) leaseConflict(tx *wtx, id string) error {
 // pending status without NextAttemptAt, an invalid attempt id, and an
 // Attempt.DeliveryID other than r.DeliveryID are EINVALID; an unknown
 // delivery is ENOTFOUND and a lease that is not the delivery's ECONFLICT.
+// Alone in the writer's queue, it waits up to patientWait for another write
+// to commit with.
 func (s *Store) RecordAttempt(ctx context.Context, r hub.AttemptRecord) error {
 	if err := r.Prepare(s.now()); err != nil {
 		return err
@@ -276,7 +278,7 @@ func (s *Store) RecordAttempt(ctx context.Context, r hub.AttemptRecord) error {
 		next = toNullNanos(r.NextAttemptAt)
 	}
 	at := toNanos(a.At)
-	return s.write(ctx, "record attempt", func(tx *wtx) error {
+	return s.writePatient(ctx, "record attempt", func(tx *wtx) error {
 		var endpointID string
 		err := tx.queryRowStmt(s.q.recordDelivery, a.StatusCode, a.Error, string(r.Status), next, at,
 			r.DeliveryID, r.Lease).Scan(&endpointID)

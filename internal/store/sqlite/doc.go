@@ -34,7 +34,9 @@
 // commits. If the transaction itself fails, every request in it gets an
 // error, and none is acknowledged. There is no timer: while a batch commits,
 // the next one queues up, so batches grow with load and an idle store
-// answers at once.
+// answers at once. The one exception is RecordAttempt, whose caller has sent
+// the delivery already: alone in the queue, it waits a few milliseconds for
+// another write to share its commit (see patientWait).
 //
 // A caller whose context ends while it waits gets the context's error. Its
 // request is skipped if the writer has not started it; if the writer has, it
