@@ -3,6 +3,8 @@ package hub
 import (
 	"encoding/json"
 	"slices"
+	"strconv"
+	"time"
 )
 
 // Apply runs one observation through the ordering rules of SPEC section 5 and
@@ -126,10 +128,78 @@ func sameState(a, b Verification) bool {
 // new verification).
 func UpdatedEvent(id string, v Verification, prev Status, obs Observation) Event {
 	v.Timeline = nil
-	data, _ := json.Marshal(VerificationUpdated{Verification: v, PreviousStatus: prev, ProviderEvent: obs.ProviderEvent})
+	data := appendUpdated(make([]byte, 0, 512), VerificationUpdated{Verification: v, PreviousStatus: prev, ProviderEvent: obs.ProviderEvent})
 	return Event{
 		ID: id, Type: EventVerificationUpdated, CreatedAt: obs.ReceivedAt,
 		Source: v.Source, Provider: v.Provider, Data: data,
 		MessageID: obs.MessageID, VerificationID: v.ID,
 	}
+}
+
+// appendUpdated appends u's JSON, byte for byte what json.Marshal writes
+// (FuzzUpdatedEvent holds it to that): every applied change builds one in the
+// store's write transaction, where reflection took 2.7 % of SQLite's writer
+// flat out. What json.Marshal would write otherwise than in this common shape
+// (a poll state, a time it cannot write), it writes itself.
+func appendUpdated(b []byte, u VerificationUpdated) []byte {
+	v := u.Verification
+	if v.Poll != nil || v.Timeline != nil || !jsonTime(v.ProviderTime) || !jsonTime(v.CreatedAt) ||
+		!jsonTime(v.UpdatedAt) {
+		data, _ := json.Marshal(u)
+		return append(b, data...)
+	}
+	str := func(name string, s string) {
+		b = append(b, name...)
+		b = appendJSONString(b, s)
+	}
+	at := func(name string, t time.Time) {
+		b = append(b, name...)
+		b = append(b, '"')
+		b = t.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
+	str(`{"verification":{"id":`, v.ID)
+	str(`,"source":`, v.Source)
+	str(`,"provider":`, v.Provider)
+	str(`,"provider_ref":`, v.ProviderRef)
+	str(`,"applicant_ref":`, v.ApplicantRef)
+	str(`,"kind":`, string(v.Kind))
+	str(`,"level":`, v.Level)
+	str(`,"status":`, string(v.Status))
+	b = strconv.AppendBool(append(b, `,"final":`...), v.Final)
+	b = strconv.AppendInt(append(b, `,"version":`...), int64(v.Version), 10)
+	b = append(b, `,"reasons":`...)
+	if v.Reasons == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, r := range v.Reasons {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, r)
+		}
+		b = append(b, ']')
+	}
+	if v.AttemptsLeft != nil {
+		b = strconv.AppendInt(append(b, `,"attempts_left":`...), int64(*v.AttemptsLeft), 10)
+	}
+	if !v.ProviderTime.IsZero() {
+		at(`,"provider_time":`, v.ProviderTime)
+	}
+	at(`,"created_at":`, v.CreatedAt)
+	at(`,"updated_at":`, v.UpdatedAt)
+	b = append(b, '}')
+	if u.PreviousStatus != "" {
+		str(`,"previous_status":`, string(u.PreviousStatus))
+	}
+	str(`,"provider_event":`, u.ProviderEvent)
+	return append(b, '}')
+}
+
+// jsonTime reports whether t.MarshalJSON writes t without an error: a year
+// of four digits, an offset under 24 hours.
+func jsonTime(t time.Time) bool {
+	_, offset := t.Zone()
+	return t.Year() >= 0 && t.Year() <= 9999 && offset > -24*3600 && offset < 24*3600
 }

@@ -1,6 +1,8 @@
 package hub_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -246,4 +248,46 @@ func TestApplyTakesTheProviderRef(t *testing.T) {
 		t.Errorf("naming: %s changed %v, %s %s v%d; want applied, changed, ver_1 ver-1 v2",
 			outcome, changed, next.ID, next.ProviderRef, next.Version)
 	}
+}
+
+// FuzzUpdatedEvent holds the verification.updated event's data, which
+// UpdatedEvent writes by hand, to what json.Marshal writes, byte for byte:
+// strings that need escaping or are not UTF-8, reasons nil or empty, attempts
+// left or not, times zero, far off or in other zones, a poll state.
+func FuzzUpdatedEvent(f *testing.F) {
+	f.Add("ver_1", "src", "idenfy", "scan-1", "user-42", "kyc", "", "approved", "review", "EV", "a<b>&\"c\\", "\xff\u2028",
+		true, 3, 2, true, false, t0.Unix(), int64(123456789), int64(0), 0, false)
+	f.Add("", "", "", "", "", "", "", "", "", "", "", "", false, 0, 0, true, true, int64(0), int64(0), int64(-1), 5*3600+1800, false)
+	f.Add("v", "s", "p", "r", "a", "k", "l", "s", "", "", "", "", false, 1, 1, true, false, t0.Unix(), int64(0), int64(0), 0, true)
+	f.Add("v", "s", "p", "r", "", "k", "l", "s", "", "\x00\t\n", "", "", false, -7, -1, true, false,
+		int64(-62135596801), int64(999999999), int64(253402300800), -23*3600, false)
+	f.Fuzz(func(t *testing.T, id, source, provider, ref, applicant, kind, level, status, prev, event, r1, r2 string,
+		final bool, version, attempts int, hasAttempts, nilReasons bool, created, nanos, providerTime int64, offset int, poll bool) {
+		zone := time.FixedZone("z", offset%(30*3600))
+		v := hub.Verification{
+			ID: id, Source: source, Provider: provider, ProviderRef: ref, ApplicantRef: applicant,
+			Kind: hub.Kind(kind), Level: level, Status: hub.Status(status), Final: final, Version: version,
+			Reasons: []string{r1, r2}, CreatedAt: time.Unix(created, nanos).In(zone), UpdatedAt: time.Unix(created, 0).UTC(),
+		}
+		if nilReasons {
+			v.Reasons = nil
+		}
+		if hasAttempts {
+			v.AttemptsLeft = &attempts
+		}
+		if providerTime != -1 {
+			v.ProviderTime = time.Unix(providerTime, nanos).In(zone)
+		}
+		if poll {
+			v.Poll = &hub.PollState{Polls: attempts, LastError: r1}
+		}
+		e := hub.UpdatedEvent("evt_1", v, hub.Status(prev), hub.Observation{ProviderEvent: event})
+		want, err := json.Marshal(hub.VerificationUpdated{Verification: v, PreviousStatus: hub.Status(prev), ProviderEvent: event})
+		if err != nil {
+			want = nil
+		}
+		if !bytes.Equal(e.Data, want) {
+			t.Fatalf("data\n%s\njson.Marshal\n%s", e.Data, want)
+		}
+	})
 }
