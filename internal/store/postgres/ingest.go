@@ -336,12 +336,15 @@ func (s *Store) runWave(ctx context.Context, tx pgx.Tx, runs []*ingestRun, savep
 		// Every verification these messages observe is locked, so a copy
 		// that committed first is seen here (see hub.Message.CurrentKey).
 		sk := &pgx.Batch{}
+		sk.Queue(planOnce)
 		for _, w := range setKeys {
-			sk.Queue(`UPDATE messages SET dedup_key = $1 WHERE id = $2
-				AND NOT EXISTS (SELECT 1 FROM messages WHERE source_id = $3 AND dedup_key = $1)`,
-				w.dupKey, w.r.m.ID, w.r.m.SourceID)
+			sk.Queue(setDedupKeySQL, w.dupKey, w.r.m.ID, w.r.m.SourceID)
 		}
 		br := tx.SendBatch(ctx, sk)
+		if err := readPlans(br); err != nil {
+			br.Close()
+			return err
+		}
 		for _, w := range setKeys {
 			tag, err := br.Exec()
 			if err != nil {
@@ -390,6 +393,23 @@ func (s *Store) runWave(ctx context.Context, tx pgx.Tx, runs []*ingestRun, savep
 	}
 	return nil
 }
+
+// setDedupKeySQL gives message $2 of source $3 the dedup key $1 unless
+// another message of the source holds it. It is planned once per
+// connection: planned at every run it cost more than it ran (0.3 ms a
+// call at 500/s end to end on 2 busy cores). Its NOT EXISTS asks for the
+// first key at or after (source, key) in messages_dedup's order, which only
+// messages_dedup answers, with one probe: asked as "a message of this
+// source with this key", the generic plan made on a new database's empty
+// table walked messages_source, every message of the source, at every
+// call.
+const setDedupKeySQL = `UPDATE messages SET dedup_key = $1 WHERE id = $2 AND NOT EXISTS (
+	SELECT 1 FROM (
+		SELECT source_id, dedup_key FROM messages WHERE (source_id, dedup_key) >= ($3, $1)
+		ORDER BY source_id, dedup_key
+		LIMIT 1
+	) AS next
+	WHERE next.source_id = $3 AND next.dedup_key = $1)`
 
 // writeBatch starts the batch of step 2 of runWave. Its statements append
 // rows, or find one by a unique key (which no other index or scan beats,

@@ -1159,6 +1159,42 @@ func TestClaimPlan(t *testing.T) {
 	}
 }
 
+// TestDedupKeyPlan: the update that gives a message its dedup key, planned
+// once per connection, perhaps on a new database's empty tables, looks for
+// a holder of the key with one probe of messages_dedup, not a walk of the
+// source's messages through messages_source (the plan that "a message of
+// this source with this key" got there).
+func TestDedupKeyPlan(t *testing.T) {
+	t.Parallel()
+	conns.reserve(t, 1)
+	_, dbURL := newSchema(t)
+	s := openStore(t, dbURL, newKey(t), WithMaxConns(1))
+	ctx := ctxFor(t)
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	for _, q := range []string{planOnce, "PREPARE set_key AS " + setDedupKeySQL} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := tx.Query(ctx, "EXPLAIN EXECUTE set_key('key', 'msg_1', 'src')")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := strings.Join(lines, "\n")
+	if !strings.Contains(plan, "using messages_dedup") || strings.Contains(plan, "messages_source") ||
+		strings.Contains(plan, "Seq Scan") || strings.Contains(plan, "Sort") {
+		t.Errorf("setting a dedup key: the key's holder is not one probe of messages_dedup:\n%s", plan)
+	}
+}
+
 // checkClaimPlan checks the generic plan of the claim sql, prepared as
 // claim_name, and returns it.
 func checkClaimPlan(t *testing.T, s *Store, name, sql string) string {
