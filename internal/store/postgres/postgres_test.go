@@ -1169,47 +1169,29 @@ func TestDedupKeyPlan(t *testing.T) {
 	conns.reserve(t, 1)
 	_, dbURL := newSchema(t)
 	s := openStore(t, dbURL, newKey(t), WithMaxConns(1))
-	ctx := ctxFor(t)
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	for _, q := range []string{planOnce, "PREPARE set_key AS " + setDedupKeySQL} {
-		if _, err := tx.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rows, err := tx.Query(ctx, "EXPLAIN EXECUTE set_key('key', 'msg_1', 'src')")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan := strings.Join(lines, "\n")
+	plan := explainPrepared(t, s, planOnce, setDedupKeySQL, "'key', 'msg_1', 'src'")
 	if !strings.Contains(plan, "using messages_dedup") || strings.Contains(plan, "messages_source") ||
 		strings.Contains(plan, "Seq Scan") || strings.Contains(plan, "Sort") {
 		t.Errorf("setting a dedup key: the key's holder is not one probe of messages_dedup:\n%s", plan)
 	}
 }
 
-// checkClaimPlan checks the generic plan of the claim sql, prepared as
-// claim_name, and returns it.
-func checkClaimPlan(t *testing.T, s *Store, name, sql string) string {
+// explainPrepared returns the plan of sql, prepared in a transaction after
+// the statement settings, and executed with args (SQL).
+func explainPrepared(t *testing.T, s *Store, settings, sql, args string) string {
+	t.Helper()
 	ctx := ctxFor(t)
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx) // the connection goes back to the pool, which Close waits for
-	for _, q := range []string{"SELECT " + indexPlan, "PREPARE claim_" + name + " AS " + sql} {
+	for _, q := range []string{settings, "PREPARE explained AS " + sql} {
 		if _, err := tx.Exec(ctx, q); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rows, err := tx.Query(ctx, "EXPLAIN EXECUTE claim_"+name+"(now(), now() + interval '1 minute', 16)")
+	rows, err := tx.Query(ctx, "EXPLAIN EXECUTE explained("+args+")")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1217,7 +1199,16 @@ func checkClaimPlan(t *testing.T, s *Store, name, sql string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan := strings.Join(lines, "\n")
+	// A prepared statement outlives the transaction.
+	if _, err := tx.Exec(ctx, "DEALLOCATE explained"); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// checkClaimPlan checks the generic plan of the claim sql and returns it.
+func checkClaimPlan(t *testing.T, s *Store, name, sql string) string {
+	plan := explainPrepared(t, s, "SELECT "+indexPlan, sql, "now(), now() + interval '1 minute', 16")
 	for _, bad := range []string{"Seq Scan on deliveries", "Seq Scan on events", "Seq Scan on dispatches",
 		"Hash", "Merge", "Bitmap", "JIT"} {
 		if strings.Contains(plan, bad) {
