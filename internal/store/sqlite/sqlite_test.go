@@ -489,7 +489,8 @@ func TestCheckpointer(t *testing.T) {
 
 // TestPatientWrite: an attempt recorded while nothing else is queued waits
 // for the next write and commits with it, in one transaction; with nothing
-// coming, it commits alone once patientWait has passed.
+// coming, it commits alone once patientWait has passed, or at once when the
+// store closes.
 func TestPatientWrite(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
@@ -551,6 +552,21 @@ func TestPatientWrite(t *testing.T) {
 		}
 		if waited := time.Since(start); waited != patientWait {
 			t.Errorf("RecordAttempt alone committed after %v, want %v", waited, patientWait)
+		}
+
+		// Close does not wait for company either.
+		c = claim()
+		start = time.Now()
+		done = record(c)
+		synctest.Wait()
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("RecordAttempt waiting at Close = %v, want it committed", err)
+		}
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("Close took %v with an attempt waiting, want no wait", waited)
 		}
 	})
 }
