@@ -28,9 +28,19 @@ const KeySize = 32
 // keys, which only open: during a key rotation, values sealed under the old
 // key open while they are sealed again under the new one (see Reseal).
 //
-// A sealed value is a version byte, for version 3 the 8-byte id of the key
-// that sealed it (KeyID), the 12-byte nonce, then the ciphertext and tag.
-// Version 3 is bound to its place and names its key; version 2, bound but
+// A sealed value is a version byte, for versions 3 and 4 the 8-byte id of
+// the key that sealed it (KeyID), the 12-byte nonce, then the ciphertext and
+// tag. Version 3 is bound to its place and names its key. Version 4 is
+// version 3 with its plaintext compressed first (raw deflate with a preset
+// dictionary of its column, see codecs): Seal writes it for the JSON
+// columns when that makes the value smaller, version 3 for everything
+// else, so that no value grows. Compressing before encrypting lets a
+// value's length tell how repetitive its plaintext is, which leaks a secret
+// only to whoever can mix text of their choosing with that secret in one
+// value and watch the sizes change (CRIME, BREACH); at rest here, a value
+// holds one webhook or one event, written once, and none of those columns
+// holds a secret of the hub's beside text a sender chooses (dispatch
+// content, which does, is not compressed). Version 2, bound but
 // written before keys had ids, and version 1, written before verihook bound
 // values, which is not bound and still opens anywhere, open with whichever
 // key they were sealed with, so that existing databases keep working (such
@@ -40,8 +50,9 @@ const KeySize = 32
 // starts with a label and is never empty, while version 1's is empty, and
 // GCM's tag covers the associated data, so a value relabelled 1 -> 2 or
 // 2 -> 1 is opened with other associated data than it was sealed with and
-// fails like any tampered value; version 3's label differs from version
-// 2's for the same reason.
+// fails like any tampered value; the labels of versions 3 and 4 differ from
+// the others' for the same reason (a version 4 value relabelled 3 does not
+// open as its compressed bytes).
 type Cipher struct {
 	keys []sealKey // keys[0] seals; every one opens
 }
@@ -61,13 +72,15 @@ const (
 	sealUnbound = 1 // no associated data (before values were bound)
 	sealBound   = 2 // bound to its place: associated data boundLabel, column, 0, row
 	sealKeyed   = 3 // bound, after the id of its key: associated data keyedLabel, column, 0, row
+	sealDeflate = 4 // sealKeyed, its plaintext deflated with its column's codec: associated data deflateLabel, column, 0, row
 )
 
-// boundLabel and keyedLabel start the associated data of a bound value:
-// never empty, and naming the format.
+// boundLabel, keyedLabel and deflateLabel start the associated data of a
+// bound value: never empty, and naming the format.
 const (
-	boundLabel = "verihook sealed v2\x00"
-	keyedLabel = "verihook sealed v3\x00"
+	boundLabel   = "verihook sealed v2\x00"
+	keyedLabel   = "verihook sealed v3\x00"
+	deflateLabel = "verihook sealed v4\x00"
 )
 
 // The places where verihook seals values, as "table.column": a value sealed
@@ -138,10 +151,17 @@ func (c *Cipher) KeyIDs() []string {
 	return ids
 }
 
-// SealedPrefix returns the bytes that every value Seal writes now starts
-// with: stores find the values to reseal as those that do not.
-func (c *Cipher) SealedPrefix() []byte {
-	return append([]byte{sealKeyed}, c.keys[0].id[:]...)
+// SealedPrefixes returns the bytes that a value Seal writes now starts
+// with, one per format (versions 3 and 4 under the current key): stores
+// find the values to reseal as those that start with none of them.
+func (c *Cipher) SealedPrefixes() [][]byte {
+	return [][]byte{append([]byte{sealKeyed}, c.keys[0].id[:]...), append([]byte{sealDeflate}, c.keys[0].id[:]...)}
+}
+
+// SealedNow reports whether sealed is in a format Seal writes now, under
+// the current key (see SealedPrefixes): Reseal leaves it as it is.
+func (c *Cipher) SealedNow(sealed []byte) bool {
+	return slices.ContainsFunc(c.SealedPrefixes(), func(p []byte) bool { return bytes.HasPrefix(sealed, p) })
 }
 
 // boundAD is the associated data of a value sealed for column and row, after
@@ -157,25 +177,39 @@ func boundAD(label, column, row string) []byte {
 
 // Seal encrypts plaintext under the current key for the row whose id is
 // row, in column ("table.column", one of the Sealed names): Open gives it
-// back only for the same column and row. nil stays nil.
+// back only for the same column and row. nil stays nil. The JSON columns'
+// values are compressed first when that makes them smaller (version 4).
 func (c *Cipher) Seal(plaintext []byte, column, row string) []byte {
 	if plaintext == nil {
 		return nil
 	}
+	if cd := codecs[column]; cd != nil {
+		if d, ok := cd.deflate(plaintext); ok {
+			defer d.release()
+			return c.seal(sealDeflate, deflateLabel, d.buf.Bytes(), column, row)
+		}
+	}
+	return c.seal(sealKeyed, keyedLabel, plaintext, column, row)
+}
+
+// seal seals plaintext under the current key in a keyed format: version,
+// the key's id, the nonce, the ciphertext and tag, bound by label.
+func (c *Cipher) seal(version byte, label string, plaintext []byte, column, row string) []byte {
 	k := c.keys[0]
 	head := 1 + keyIDSize + k.aead.NonceSize()
 	out := make([]byte, head, head+len(plaintext)+k.aead.Overhead())
-	out[0] = sealKeyed
+	out[0] = version
 	copy(out[1:], k.id[:])
 	rand.Read(out[1+keyIDSize:])
-	return k.aead.Seal(out, out[1+keyIDSize:], plaintext, boundAD(keyedLabel, column, row))
+	return k.aead.Seal(out, out[1+keyIDSize:], plaintext, boundAD(label, column, row))
 }
 
 // Reseal returns sealed, from the same column and row, sealed again under
-// the current key, or ErrDecrypt when it does not open. A value sealed
-// under the current key already is returned as it is.
+// the current key (compressed, in the columns Seal compresses), or
+// ErrDecrypt when it does not open. A value sealed under the current key
+// already (SealedNow) is returned as it is.
 func (c *Cipher) Reseal(sealed []byte, column, row string) ([]byte, error) {
-	if sealed == nil || bytes.HasPrefix(sealed, c.SealedPrefix()) {
+	if sealed == nil || c.SealedNow(sealed) {
 		return sealed, nil
 	}
 	plain, err := c.Open(sealed, column, row)
@@ -273,7 +307,7 @@ func (c *Cipher) Open(sealed []byte, column, row string) ([]byte, error) {
 	switch {
 	case len(sealed) == 0:
 		return nil, ErrDecrypt
-	case sealed[0] == sealKeyed:
+	case sealed[0] == sealKeyed || sealed[0] == sealDeflate:
 		if len(sealed) < 1+keyIDSize {
 			return nil, ErrDecrypt
 		}
@@ -281,7 +315,17 @@ func (c *Cipher) Open(sealed []byte, column, row string) ([]byte, error) {
 		if i < 0 {
 			return nil, ErrDecrypt
 		}
-		keys, ad, sealed = keys[i:i+1], boundAD(keyedLabel, column, row), sealed[1+keyIDSize:]
+		if sealed[0] == sealKeyed {
+			return open(keys[i], sealed[1+keyIDSize:], boundAD(keyedLabel, column, row))
+		}
+		z, err := open(keys[i], sealed[1+keyIDSize:], boundAD(deflateLabel, column, row))
+		if err != nil {
+			return nil, err
+		}
+		if codecs[column] == nil { // sealed for a column that Seal does not compress
+			return nil, ErrDecrypt
+		}
+		return codecs[column].inflate(z)
 	case sealed[0] == sealBound:
 		ad, sealed = boundAD(boundLabel, column, row), sealed[1:]
 	case sealed[0] == sealUnbound:
@@ -292,15 +336,24 @@ func (c *Cipher) Open(sealed []byte, column, row string) ([]byte, error) {
 	}
 	// A value without a key id opens with whichever key sealed it.
 	for _, k := range keys {
-		n := k.aead.NonceSize()
-		if len(sealed) < n+k.aead.Overhead() {
-			return nil, ErrDecrypt
-		}
-		if out, err := k.aead.Open(nil, sealed[:n], sealed[n:], ad); err == nil {
+		if out, err := open(k, sealed, ad); err == nil {
 			return out, nil
 		}
 	}
 	return nil, ErrDecrypt
+}
+
+// open opens a nonce, ciphertext and tag sealed with k for ad.
+func open(k sealKey, sealed, ad []byte) ([]byte, error) {
+	n := k.aead.NonceSize()
+	if len(sealed) < n+k.aead.Overhead() {
+		return nil, ErrDecrypt
+	}
+	out, err := k.aead.Open(nil, sealed[:n], sealed[n:], ad)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return out, nil
 }
 
 // OpenData opens an event's data, sealed with c as a store keeps it, into

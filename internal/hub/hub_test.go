@@ -182,7 +182,7 @@ func TestCipherKeys(t *testing.T) {
 			t.Errorf("%s: Open without the old key = %v, want ErrDecrypt", name, err)
 		}
 		resealed, err := both.Reseal(sealed, col, row)
-		if err != nil || !bytes.HasPrefix(resealed, both.SealedPrefix()) {
+		if err != nil || !both.SealedNow(resealed) {
 			t.Fatalf("%s: Reseal = %x, %v; want a value under the new key", name, resealed, err)
 		}
 		if got, err := onlyNew.Open(resealed, col, row); err != nil || !bytes.Equal(got, plain) {
@@ -195,12 +195,12 @@ func TestCipherKeys(t *testing.T) {
 			t.Errorf("%s: Reseal at another row = %v, want ErrDecrypt", name, err)
 		}
 	}
-	if sealed := both.Seal(plain, col, row); !bytes.HasPrefix(sealed, both.SealedPrefix()) {
+	if sealed := both.Seal(plain, col, row); !both.SealedNow(sealed) {
 		t.Errorf("Seal wrote %x, not under the current key", sealed[:9])
 	}
 	// A value naming another key than the one that sealed it opens nothing.
 	forged := old.Seal(plain, col, row)
-	copy(forged[1:9], both.SealedPrefix()[1:])
+	copy(forged[1:9], both.SealedPrefixes()[0][1:])
 	if _, err := both.Open(forged, col, row); !errors.Is(err, hub.ErrDecrypt) {
 		t.Errorf("Open of a value naming another key = %v, want ErrDecrypt", err)
 	}

@@ -18,11 +18,11 @@ func (s *Store) Reseal(ctx context.Context, column, after string, limit int) (hu
 	if err != nil {
 		return res, err
 	}
-	prefix := s.cipher.SealedPrefix()
+	prefixes := s.cipher.SealedPrefixes() // all of one length
 	// The names come from hub.SealedColumns, never from input.
 	rows, err := s.pool.Query(ctx, `SELECT id, `+col+` FROM `+table+`
-		WHERE id > $1 AND `+col+` IS NOT NULL AND substring(`+col+` from 1 for $2) <> $3
-		ORDER BY id LIMIT $4`, after, len(prefix), prefix, limit)
+		WHERE id > $1 AND `+col+` IS NOT NULL AND substring(`+col+` from 1 for $2) <> ALL($3)
+		ORDER BY id LIMIT $4`, after, len(prefixes[0]), prefixes, limit)
 	if err != nil {
 		return res, fail("reseal", err)
 	}

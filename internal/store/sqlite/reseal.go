@@ -52,11 +52,16 @@ func (s *Store) Reseal(ctx context.Context, column, after string, limit int) (hu
 	if p.cursor == "seq" {
 		start, _ = strconv.ParseInt(last, 10, 64) // "" is 0: before the first
 	}
-	prefix := s.cipher.SealedPrefix()
+	prefixes := s.cipher.SealedPrefixes() // all of one length
+	args := []any{start, len(prefixes[0])}
+	for _, p := range prefixes {
+		args = append(args, p)
+	}
 	// The names come from sealedPlaces, never from input.
 	rows, err := s.rdb.QueryContext(ctx, `SELECT `+p.cursor+`, `+p.row+`, `+p.column+` FROM `+p.table+`
-		WHERE `+p.cursor+` > ? AND `+p.column+` IS NOT NULL AND substr(`+p.column+`, 1, ?) <> ?
-		ORDER BY `+p.cursor+` LIMIT ?`, start, len(prefix), prefix, limit)
+		WHERE `+p.cursor+` > ? AND `+p.column+` IS NOT NULL
+		AND substr(`+p.column+`, 1, ?) NOT IN (?`+strings.Repeat(", ?", len(prefixes)-1)+`)
+		ORDER BY `+p.cursor+` LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return res, fail("reseal", err)
 	}

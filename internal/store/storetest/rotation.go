@@ -67,15 +67,15 @@ func RunRotation(t *testing.T, newDB func(t *testing.T) (Reopen, Raw)) {
 
 	// Rotation starts: both keys read, the new one seals.
 	s2 := mustOpen(k2, k1)
-	prefix := func(key []byte) []byte {
+	sealedUnder := func(key, v []byte) bool {
 		c, _ := hub.NewCipher(key)
-		return c.SealedPrefix()
+		return c.SealedNow(v)
 	}
 	src := hub.Source{ID: "src-new", Provider: "idenfy", Secrets: map[string]string{"signing_key": "new"}}
 	if err := s2.UpsertSource(ctx(t), src); err != nil {
 		t.Fatal(err)
 	}
-	if v := raw.Get(t, "sources", "secrets", src.ID); !bytes.HasPrefix(v, prefix(k2)) {
+	if v := raw.Get(t, "sources", "secrets", src.ID); !sealedUnder(k2, v) {
 		t.Errorf("a source written during the rotation is sealed as %x…, not under the new key", v[:9])
 	}
 	readAll := func(s hub.Store, when string) {
@@ -141,12 +141,12 @@ func RunRotation(t *testing.T, newDB func(t *testing.T) (Reopen, Raw)) {
 	if n := totals[0].Resealed + totals[1].Resealed; n != 8 {
 		t.Errorf("two stores resealed %d and %d values, want 8 in all", totals[0].Resealed, totals[1].Resealed)
 	}
-	if v := raw.Get(t, "dispatches", "content", otp.ID); !bytes.HasPrefix(v, prefix(k2)) {
+	if v := raw.Get(t, "dispatches", "content", otp.ID); !sealedUnder(k2, v) {
 		t.Errorf("dispatches.content is %x… after the rotation, not under the new key", v[:9])
 	}
 	for _, col := range cols {
 		for _, id := range col.ids {
-			if v := raw.Get(t, col.table, col.column, id); !bytes.HasPrefix(v, prefix(k2)) {
+			if v := raw.Get(t, col.table, col.column, id); !sealedUnder(k2, v) {
 				t.Errorf("%s.%s of %s is %x… after the rotation, not under the new key", col.table, col.column, id, v[:9])
 			}
 		}
