@@ -110,7 +110,8 @@ type sealedClaim struct {
 // recorded as a dead letter (hub.UnreadableClaim), not returned.
 //
 // The claim is a write: it runs in the writer's transaction, so two claims
-// never see the same delivery as free. If ctx ends after the writer has run
+// never see the same delivery as free. Alone in its commit, it is not
+// synced to disk before it returns (see syncFor). If ctx ends after the writer has run
 // the claim, the caller gets ctx's error and the claimed deliveries stay
 // leased until their lease ends.
 func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]hub.Claim, error) {
@@ -129,7 +130,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit int, l
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
 	var sealed []sealedClaim
-	err := s.write(ctx, "claim deliveries", func(tx *wtx) error {
+	err := s.submit(ctx, "claim deliveries", unsynced, func(tx *wtx) error {
 		var err error
 		sealed, err = s.claimTx(tx, now, until, limit)
 		return err
@@ -278,7 +279,7 @@ func (s *Store) RecordAttempt(ctx context.Context, r hub.AttemptRecord) error {
 		next = toNullNanos(r.NextAttemptAt)
 	}
 	at := toNanos(a.At)
-	return s.writePatient(ctx, "record attempt", func(tx *wtx) error {
+	return s.submit(ctx, "record attempt", patient, func(tx *wtx) error {
 		var endpointID string
 		err := tx.queryRowStmt(s.q.recordDelivery, a.StatusCode, a.Error, string(r.Status), next, at,
 			r.DeliveryID, r.Lease).Scan(&endpointID)

@@ -9,6 +9,9 @@
 // returned nil, so a nil return must mean "on disk": the database runs in WAL
 // mode with synchronous=FULL, which fsyncs the write-ahead log at every
 // commit. A process crash or a power loss after Ingest returns loses nothing.
+// The one commit that is not synced is a batch of delivery claims alone: a
+// power loss can lose its leases, and the deliveries are then due again, as
+// when a worker dies between sending and recording (see syncFor).
 //
 // # One writer, many readers
 //

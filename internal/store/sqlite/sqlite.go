@@ -56,6 +56,9 @@ type Store struct {
 	checkpoint     chan struct{}
 	checkpointDone chan struct{} // closed when the checkpointer has exited
 	walPages       int
+	// syncNormal: the writer connection's synchronous level is NORMAL, not
+	// FULL (see syncFor). The writer goroutine's.
+	syncNormal bool
 	// checkpointEvery, when not 0, replaces checkpointPages (tests).
 	checkpointEvery int
 
@@ -132,7 +135,8 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 	//     that returned survives a crash or power loss. (NORMAL, the usual
 	//     WAL companion, may lose the last commits on power loss: verihook
 	//     acknowledges a webhook only once it is stored, so that is not
-	//     acceptable. Group commit pays for the fsync instead.)
+	//     acceptable. Group commit pays for the fsync instead.) A batch of
+	//     delivery claims alone commits at NORMAL: see syncFor.
 	//   - _txlock=immediate: BEGIN takes the write lock at once, so a
 	//     transaction never fails half way through when it first writes
 	//     because another process took the lock meanwhile.

@@ -571,6 +571,53 @@ func TestPatientWrite(t *testing.T) {
 	})
 }
 
+// TestClaimsUnsynced: a batch of claims alone commits at synchronous=NORMAL,
+// any other batch at FULL (see syncFor), and ClaimDeliveries is such a claim.
+func TestClaimsUnsynced(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, filepath.Join(t.TempDir(), "verihook.db"), newKey(t))
+	ctx := context.Background()
+	for _, c := range []struct {
+		name  string
+		kinds []writeKind
+		want  int // PRAGMA synchronous: 1 NORMAL, 2 FULL
+	}{
+		{"claims alone", []writeKind{unsynced, unsynced}, 1},
+		{"a claim and an attempt", []writeKind{unsynced, patient}, 2},
+		{"a claim alone", []writeKind{unsynced}, 1},
+		{"an ingest after it", []writeKind{durable}, 2},
+		{"an ingest and a claim", []writeKind{durable, unsynced}, 2},
+	} {
+		batch := make([]*writeReq, len(c.kinds))
+		levels := make([]int, len(c.kinds))
+		for i, kind := range c.kinds {
+			batch[i] = &writeReq{ctx: ctx, kind: kind, done: make(chan error, 1), fn: func(tx *wtx) error {
+				return tx.tx.QueryRowContext(tx.ctx, `PRAGMA synchronous`).Scan(&levels[i])
+			}}
+		}
+		if errs := s.commit(batch); slices.ContainsFunc(errs, func(err error) bool { return err != nil }) {
+			t.Fatalf("%s: %v", c.name, errs)
+		}
+		for i, got := range levels {
+			if got != c.want {
+				t.Errorf("%s: request %d committed at synchronous=%d, want %d", c.name, i, got, c.want)
+			}
+		}
+	}
+	if _, err := s.ClaimDeliveries(ctx, time.Time{}, 10, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if !s.syncNormal {
+		t.Errorf("ClaimDeliveries alone committed synced")
+	}
+	if _, err := s.Ingest(ctx, testIngest("src", "k1", "scan-1", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if s.syncNormal {
+		t.Errorf("Ingest after a claim committed unsynced")
+	}
+}
+
 // TestCloseDrains: every Ingest that returned nil before or during Close is
 // on disk after reopening; the others were refused as unavailable.
 func TestCloseDrains(t *testing.T) {
