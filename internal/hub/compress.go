@@ -107,12 +107,14 @@ func (c *codec) deflate(p []byte) (*deflater, bool) {
 	return d, true
 }
 
-// release puts d back in its pool, unless its buffer grew large (a rare
-// large value should not stay in memory).
+// release puts d back in its pool, without its buffer if that grew large:
+// a rare large value should not stay in memory, nor cost the next value a
+// new writer.
 func (d *deflater) release() {
-	if d.buf.Cap() <= 64<<10 {
-		d.pool.Put(d)
+	if d.buf.Cap() > 64<<10 {
+		d.buf = bytes.Buffer{}
 	}
+	d.pool.Put(d)
 }
 
 // errInflate is wrapped by ErrDecrypt for a format 4 value that opened but

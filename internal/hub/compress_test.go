@@ -108,6 +108,15 @@ func TestSealCompressed(t *testing.T) {
 	}
 	t.Logf("%d of %d bodies compressed; %d B sealed in %d B (%.2f)", v4, len(bodies), plain, sealed, float64(sealed)/float64(plain))
 
+	// A large value (its writer's buffer is dropped when it is put back),
+	// and a small one after it.
+	large := bytes.Repeat([]byte(`{"docNumber":"XX123","selfie":"iVBORw0KGgoAAAANSUhEUgAA"},`), 20000)
+	for _, p := range [][]byte{large, bodies[0]} {
+		if got, err := c.Open(c.Seal(p, SealedMessageBody, "msg_1"), SealedMessageBody, "msg_1"); err != nil || !bytes.Equal(got, p) {
+			t.Errorf("a %d B body: Open = %d B, %v; want it back", len(p), len(got), err)
+		}
+	}
+
 	old := c.seal(sealKeyed, keyedLabel, []byte(`{"status":"APPROVED","status":"APPROVED"}`), SealedEventData, "evt_1")
 	other, _ := NewCipher(bytes.Repeat([]byte{8}, KeySize), bytes.Repeat([]byte{7}, KeySize))
 	if again, err := other.Reseal(old, SealedEventData, "evt_1"); err != nil || again[0] != sealDeflate || !other.SealedNow(again) {
