@@ -1176,6 +1176,27 @@ func TestDedupKeyPlan(t *testing.T) {
 	}
 }
 
+// TestVerificationLockPlan: the common verification lock, planned once per
+// connection, perhaps on a new database's empty tables, searches
+// verifications_key even when verifications_source is the newer index (as
+// on a schema restored by pg_dump), where the planner took
+// verifications_source, a walk of the source's verifications, for the
+// equalities alone.
+func TestVerificationLockPlan(t *testing.T) {
+	t.Parallel()
+	conns.reserve(t, 1)
+	_, dbURL := newSchema(t)
+	s := openStore(t, dbURL, newKey(t), WithMaxConns(1))
+	if _, err := s.pool.Exec(ctxFor(t), `DROP INDEX verifications_source;
+		CREATE INDEX verifications_source ON verifications (source, id)`); err != nil {
+		t.Fatal(err)
+	}
+	plan := explainPrepared(t, s, planOnce, lockVerificationSQL, "'ref', 'src', ''")
+	if !strings.Contains(plan, "using verifications_key") {
+		t.Errorf("the verification lock does not search verifications_key:\n%s", plan)
+	}
+}
+
 // explainPrepared returns the plan of sql, prepared in a transaction after
 // the statement settings, and executed with args (SQL).
 func explainPrepared(t *testing.T, s *Store, settings, sql, args string) string {
