@@ -94,6 +94,11 @@ func TestSealCompressed(t *testing.T) {
 			if len(s) > len(v3) || s[0] == sealKeyed && len(s) != len(v3) {
 				t.Errorf("%s in %s: sealed %d B, format 3 would be %d B", name, col, len(s), len(v3))
 			}
+			// As today's databases hold it: format 3 opens, and is sealed
+			// now (a key rotation re-seals it, nothing else rewrites it).
+			if got, err := c.Open(v3, col, "row_1"); err != nil || !bytes.Equal(got, body) || !c.SealedNow(v3) {
+				t.Errorf("%s in %s, format 3: Open = %q, %v, SealedNow %v; want the body, true", name, col, got, err, c.SealedNow(v3))
+			}
 			if col == SealedMessageBody && s[0] == sealDeflate {
 				v4++
 			}
