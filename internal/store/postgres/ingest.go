@@ -474,14 +474,14 @@ var errRegroup = errors.New("a duplicate to roll back")
 // that find their rows by unique keys alone: the message inserted with
 // VALUES, each verification created and locked under its own key. Their
 // generic plans cannot go wrong whatever the tables held when they were
-// made (the lock's with some help: see lockVerificationSQL), and planning
+// made (the locks' with some help: see lockVerificationSQL), and planning
 // them at every run took 0.4-0.5 ms of the backends' time per webhook at
-// 500/s (pg_stat_statements, 2 busy cores), more than running them. A dedup window's lookups, a Reprocess's update and a lock
-// under a former reference find rows by conditions for which a generic plan
-// made on a new database's empty tables picks the wrong index (measured:
-// messages_source for a dedup key, verifications_source for a former
-// reference): queueLocks plans them at every run, between planEachRun and
-// planOnce, which readLocks reads.
+// 500/s (pg_stat_statements, 2 busy cores), more than running them. A
+// dedup window's lookups and a Reprocess's update find rows by conditions
+// for which a generic plan made on a new database's empty tables picks the
+// wrong index (measured: messages_source for a dedup key): queueLocks plans
+// them at every run, between planEachRun and planOnce, which readLocks
+// reads.
 func (s *Store) queueLocks(b *batch, w *ingestRun) {
 	m, chk := w.r.m, w.chk
 	perRun := w.messagePlannedPerRun()
@@ -526,13 +526,7 @@ func (s *Store) queueLocks(b *batch, w *ingestRun) {
 				b.Queue(lockVerificationSQL, k.ProviderRef, k.Source, k.Level)
 				return
 			}
-			// Planned at every run (see above).
-			b.Queue(planEachRun)
-			b.Queue(`SELECT `+verificationCols+` FROM verifications
-				WHERE source = $1 AND provider_ref IN ($2, $4) AND level = $3
-				ORDER BY provider_ref = $2 DESC LIMIT 1
-				FOR UPDATE`, k.Source, k.ProviderRef, k.Level, o.FormerRef)
-			b.Queue(planOnce)
+			b.Queue(lockFormerVerificationSQL, k.Source, k.ProviderRef, k.Level, o.FormerRef)
 		}
 		if former, ok := w.first[hub.VerificationKey{Source: k.Source, ProviderRef: o.FormerRef, Level: k.Level}]; ok &&
 			former < w.first[k] {
@@ -556,7 +550,8 @@ func (s *Store) queueLocks(b *batch, w *ingestRun) {
 			b.Queue(insertVerificationSQL(""), args...)
 		} else {
 			b.Queue(insertVerificationSQL(`AND NOT EXISTS (SELECT 1 FROM verifications
-					WHERE provider_ref = $17 AND source = $2 AND level = $5)`), append(args, o.FormerRef)...)
+					WHERE provider_ref = $17 AND source = $2 AND level = $5
+						AND (provider_ref, source, level) >= ($17, $2, $5))`), append(args, o.FormerRef)...)
 		}
 		lock()
 	}
@@ -575,6 +570,27 @@ func (s *Store) queueLocks(b *batch, w *ingestRun) {
 const lockVerificationSQL = `SELECT ` + verificationCols + ` FROM verifications
 	WHERE provider_ref = $1 AND source = $2 AND level = $3 AND (provider_ref, source, level) >= ($1, $2, $3)
 	FOR UPDATE`
+
+// lockFormerVerificationSQL locks and reads the verification of source $1
+// and level $3 stored under provider_ref $2 or, if there is none, the one
+// stored under the former reference $4 (see hub.Observation): one row
+// locked, as by lockVerificationSQL, and each a probe of verifications_key
+// planned once per connection. Asked as "provider_ref IN ($2, $4), the
+// current one first", the generic plan made on an empty table walked
+// verifications_source whatever the form, so it was planned at every run
+// (0.4-0.6 s of planning per 10,000 webhooks at 500/s, a quarter of them
+// KYCAID's).
+const lockFormerVerificationSQL = `WITH cur AS (
+	SELECT ` + verificationCols + ` FROM verifications
+	WHERE provider_ref = $2 AND source = $1 AND level = $3 AND (provider_ref, source, level) >= ($2, $1, $3)
+	FOR UPDATE
+), prev AS (
+	SELECT ` + verificationCols + ` FROM verifications
+	WHERE provider_ref = $4 AND source = $1 AND level = $3 AND (provider_ref, source, level) >= ($4, $1, $3)
+		AND NOT EXISTS (SELECT 1 FROM cur)
+	FOR UPDATE
+)
+SELECT * FROM cur UNION ALL SELECT * FROM prev`
 
 // insertMessageSQL inserts a message, its values given by rows, unless its
 // dedup key is taken, and returns its id if it did.
@@ -651,18 +667,7 @@ func (w *ingestRun) readLocks(br pgx.BatchResults) error {
 				return fmt.Errorf("insert verification: %w", err)
 			}
 		}
-		former := w.r.obs[w.first[w.keys[i]]].FormerRef != ""
-		if former { // the plan settings around its lock (see queueLocks)
-			if err := readPlans(br); err != nil {
-				return err
-			}
-		}
 		v, err := scanVerification(br.QueryRow())
-		if former && (err == nil || errors.Is(err, pgx.ErrNoRows)) {
-			if err := readPlans(br); err != nil {
-				return err
-			}
-		}
 		if !created && errors.Is(err, pgx.ErrNoRows) {
 			continue
 		}

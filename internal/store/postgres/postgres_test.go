@@ -1176,8 +1176,8 @@ func TestDedupKeyPlan(t *testing.T) {
 	}
 }
 
-// TestVerificationLockPlan: the common verification lock, planned once per
-// connection, perhaps on a new database's empty tables, searches
+// TestVerificationLockPlan: the verification locks, planned once per
+// connection, perhaps on a new database's empty tables, search
 // verifications_key even when verifications_source is the newer index (as
 // on a schema restored by pg_dump), where the planner took
 // verifications_source, a walk of the source's verifications, for the
@@ -1191,9 +1191,15 @@ func TestVerificationLockPlan(t *testing.T) {
 		CREATE INDEX verifications_source ON verifications (source, id)`); err != nil {
 		t.Fatal(err)
 	}
-	plan := explainPrepared(t, s, planOnce, lockVerificationSQL, "'ref', 'src', ''")
-	if !strings.Contains(plan, "using verifications_key") {
-		t.Errorf("the verification lock does not search verifications_key:\n%s", plan)
+	for _, c := range []struct{ name, sql, args string }{
+		{"the verification lock", lockVerificationSQL, "'ref', 'src', ''"},
+		{"the lock under a former reference", lockFormerVerificationSQL, "'src', 'ref', '', 'former'"},
+	} {
+		plan := explainPrepared(t, s, planOnce, c.sql, c.args)
+		if strings.Count(plan, "using verifications_key") != strings.Count(c.sql, "FROM verifications") ||
+			strings.Contains(plan, "verifications_source") {
+			t.Errorf("%s does not search verifications_key alone:\n%s", c.name, plan)
+		}
 	}
 }
 
