@@ -287,6 +287,110 @@ func TestUpgradeSaysWhatItDoes(t *testing.T) {
 	}
 }
 
+// TestUpgradeAttempts: migration 0029 rewrites the attempts of a database of
+// the schema before it without the UNIQUE on their ids, every row as it
+// was, and attempts are read, recorded and purged as before.
+func TestUpgradeAttempts(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "verihook.db")
+	key := newKey(t)
+	s := openStore(t, path, key)
+	ctx := context.Background()
+	if err := s.CreateEndpoint(ctx, testEndpoint("ep")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := s.Ingest(ctx, testIngest("src", fmt.Sprint("k", i), fmt.Sprint("scan-", i), nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := t0.Add(time.Hour)
+	for round := range 2 { // two attempts of each delivery, the first with a response to purge
+		cs, err := s.ClaimDeliveries(ctx, now, 10, time.Minute)
+		if err != nil || len(cs) != 6 { // two events a message
+			t.Fatalf("round %d: ClaimDeliveries = %d, %v; want 6", round, len(cs), err)
+		}
+		for _, c := range cs {
+			r := hub.AttemptRecord{DeliveryID: c.Delivery.ID, Lease: c.Lease, Status: hub.DeliverySucceeded,
+				Attempt: hub.Attempt{At: now, StatusCode: 200, LatencyMS: 7}}
+			if round == 0 {
+				r.Status, r.NextAttemptAt, r.Attempt.StatusCode, r.Attempt.Response = hub.DeliveryPending, now, 503, "busy"
+			}
+			if err := s.RecordAttempt(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		now = now.Add(time.Second)
+	}
+	rows := func(db *sql.DB) string {
+		t.Helper()
+		var all string
+		if err := db.QueryRow(`SELECT group_concat(concat_ws('|', seq, id, delivery_id, at, status_code, latency_ms,
+			response, error), ';') FROM (SELECT * FROM attempts ORDER BY seq)`).Scan(&all); err != nil {
+			t.Fatal(err)
+		}
+		return all
+	}
+	want := rows(s.rdb)
+	s.Close()
+
+	// Back to the schema before 0029: attempts as 0002 created it.
+	raw, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DELETE FROM schema_migrations WHERE version = '0029_attempts_id_unindexed'`,
+		`ALTER TABLE attempts RENAME TO attempts_0029`,
+		`CREATE TABLE attempts (seq INTEGER NOT NULL PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+			delivery_id TEXT NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE, at INTEGER NOT NULL,
+			status_code INTEGER NOT NULL DEFAULT 0, latency_ms INTEGER NOT NULL DEFAULT 0,
+			response TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '') STRICT`,
+		`INSERT INTO attempts SELECT * FROM attempts_0029`,
+		`DROP TABLE attempts_0029`,
+		`CREATE INDEX attempts_delivery ON attempts (delivery_id, seq)`,
+		`CREATE INDEX attempts_unpurged ON attempts (at) WHERE response <> '' OR error <> ''`,
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatal(q, err)
+		}
+	}
+	if got := rows(raw); got != want {
+		t.Fatalf("the old schema's attempts = %s, want %s", got, want)
+	}
+	raw.Close()
+
+	s = openStore(t, path, key)
+	if got := rows(s.rdb); got != want {
+		t.Errorf("attempts after the upgrade = %s, want %s", got, want)
+	}
+	var indexes []string
+	ixRows, err := s.rdb.Query(`SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'attempts' ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ixRows.Next() {
+		var name string
+		ixRows.Scan(&name)
+		indexes = append(indexes, name)
+	}
+	ixRows.Close()
+	if !slices.Equal(indexes, []string{"attempts_delivery", "attempts_unpurged"}) {
+		t.Errorf("attempts' indexes after the upgrade = %v, want attempts_delivery and attempts_unpurged", indexes)
+	}
+	ds, _, err := s.Deliveries(ctx, hub.DeliveryFilter{})
+	if err != nil || len(ds) != 6 {
+		t.Fatalf("Deliveries = %d, %v; want 6", len(ds), err)
+	}
+	d, err := s.Delivery(ctx, ds[0].ID)
+	if err != nil || len(d.AttemptLog) != 2 || d.AttemptLog[0].StatusCode != 200 || d.AttemptLog[1].Response != "busy" {
+		t.Errorf("Delivery after the upgrade = %+v, %v; want its two attempts, newest first", d.AttemptLog, err)
+	}
+	if n, err := s.Purge(ctx, hub.Purge{Before: now}); err != nil || n.Attempts != 6 {
+		t.Errorf("Purge after the upgrade = %+v, %v; want the 6 responses purged", n, err)
+	}
+}
+
 // TestWrongKey: a store opened with another key cannot read bodies or
 // secrets, and says so.
 func TestWrongKey(t *testing.T) {
