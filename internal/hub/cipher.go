@@ -184,9 +184,9 @@ func (c *Cipher) Seal(plaintext []byte, column, row string) []byte {
 		return nil
 	}
 	if cd := codecs[column]; cd != nil {
-		if d, ok := cd.deflate(plaintext); ok {
+		if z, d, ok := cd.deflate(plaintext); ok {
 			defer d.release()
-			return c.seal(sealDeflate, deflateLabel, d.buf.Bytes(), column, row)
+			return c.seal(sealDeflate, deflateLabel, z, column, row)
 		}
 	}
 	return c.seal(sealKeyed, keyedLabel, plaintext, column, row)

@@ -15,11 +15,9 @@ import (
 // it, so that the JSON keys and shapes every provider's payloads and every
 // verification.updated event repeat cost a back-reference instead of their
 // bytes: the providers' golden bodies (testdata, not in the dictionaries)
-// seal in 0.37 of their size, against 0.55 without a dictionary. One
-// dictionary per column, because priming a writer hashes its whole
-// dictionary at every seal: the event data's, sealed by SQLite's one writer
-// inside its transaction, is 1.6 KB, not the bodies' 6.9 KB (an event seals
-// in 12 µs instead of 18, 4 B larger).
+// seal in 0.37 of their size (with compress/flate's writer at level 2),
+// against 0.55 without a dictionary. One dictionary per column, each of what
+// its column holds: the event data's is 1.6 KB, the bodies' 6.9 KB.
 //
 // They are data, built from synthetic samples only: `go run
 // ./internal/provider/sealdict internal/hub/sealdict` (see that command)
@@ -36,20 +34,6 @@ var (
 	eventDict1 []byte
 )
 
-// deflateLevel is the flate level of format 4: the fastest that uses the
-// dictionary (BestSpeed ignores it: compress/flate fills no window below
-// level 2; the harness's bodies come out 5 times larger). Most of a seal's
-// cost is the same at every level: a Reset clears the writer's 640 KB of
-// hash tables and hashes the dictionary again. The default level (6) seals
-// bodies 2.7 % and event data 3.7 % smaller (262.9 against 270.2 B, 160.8
-// against 167.0, mean) for 10 % and 6.5 % more instructions per seal
-// (BenchmarkSeal under callgrind: 437,000 against 398,000; 257,000 against
-// 242,000). What is frozen is the format, raw deflate with the column's
-// dictionary, not the encoder: a faster one (whose priming does not clear
-// 640 KB per value) could replace compress/flate's without a new version,
-// since any inflater opens what it writes.
-const deflateLevel = 2
-
 // maxInflated bounds what a format 4 value opens to, and so what Seal
 // compresses: a larger plaintext is sealed as it is (format 3). A value
 // that passed GCM was sealed by a key holder, so this guards against a
@@ -63,59 +47,48 @@ const maxInflated = 16 << 20
 // where compression's length leak could matter.
 var codecs = map[string]*codec{SealedMessageBody: newCodec(bodyDict1), SealedEventData: newCodec(eventDict1)}
 
-// codec compresses with one dictionary: it pools flate writers primed with
-// it (one is hundreds of KB, never to be allocated per value) and readers
-// (each has a 32 KiB window).
+// codec compresses with one dictionary: lz, which hashed it once, deflates
+// (see lz for why not compress/flate's writer), and pooled flate readers
+// (each has a 32 KiB window) inflate.
 type codec struct {
 	dict      []byte
+	lz        *lz
 	deflaters sync.Pool
 	inflaters sync.Pool
 }
 
 func newCodec(dict []byte) *codec {
-	c := &codec{dict: dict}
-	c.deflaters.New = func() any {
-		w, err := flate.NewWriterDict(nil, deflateLevel, dict)
-		if err != nil {
-			panic(err) // deflateLevel is a valid level
-		}
-		return &deflater{w: w, pool: &c.deflaters}
-	}
+	c := &codec{dict: dict, lz: newLZ(dict)}
+	c.deflaters.New = func() any { return &deflater{pool: &c.deflaters} }
 	return c
 }
 
-// deflater is a pooled flate writer and the buffer it writes to.
+// deflater is a pooled lz state, with the buffer it writes to.
 type deflater struct {
-	w    *flate.Writer
-	buf  bytes.Buffer
+	s    lzState
 	pool *sync.Pool
 }
 
 // deflate returns p compressed and true, or false when that does not make
 // it smaller. The bytes are valid until put back with release.
-func (c *codec) deflate(p []byte) (*deflater, bool) {
+func (c *codec) deflate(p []byte) ([]byte, *deflater, bool) {
 	if len(p) > maxInflated {
-		return nil, false
+		return nil, nil, false
 	}
 	d := c.deflaters.Get().(*deflater)
-	d.buf.Reset()
-	d.w.Reset(&d.buf)
-	// Writes to a bytes.Buffer do not fail.
-	d.w.Write(p)
-	d.w.Close()
-	if d.buf.Len() >= len(p) {
+	z := c.lz.deflate(&d.s, p)
+	if len(z) >= len(p) {
 		d.release()
-		return nil, false
+		return nil, nil, false
 	}
-	return d, true
+	return z, d, true
 }
 
-// release puts d back in its pool, without its buffer if that grew large:
-// a rare large value should not stay in memory, nor cost the next value a
-// new writer.
+// release puts d back in its pool, without its buffers if they grew large:
+// a rare large value should not stay in memory.
 func (d *deflater) release() {
-	if d.buf.Cap() > 64<<10 {
-		d.buf = bytes.Buffer{}
+	if cap(d.s.buf) > 64<<10 || cap(d.s.out.out) > 64<<10 {
+		d.s.buf, d.s.out.out = nil, nil
 	}
 	d.pool.Put(d)
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -198,8 +199,8 @@ func TestSealCompressedTampered(t *testing.T) {
 		t.Errorf("Open of a format 4 value that is not deflate = %q, %v; want ErrDecrypt", got, err)
 	}
 	// Nor does format 4 in a column that Seal does not compress.
-	z, _ := codecs[SealedMessageBody].deflate(body)
-	secret := c.seal(sealDeflate, deflateLabel, z.buf.Bytes(), SealedEndpointSecret, "crm")
+	z, _, _ := codecs[SealedMessageBody].deflate(body)
+	secret := c.seal(sealDeflate, deflateLabel, z, SealedEndpointSecret, "crm")
 	if got, err := c.Open(secret, SealedEndpointSecret, "crm"); !errors.Is(err, ErrDecrypt) {
 		t.Errorf("Open of a format 4 endpoint secret = %q, %v; want ErrDecrypt", got, err)
 	}
@@ -305,4 +306,43 @@ func BenchmarkOpen(b *testing.B) {
 			})
 		}
 	}
+}
+
+// FuzzDeflate: what lz writes, compress/flate's reader opens to the same
+// bytes with the same dictionary, for both columns' dictionaries: matches
+// into the dictionary, across its end into the value, within the value,
+// farther back than the window (the seeds include a value of 100 KB).
+func FuzzDeflate(f *testing.F) {
+	_, bodies := providerBodies(f)
+	for _, b := range bodies[:10] {
+		f.Add(b, uint8(0))
+	}
+	long := make([]byte, 100<<10)
+	rand.Read(long[:40<<10])
+	copy(long[40<<10:], long[:40<<10])
+	copy(long[80<<10:], bodyDict1)
+	f.Add(long, uint8(1))
+	for column, dict := range [][]byte{bodyDict1, eventDict1} {
+		// the dictionary's start just past the window's reach, and just within
+		far := make([]byte, 1<<16)
+		rand.Read(far)
+		copy(far[lzWindow-len(dict)+20:], dict[:200])
+		copy(far[lzWindow-len(dict)-300:], dict[:200])
+		f.Add(far, uint8(column))
+	}
+	f.Add([]byte{}, uint8(0))
+	f.Add(bytes.Repeat([]byte("a"), 1000), uint8(1))
+	f.Add(append(slices.Clone(eventDict1[len(eventDict1)-20:]), eventDict1...), uint8(1))
+	f.Fuzz(func(t *testing.T, p []byte, column uint8) {
+		cd := codecs[SealedMessageBody]
+		if column%2 == 1 {
+			cd = codecs[SealedEventData]
+		}
+		var s lzState
+		z := cd.lz.deflate(&s, p)
+		got, err := io.ReadAll(flate.NewReaderDict(bytes.NewReader(z), cd.dict))
+		if err != nil || !bytes.Equal(got, p) {
+			t.Fatalf("inflated %d bytes (%v), want the %d deflated", len(got), err, len(p))
+		}
+	})
 }
