@@ -165,7 +165,7 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 	wdb.SetConnMaxLifetime(0)
 	wdb.SetConnMaxIdleTime(0)
 
-	if err := migrate(ctx, wdb, o.logger); err != nil {
+	if err := migrate(ctx, wdb, path, o.logger); err != nil {
 		wdb.Close()
 		return nil, fail("migrate "+path, err)
 	}
@@ -402,8 +402,8 @@ func (s *Store) now() time.Time { return s.Now().UTC().Round(0) }
 // a failed migration leaves nothing behind and two processes starting at
 // once (BEGIN IMMEDIATE serializes them) apply each migration once. On a
 // database that had migrations already, it logs each one it applies, before
-// (it may take a while) and after.
-func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
+// (it may take a while), as it goes (see migrationReportEvery) and after.
+func migrate(ctx context.Context, db *sql.DB, path string, log *slog.Logger) error {
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    TEXT    NOT NULL PRIMARY KEY,
 		applied_at INTEGER NOT NULL
@@ -425,14 +425,19 @@ func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	for _, name := range names {
-		if err := migrateOne(ctx, db, name, log); err != nil {
+		if err := migrateOne(ctx, db, path, name, log); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	return nil
 }
 
-func migrateOne(ctx context.Context, db *sql.DB, name string, log *slog.Logger) error {
+// migrationReportEvery is how often a migration still running says how far
+// it is: a table copied or an index built on a large database takes
+// minutes (0029 copies the attempts, 5 s per million).
+const migrationReportEvery = 5 * time.Second
+
+func migrateOne(ctx context.Context, db *sql.DB, path, name string, log *slog.Logger) error {
 	version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
 	script, err := migrations.ReadFile(name)
 	if err != nil {
@@ -452,7 +457,10 @@ func migrateOne(ctx context.Context, db *sql.DB, name string, log *slog.Logger) 
 	}
 	start := time.Now()
 	log.Info("upgrading the database: applying a migration (on a large database this can take minutes)", "version", version)
-	if _, err := tx.ExecContext(ctx, string(script)); err != nil {
+	stop := reportMigration(path, version, start, log)
+	_, err = tx.ExecContext(ctx, string(script))
+	stop()
+	if err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
@@ -464,6 +472,30 @@ func migrateOne(ctx context.Context, db *sql.DB, name string, log *slog.Logger) 
 	}
 	log.Info("applied the migration", "version", version, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// reportMigration logs, every migrationReportEvery until stopped, how much a
+// running migration has written: a migration's pages go to the write-ahead
+// log until it commits, so the log's size is how far its copies have come.
+func reportMigration(path, version string, start time.Time, log *slog.Logger) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(migrationReportEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if fi, err := os.Stat(path + "-wal"); err == nil {
+					log.Info("upgrading the database: still applying the migration", "version", version,
+						"written_mib", fi.Size()>>20, "elapsed", time.Since(start).Round(time.Second))
+				}
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
 }
 
 // fail wraps a database error with op and, where the cause is known, with a

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -285,6 +286,50 @@ func TestUpgradeSaysWhatItDoes(t *testing.T) {
 	if plan := strings.Join(queryPlan(t, s, `SELECT id FROM messages WHERE status = 'rejected' AND status <> 'accepted'`), "; "); !strings.Contains(plan, "messages_unaccepted") {
 		t.Errorf("after the upgrade the plan is %s; want messages_unaccepted", plan)
 	}
+}
+
+// TestMigrationReport: while a migration runs, the size of the write-ahead
+// log is logged every migrationReportEvery, and nothing once it has ended.
+func TestMigrationReport(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "verihook.db")
+		if err := os.WriteFile(path+"-wal", make([]byte, 3<<20), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		var logged bytes.Buffer
+		log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))
+		lines := func() []string {
+			mu.Lock()
+			defer mu.Unlock()
+			return strings.Split(strings.TrimSpace(logged.String()), "\n")
+		}
+		stop := reportMigration(path, "0029_x", time.Now(), log)
+		time.Sleep(2*migrationReportEvery + time.Second)
+		synctest.Wait()
+		got := lines()
+		if len(got) != 2 || !strings.Contains(got[1], "version=0029_x written_mib=3 elapsed=10s") {
+			t.Fatalf("logged %q, want two reports, the second after 10s of 3 MiB", got)
+		}
+		stop()
+		time.Sleep(2 * migrationReportEvery)
+		if n := len(lines()); n != 2 {
+			t.Errorf("%d reports after the migration ended, want none more", n-2)
+		}
+	})
+}
+
+// lockedWriter writes to w under mu.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // TestUpgradeAttempts: migration 0029 rewrites the attempts of a database of
