@@ -15,7 +15,7 @@ import (
 // it, so that the JSON keys and shapes every provider's payloads and every
 // verification.updated event repeat cost a back-reference instead of their
 // bytes: the providers' golden bodies (testdata, not in the dictionaries)
-// seal in 0.37 of their size (with compress/flate's writer at level 2),
+// seal in 0.39 of their size (0.37 with compress/flate's writer at level 2),
 // against 0.55 without a dictionary. One dictionary per column, each of what
 // its column holds: the event data's is 1.6 KB, the bodies' 6.9 KB.
 //
