@@ -703,7 +703,22 @@ func TestPatientWrite(t *testing.T) {
 			t.Errorf("RecordAttempt alone committed after %v, want %v", waited, patientWait)
 		}
 
+		// Without a durable write within patientWait, company is not
+		// expected: an attempt alone commits at once.
+		time.Sleep(patientWait)
+		c = claim()
+		start = time.Now()
+		if err := <-record(c); err != nil {
+			t.Fatalf("RecordAttempt = %v", err)
+		}
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("RecordAttempt alone with no ingest of late committed after %v, want at once", waited)
+		}
+
 		// Close does not wait for company either.
+		if _, err := s.Ingest(ctx, testIngest("src", "k3", "scan-3", nil)); err != nil {
+			t.Fatal(err)
+		}
 		c = claim()
 		start = time.Now()
 		done = record(c)

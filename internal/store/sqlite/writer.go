@@ -45,7 +45,11 @@ const (
 // the wait delays no acknowledgement and no delivery, only the next
 // delivery of an ordered endpoint's verification and the freeing of the
 // worker's slot. Any write ends the wait, so a burst of attempts (a
-// backlog draining) commits at once.
+// backlog draining) commits at once. It waits only while company is
+// likely, a durable write (an ingest, most often) having committed within
+// the last patientWait: a replay or a backlog to an ordered endpoint,
+// with nothing else coming in, would otherwise wait patientWait before
+// each next delivery of a verification.
 const patientWait = 20 * time.Millisecond
 
 // errClosed is returned for writes submitted after Close.
@@ -166,9 +170,10 @@ func (s *Store) writer() {
 	batch := make([]*writeReq, 0, maxBatch)
 	wait := time.NewTimer(patientWait)
 	wait.Stop()
+	var busy time.Time // when a durable write last committed
 	for r := range s.queue {
 		batch = s.gather(append(batch[:0], r))
-		if len(batch) == 1 && r.kind == patient {
+		if len(batch) == 1 && r.kind == patient && time.Since(busy) < patientWait {
 			wait.Reset(patientWait)
 			select {
 			case r, ok := <-s.queue:
@@ -178,6 +183,9 @@ func (s *Store) writer() {
 			case <-wait.C:
 			}
 			wait.Stop()
+		}
+		if slices.ContainsFunc(batch, func(r *writeReq) bool { return r.kind == durable }) {
+			busy = time.Now()
 		}
 		errs := s.commit(batch)
 		for i, r := range batch {
