@@ -56,8 +56,9 @@ func main() {
 	}
 }
 
-// maxDict caps a dictionary: its cost is paid at every seal (deflate hashes
-// it again), and deflate's window is 32 KiB.
+// maxDict caps a dictionary: version 1 was made when compress/flate's
+// writer hashed it again at every seal (hub's lz hashes it once), and
+// deflate's window is 32 KiB.
 const maxDict = 8 << 10
 
 func build() (body, event []byte, err error) {
