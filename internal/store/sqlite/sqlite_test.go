@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -332,6 +333,124 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
+// tableRows returns every row of table, cols of each joined, in seq order.
+func tableRows(t *testing.T, db *sql.DB, table, cols string) string {
+	t.Helper()
+	var all string
+	if err := db.QueryRow(`SELECT group_concat(concat_ws('|', ` + cols + `), ';') FROM (SELECT * FROM ` + table +
+		` ORDER BY seq)`).Scan(&all); err != nil {
+		t.Fatal(err)
+	}
+	return all
+}
+
+// tableIndexes returns the names of table's indexes, sorted.
+func tableIndexes(t *testing.T, db *sql.DB, table string) []string {
+	t.Helper()
+	rows, err := db.Query(`SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? ORDER BY name`, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
+	}
+	return names
+}
+
+// TestUpgradeObservations: migration 0030 rewrites the observations of a
+// database of the schema before it without the UNIQUE on their ids and
+// without their foreign keys, every row as it was; timelines read as before
+// and new observations are written after the old ones.
+func TestUpgradeObservations(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "verihook.db")
+	key := newKey(t)
+	s := openStore(t, path, key)
+	ctx := context.Background()
+	var verificationID string
+	for i, status := range []hub.Status{hub.StatusReview, hub.StatusApproved, hub.StatusReview} {
+		in := testIngest("src", fmt.Sprint("k", i), "scan-1", nil)
+		in.Observations[0].Status, in.Observations[0].Final = status, status == hub.StatusApproved
+		res, err := s.Ingest(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Events) > 0 && res.Events[0].VerificationID != "" {
+			verificationID = res.Events[0].VerificationID
+		}
+	}
+	const cols = `seq, id, verification_id, message_id, source, provider, provider_ref, level, kind, applicant_ref,
+		status, final, reasons, attempts_left, provider_time, provider_event, received_at, outcome, version,
+		current_state, final_if_no_attempts, origin`
+	rows := func(db *sql.DB) string { return tableRows(t, db, "observations", cols) }
+	want := rows(s.rdb)
+	before, err := s.Verification(ctx, verificationID)
+	if err != nil || len(before.Timeline) != 3 {
+		t.Fatalf("Verification = %d observations, %v; want 3", len(before.Timeline), err)
+	}
+	s.Close()
+
+	// Back to the schema before 0030: observations as 0001, 0011 and 0019 made it.
+	raw, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DELETE FROM schema_migrations WHERE version = '0030_observations_unkeyed'`,
+		`ALTER TABLE observations RENAME TO observations_0030`,
+		`CREATE TABLE observations (seq INTEGER NOT NULL PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+			verification_id TEXT NOT NULL REFERENCES verifications (id), message_id TEXT NOT NULL REFERENCES messages (id),
+			source TEXT NOT NULL, provider TEXT NOT NULL, provider_ref TEXT NOT NULL, level TEXT NOT NULL DEFAULT '',
+			kind TEXT NOT NULL DEFAULT '', applicant_ref TEXT NOT NULL DEFAULT '', status TEXT NOT NULL,
+			final INTEGER NOT NULL CHECK (final IN (0, 1)), reasons TEXT NOT NULL, attempts_left INTEGER,
+			provider_time INTEGER, provider_event TEXT NOT NULL DEFAULT '', received_at INTEGER NOT NULL,
+			outcome TEXT NOT NULL CHECK (outcome IN ('applied', 'superseded')), version INTEGER NOT NULL) STRICT`,
+		`ALTER TABLE observations ADD COLUMN current_state INTEGER NOT NULL DEFAULT 0 CHECK (current_state IN (0, 1))`,
+		`ALTER TABLE observations ADD COLUMN final_if_no_attempts INTEGER NOT NULL DEFAULT 0 CHECK (final_if_no_attempts IN (0, 1))`,
+		`ALTER TABLE observations ADD COLUMN origin TEXT NOT NULL DEFAULT 'callback'`,
+		`INSERT INTO observations SELECT * FROM observations_0030`,
+		`DROP TABLE observations_0030`,
+		`CREATE INDEX observations_verification ON observations (verification_id, seq)`,
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatal(q, err)
+		}
+	}
+	if got := rows(raw); got != want {
+		t.Fatalf("the old schema's observations = %s, want %s", got, want)
+	}
+	raw.Close()
+
+	s = openStore(t, path, key)
+	if got := rows(s.rdb); got != want {
+		t.Errorf("observations after the upgrade = %s, want %s", got, want)
+	}
+	if indexes := tableIndexes(t, s.rdb, "observations"); !slices.Equal(indexes, []string{"observations_verification"}) {
+		t.Errorf("observations' indexes after the upgrade = %v, want observations_verification alone", indexes)
+	}
+	var keys int
+	if err := s.rdb.QueryRow(`SELECT count(*) FROM pragma_foreign_key_list('observations')`).Scan(&keys); err != nil || keys != 0 {
+		t.Errorf("observations' foreign keys after the upgrade = %d, %v; want none", keys, err)
+	}
+	after, err := s.Verification(ctx, verificationID)
+	if err != nil || !reflect.DeepEqual(after.Timeline, before.Timeline) {
+		t.Errorf("the timeline after the upgrade = %+v, %v; want %+v", after.Timeline, err, before.Timeline)
+	}
+	in := testIngest("src", "k3", "scan-1", nil)
+	if _, err := s.Ingest(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Verification(ctx, verificationID); err != nil || len(v.Timeline) != 4 || v.Timeline[3].MessageID != in.Message.ID {
+		t.Errorf("the timeline after an ingest = %+v, %v; want the new observation last", v.Timeline, err)
+	}
+}
+
 // TestUpgradeAttempts: migration 0029 rewrites the attempts of a database of
 // the schema before it without the UNIQUE on their ids, every row as it
 // was, and attempts are read, recorded and purged as before.
@@ -367,15 +486,8 @@ func TestUpgradeAttempts(t *testing.T) {
 		}
 		now = now.Add(time.Second)
 	}
-	rows := func(db *sql.DB) string {
-		t.Helper()
-		var all string
-		if err := db.QueryRow(`SELECT group_concat(concat_ws('|', seq, id, delivery_id, at, status_code, latency_ms,
-			response, error), ';') FROM (SELECT * FROM attempts ORDER BY seq)`).Scan(&all); err != nil {
-			t.Fatal(err)
-		}
-		return all
-	}
+	const cols = `seq, id, delivery_id, at, status_code, latency_ms, response, error`
+	rows := func(db *sql.DB) string { return tableRows(t, db, "attempts", cols) }
 	want := rows(s.rdb)
 	s.Close()
 
@@ -409,18 +521,7 @@ func TestUpgradeAttempts(t *testing.T) {
 	if got := rows(s.rdb); got != want {
 		t.Errorf("attempts after the upgrade = %s, want %s", got, want)
 	}
-	var indexes []string
-	ixRows, err := s.rdb.Query(`SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'attempts' ORDER BY name`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for ixRows.Next() {
-		var name string
-		ixRows.Scan(&name)
-		indexes = append(indexes, name)
-	}
-	ixRows.Close()
-	if !slices.Equal(indexes, []string{"attempts_delivery", "attempts_unpurged"}) {
+	if indexes := tableIndexes(t, s.rdb, "attempts"); !slices.Equal(indexes, []string{"attempts_delivery", "attempts_unpurged"}) {
 		t.Errorf("attempts' indexes after the upgrade = %v, want attempts_delivery and attempts_unpurged", indexes)
 	}
 	ds, _, err := s.Deliveries(ctx, hub.DeliveryFilter{})
