@@ -326,12 +326,30 @@ func TestCanonicalHash(t *testing.T) {
 	}
 }
 
+// TestNewIDSortsByTime is not parallel, and its millisecond is in the 99th
+// century: ids of one millisecond sort in the order a process made them as
+// long as no id of a later millisecond comes between them, which other
+// tests' ids, of their times, would.
 func TestNewIDSortsByTime(t *testing.T) {
-	t.Parallel()
 	a := hub.NewID("msg", time.UnixMilli(1_700_000_000_000))
 	b := hub.NewID("msg", time.UnixMilli(1_700_000_000_001))
 	if !(a < b) || !strings.HasPrefix(a, "msg_") || len(a) != len("msg_")+26 {
 		t.Errorf("ids %q, %q: want msg_ + 26 chars, sorted by time", a, b)
+	}
+	// Within a millisecond, in the order they were made.
+	at := time.UnixMilli(250_000_000_000_000)
+	ids := make([]string, 1000)
+	for i := range ids {
+		ids[i] = hub.NewID("msg", at)
+	}
+	if !slices.IsSorted(ids) || ids[0][:len("msg_")+10] != ids[999][:len("msg_")+10] {
+		t.Errorf("ids of one millisecond %q ... %q: want them in the order made, of that millisecond", ids[0], ids[999])
+	}
+	if c := hub.NewID("msg", at.Add(-time.Millisecond)); c > ids[0] {
+		t.Errorf("an id of an earlier millisecond %q sorts after %q", c, ids[0])
+	}
+	if d := hub.NewID("msg", at); d < ids[999] {
+		t.Errorf("an id made after one of an earlier millisecond %q sorts before %q", d, ids[999])
 	}
 }
 

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
@@ -16,12 +17,37 @@ var crockford = base32.NewEncoding("0123456789ABCDEFGHJKMNPQRSTVWXYZ").WithPaddi
 
 // NewID returns prefix_ followed by 26 characters: 48 bits of milliseconds
 // since the epoch, then 80 random bits, so that ids sort by creation time (the
-// stores page on them) and never collide in practice.
+// stores page on them) and never collide in practice. Within a millisecond,
+// the ids a process makes sort in the order it made them: the random bits of
+// an id of the same millisecond as the one made before it are that one's,
+// plus one (a message received right after another is newer, not one time in
+// two; several processes' ids of one millisecond still sort at random).
 func NewID(prefix string, now time.Time) string {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
 	rand.Read(b[6:])
+	lastID.Lock()
+	switch bytes.Compare(b[:6], lastID.b[:6]) {
+	case 0:
+		next := lastID.b
+		for i := len(next) - 1; i >= 6; i-- { // the 80 bits, plus one
+			if next[i]++; next[i] != 0 {
+				b = next
+				break
+			} // else all 80 bits were ones: keep b's fresh random bits
+		}
+		fallthrough
+	case 1:
+		lastID.b = b
+	} // an id of an earlier millisecond (a time given, not the clock's) leaves the newest one's sequence be
+	lastID.Unlock()
 	return prefix + "_" + crockford.EncodeToString(b[:])
+}
+
+// lastID is the newest id NewID made, without its prefix.
+var lastID struct {
+	sync.Mutex
+	b [16]byte
 }
 
 // CanonicalHash returns "sha256:" and the hex SHA-256 of v's canonical JSON
