@@ -333,6 +333,25 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
+// downgrade runs stmts on the database at path, without the store, to take
+// it back to an older schema, and checks that rows still reads want there.
+func downgrade(t *testing.T, path string, rows func(*sql.DB) string, want string, stmts ...string) {
+	t.Helper()
+	raw, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for _, q := range stmts {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatal(q, err)
+		}
+	}
+	if got := rows(raw); got != want {
+		t.Fatalf("rows in the older schema = %s, want %s", got, want)
+	}
+}
+
 // tableRows returns every row of table, cols of each joined, in seq order.
 func tableRows(t *testing.T, db *sql.DB, table, cols string) string {
 	t.Helper()
@@ -397,11 +416,7 @@ func TestUpgradeObservations(t *testing.T) {
 	s.Close()
 
 	// Back to the schema before 0030: observations as 0001, 0011 and 0019 made it.
-	raw, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{
+	downgrade(t, path, rows, want,
 		`DELETE FROM schema_migrations WHERE version = '0030_observations_unkeyed'`,
 		`ALTER TABLE observations RENAME TO observations_0030`,
 		`CREATE TABLE observations (seq INTEGER NOT NULL PRIMARY KEY, id TEXT NOT NULL UNIQUE,
@@ -417,15 +432,7 @@ func TestUpgradeObservations(t *testing.T) {
 		`INSERT INTO observations SELECT * FROM observations_0030`,
 		`DROP TABLE observations_0030`,
 		`CREATE INDEX observations_verification ON observations (verification_id, seq)`,
-	} {
-		if _, err := raw.Exec(q); err != nil {
-			t.Fatal(q, err)
-		}
-	}
-	if got := rows(raw); got != want {
-		t.Fatalf("the old schema's observations = %s, want %s", got, want)
-	}
-	raw.Close()
+	)
 
 	s = openStore(t, path, key)
 	if got := rows(s.rdb); got != want {
@@ -492,11 +499,7 @@ func TestUpgradeAttempts(t *testing.T) {
 	s.Close()
 
 	// Back to the schema before 0029: attempts as 0002 created it.
-	raw, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{
+	downgrade(t, path, rows, want,
 		`DELETE FROM schema_migrations WHERE version = '0029_attempts_id_unindexed'`,
 		`ALTER TABLE attempts RENAME TO attempts_0029`,
 		`CREATE TABLE attempts (seq INTEGER NOT NULL PRIMARY KEY, id TEXT NOT NULL UNIQUE,
@@ -507,15 +510,7 @@ func TestUpgradeAttempts(t *testing.T) {
 		`DROP TABLE attempts_0029`,
 		`CREATE INDEX attempts_delivery ON attempts (delivery_id, seq)`,
 		`CREATE INDEX attempts_unpurged ON attempts (at) WHERE response <> '' OR error <> ''`,
-	} {
-		if _, err := raw.Exec(q); err != nil {
-			t.Fatal(q, err)
-		}
-	}
-	if got := rows(raw); got != want {
-		t.Fatalf("the old schema's attempts = %s, want %s", got, want)
-	}
-	raw.Close()
+	)
 
 	s = openStore(t, path, key)
 	if got := rows(s.rdb); got != want {
