@@ -66,8 +66,8 @@ func TestMigrateRebuilds(t *testing.T) {
 			t.Errorf("migrate printed %q; want %q in it", out, want)
 		}
 	}
-	if size, err := sqlite.PageSize(context.Background(), path); err != nil || size != 1024 {
-		t.Errorf("page size after migrate: %d, %v; want 1024", size, err)
+	if size, err := sqlite.PageSize(context.Background(), path); err != nil || size != 512 {
+		t.Errorf("page size after migrate: %d, %v; want 512", size, err)
 	}
 	if out := migrate(); strings.Contains(out, "rebuil") {
 		t.Errorf("second migrate printed %q; want nothing rebuilt", out)

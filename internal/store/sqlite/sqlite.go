@@ -122,6 +122,12 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 	if err := create(ctx, path, pageSize); err != nil {
 		return nil, fail("open sqlite", err)
 	}
+	// The file's page size, which a database created before keeps: the
+	// checkpoints' interval is in bytes of log (see checkpointBytes).
+	size, err := PageSize(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
 
 	// The writer. SQLite allows one writer at a time per database; a second
 	// writing connection in this process would only wait on the first's lock
@@ -146,7 +152,7 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 	//     it to a temporary file past 64 KiB, which cost a quarter of the
 	//     writer's time in a batch. A batch's journal is a few MiB at most.
 	//   - cache_size: see cacheKiB.
-	//   - wal_autocheckpoint: a bound, see checkpointPages.
+	//   - wal_autocheckpoint: a bound, see writerCheckpointPages.
 	wdb, err := sql.Open("sqlite", path+"?"+dsn(
 		"_pragma=busy_timeout("+fmt.Sprint(busyTimeout.Milliseconds())+")",
 		"_pragma=journal_mode(WAL)",
@@ -154,7 +160,7 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 		"_pragma=foreign_keys(1)",
 		"_pragma=temp_store(MEMORY)",
 		"_pragma=cache_size(-"+fmt.Sprint(smallCacheKiB)+")",
-		"_pragma=wal_autocheckpoint("+fmt.Sprint(writerCheckpointPages)+")",
+		"_pragma=wal_autocheckpoint("+fmt.Sprint(writerCheckpointPages(size))+")",
 		"_txlock=immediate",
 	))
 	if err != nil {
@@ -172,11 +178,6 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 	if err := checkKey(ctx, wdb, c, time.Now()); err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
-	}
-	var size int
-	if err := wdb.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&size); err != nil {
-		wdb.Close()
-		return nil, fail("open sqlite", err)
 	}
 	if err := sizeCache(ctx, wdb); err != nil {
 		wdb.Close()
@@ -251,37 +252,48 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 // knows whether that is news (serve) or what it is about to do (migrate).
 func (s *Store) PageSizes() (file, created int) { return s.pageSize, pageSize }
 
-// pageSize is the page size of the database files verihook creates: 1 KiB,
-// not SQLite's 4 KiB. A commit appends every page it changed, whole, to the
-// write-ahead log, and a checkpoint later copies it into the database file;
-// an Ingest changes a row or two in a dozen tables and indexes, most of them
-// on a page of their own (a dedup key or a reference lands anywhere in its
-// index), so what a commit writes is about the pages it changed times the
-// page size. With 1 KiB pages a webhook writes half as many bytes
-// (BENCHMARKS.md, "Store v2"), and a body longer than a page fills whole
-// overflow pages instead of leaving the rest of a 4 KiB page unused. A
-// database created with another page size keeps it until `verihook
-// migrate` rebuilds it (see Rebuild).
-const pageSize = 1024
+// pageSize is the page size of the database files verihook creates: 512
+// bytes, SQLite's smallest, not its 4 KiB. A commit appends every page it
+// changed, whole, to the write-ahead log, and a checkpoint later copies it
+// into the database file; an Ingest changes a row or two in some thirty
+// tables and indexes, most of them on a page of their own (a dedup key or
+// a reference lands anywhere in its index, and each index on a
+// time-ordered id has its last leaf), so what a commit writes is about
+// the pages it changed times the page size. When commits hold a webhook
+// or two (100 webhooks/s), 512-byte pages write 0.71 of what 1 KiB pages
+// did (and 1 KiB pages half of 4 KiB ones): pages half the size, a third
+// more of them, as rows and keys fill fewer per page (BENCHMARKS.md,
+// "Store v2" and "512-byte pages"). Flat out, where a batch shares its
+// pages among many webhooks, the two write the same. The price is in the
+// file: an event's row (about 300 bytes) fills a page alone, and a
+// database stores 15 % more per message. A body longer than a page fills
+// whole overflow pages. A database created with another page size keeps
+// it until `verihook migrate` rebuilds it (see Rebuild).
+const pageSize = 512
 
-// checkpointPages is how many pages the writer appends to the write-ahead
-// log before the checkpointer copies the log into the database file (10 MiB
-// of 1 KiB pages) rather than SQLite's 1,000. A page that many commits change
-// (the last leaf of an index on a time-ordered id, say) is in the log once
-// per commit but copied once per checkpoint, so fewer checkpoints write
-// fewer bytes; the log's size is bounded all the same, and a reader finds a
-// page in it through the shared-memory index whatever its size.
-const checkpointPages = 10000
+// checkpointBytes is how much the writer appends to the write-ahead log
+// before the checkpointer copies the log into the database file: 10 MiB
+// (20,000 pages of 512 bytes), rather than SQLite's 1,000 pages. A page
+// that many commits change (the last leaf of an index on a time-ordered
+// id, say) is in the log once per commit but copied once per checkpoint,
+// so fewer checkpoints write fewer bytes; the log's size is bounded all the
+// same, and a reader finds a page in it through the shared-memory index
+// whatever its size. It is in bytes, not pages, so that what a checkpoint
+// copies, and how long it takes, does not depend on the file's page size.
+const checkpointBytes = 10 << 20
 
-// writerCheckpointPages is the writer's own wal_autocheckpoint: the bound
-// at which the writer checkpoints inside its commit after all, should the
-// checkpointer fall behind (or fail: a checkpoint needs the disk space the
-// log's pages take in the database file). Under a steady load it is also
-// what starts the log over: the checkpointer's checkpoints leave behind
-// the pages appended while they copied, so the log grows to this bound
-// and one checkpoint in five runs here (at 1,000 webhooks/s, BENCHMARKS.md,
-// "SQLite's writer CPU").
-const writerCheckpointPages = 4 * checkpointPages
+// checkpointPages is checkpointBytes in pages of size bytes.
+func checkpointPages(size int) int { return checkpointBytes / size }
+
+// writerCheckpointPages is the writer's own wal_autocheckpoint, in pages
+// of size bytes: the bound at which the writer checkpoints inside its
+// commit after all, should the checkpointer fall behind (or fail: a
+// checkpoint needs the disk space the log's pages take in the database
+// file). Under a steady load it is also what starts the log over: the
+// checkpointer's checkpoints leave behind the pages appended while they
+// copied, so the log grows to this bound and one checkpoint in five runs
+// here (at 1,000 webhooks/s, BENCHMARKS.md, "SQLite's writer CPU").
+func writerCheckpointPages(size int) int { return 4 * checkpointPages(size) }
 
 // The writer's page cache holds smallCacheKiB while the database is under
 // 1 GiB and largeCacheKiB from then on (see cacheKiB).

@@ -1084,7 +1084,7 @@ func TestPragmas(t *testing.T) {
 		{s.wdb, "busy_timeout", fmt.Sprint(busyTimeout.Milliseconds())},
 		{s.wdb, "query_only", "0"},
 		{s.wdb, "page_size", fmt.Sprint(pageSize)},
-		{s.wdb, "wal_autocheckpoint", fmt.Sprint(writerCheckpointPages)},
+		{s.wdb, "wal_autocheckpoint", fmt.Sprint(writerCheckpointPages(pageSize))},
 		{s.wdb, "cache_size", fmt.Sprint(-smallCacheKiB)},
 		{s.cdb, "synchronous", "2"}, // FULL: a checkpoint syncs the database file
 		{s.rdb, "journal_mode", "wal"},

@@ -383,7 +383,7 @@ func (s *Store) finish(tx *sql.Tx, errs []error, ok int) []error {
 
 // countWALPages adds the pages the writer's last commit appended to the
 // write-ahead log to walPages, and asks the checkpointer for a checkpoint
-// and sizes the page cache (see cacheKiB) once they reach checkpointPages.
+// and sizes the page cache (see cacheKiB) once they reach checkpointBytes.
 func (s *Store) countWALPages() {
 	ctx := context.Background()
 	conn, err := s.wdb.Conn(ctx)
@@ -399,7 +399,7 @@ func (s *Store) countWALPages() {
 		return
 	}
 	s.walPages += n
-	if s.walPages < cmp.Or(s.checkpointEvery, checkpointPages) {
+	if s.walPages < cmp.Or(s.checkpointEvery, checkpointPages(s.pageSize)) {
 		return
 	}
 	s.walPages = 0
@@ -413,7 +413,7 @@ func (s *Store) countWALPages() {
 
 // checkpointer is the goroutine that copies the write-ahead log into the
 // database file when the writer asks, on a connection of its own, so that
-// the writer goes on committing meanwhile: a checkpoint of checkpointPages
+// the writer goes on committing meanwhile: a checkpoint of checkpointBytes
 // reads and writes 10 MiB and syncs the database file, tens of
 // milliseconds that every webhook of the batch whose commit ran it had to
 // wait for (SQLite's wal_autocheckpoint runs it inside the commit). It
