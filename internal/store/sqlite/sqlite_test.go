@@ -532,6 +532,68 @@ func TestUpgradeAttempts(t *testing.T) {
 	}
 }
 
+// TestUpgradeDeliveriesStatus: migration 0032 keys deliveries_status of a
+// database of the schema before it first by whether the delivery is pending,
+// every row as it was, and the status filters read as before.
+func TestUpgradeDeliveriesStatus(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "verihook.db")
+	key := newKey(t)
+	s := openStore(t, path, key)
+	ctx := context.Background()
+	if err := s.CreateEndpoint(ctx, testEndpoint("ep")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if _, err := s.Ingest(ctx, testIngest("src", fmt.Sprint("k", i), fmt.Sprint("scan-", i), nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := t0.Add(time.Hour)
+	cs, err := s.ClaimDeliveries(ctx, now, 10, time.Minute)
+	if err != nil || len(cs) != 4 { // two events a message
+		t.Fatalf("ClaimDeliveries = %d, %v; want 4", len(cs), err)
+	}
+	for i, status := range []hub.DeliveryStatus{hub.DeliverySucceeded, hub.DeliverySucceeded, hub.DeliveryFailed} {
+		r := hub.AttemptRecord{DeliveryID: cs[i].Delivery.ID, Lease: cs[i].Lease, Status: status,
+			Attempt: hub.Attempt{At: now, StatusCode: 200}}
+		if err := s.RecordAttempt(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const cols = `seq, id, endpoint_id, event_id, status, attempts, next_attempt_at, lease, lease_until, updated_at`
+	rows := func(db *sql.DB) string { return tableRows(t, db, "deliveries", cols) }
+	want := rows(s.rdb)
+	s.Close()
+
+	// Back to the schema before 0032: deliveries_status as 0002 created it.
+	downgrade(t, path, rows, want,
+		`DELETE FROM schema_migrations WHERE version = '0032_deliveries_status_pending_last'`,
+		`DROP INDEX deliveries_status`,
+		`CREATE INDEX deliveries_status ON deliveries (status, id)`,
+	)
+
+	s = openStore(t, path, key)
+	if got := rows(s.rdb); got != want {
+		t.Errorf("deliveries after the upgrade = %s, want %s", got, want)
+	}
+	wantIndexes := []string{"deliveries_due", "deliveries_endpoint", "deliveries_ordered", "deliveries_status",
+		"sqlite_autoindex_deliveries_1", "sqlite_autoindex_deliveries_2"}
+	if indexes := tableIndexes(t, s.rdb, "deliveries"); !slices.Equal(indexes, wantIndexes) {
+		t.Errorf("deliveries' indexes after the upgrade = %v, want %v", indexes, wantIndexes)
+	}
+	var def string
+	if err := s.rdb.QueryRow(`SELECT sql FROM sqlite_schema WHERE name = 'deliveries_status'`).Scan(&def); err != nil ||
+		!strings.HasSuffix(def, "ON deliveries (status = 'pending', status, id)") {
+		t.Errorf("deliveries_status after the upgrade = %q, %v; want it keyed first by whether pending", def, err)
+	}
+	for status, want := range map[hub.DeliveryStatus]int{hub.DeliveryPending: 1, hub.DeliveryFailed: 1, hub.DeliverySucceeded: 2} {
+		if ds, _, err := s.Deliveries(ctx, hub.DeliveryFilter{Status: status}); err != nil || len(ds) != want {
+			t.Errorf("Deliveries(%s) after the upgrade = %d, %v; want %d", status, len(ds), err, want)
+		}
+	}
+}
+
 // TestWrongKey: a store opened with another key cannot read bodies or
 // secrets, and says so.
 func TestWrongKey(t *testing.T) {
@@ -1277,7 +1339,9 @@ func TestVerificationPlans(t *testing.T) {
 
 // TestListPlans: a list filtered on a rare value searches the partial index
 // that holds the rare values (migration 0006), and one filtered on the common
-// value walks the primary key newest first; neither sorts.
+// value walks the primary key newest first; a list of deliveries filtered on
+// any status searches its range of deliveries_status (migration 0032); none
+// sorts.
 func TestListPlans(t *testing.T) {
 	t.Parallel()
 	s := openStore(t, filepath.Join(t.TempDir(), "verihook.db"), newKey(t))
@@ -1302,11 +1366,32 @@ func TestListPlans(t *testing.T) {
 	add("verifications, applicant", "SEARCH verifications USING INDEX verifications_applicant (applicant_ref=? AND id<?)", q, args)
 	q, args = verificationsSQL(hub.VerificationFilter{Provider: "fractal"}, "vrf_z", 50)
 	add("verifications, provider", "SEARCH verifications USING INDEX verifications_provider (provider=? AND id<?)", q, args)
+	for _, c := range []struct {
+		name   string
+		filter hub.DeliveryFilter
+	}{
+		{"pending", hub.DeliveryFilter{Status: hub.DeliveryPending}},
+		{"failed", hub.DeliveryFilter{Status: hub.DeliveryFailed}},
+		{"succeeded", hub.DeliveryFilter{Status: hub.DeliverySucceeded}},
+		{"pending, endpoint", hub.DeliveryFilter{Status: hub.DeliveryPending, EndpointID: "ep"}},
+		{"failed, endpoint", hub.DeliveryFilter{Status: hub.DeliveryFailed, EndpointID: "ep"}},
+		{"succeeded, endpoint", hub.DeliveryFilter{Status: hub.DeliverySucceeded, EndpointID: "ep"}},
+	} {
+		q, args = deliveriesSQL(c.filter, "dlv_z", 50)
+		add("deliveries, "+c.name, "SEARCH deliveries USING INDEX deliveries_status (<expr>=? AND status=? AND id<?)", q, args)
+	}
 	for _, p := range plans {
 		all := strings.Join(queryPlan(t, s, p.sql, p.args...), "; ")
 		if !strings.Contains(all, p.want) || strings.Contains(all, "TEMP B-TREE") {
 			t.Errorf("%s: plan = %s; want %s without a sort", p.name, all, p.want)
 		}
+	}
+	// An event has a delivery per endpoint at most: a filter on it and a
+	// status finds them by event (and sorts those few), not among every
+	// delivery of the status.
+	q, args = deliveriesSQL(hub.DeliveryFilter{Status: hub.DeliveryPending, EventID: "evt"}, "dlv_z", 50)
+	if all := strings.Join(queryPlan(t, s, q, args...), "; "); !strings.Contains(all, "SEARCH deliveries USING INDEX sqlite_autoindex_deliveries_2 (event_id=?)") {
+		t.Errorf("deliveries, pending, event: plan = %s; want a search by event", all)
 	}
 }
 
