@@ -352,12 +352,13 @@ func downgrade(t *testing.T, path string, rows func(*sql.DB) string, want string
 	}
 }
 
-// tableRows returns every row of table, cols of each joined, in seq order.
+// tableRows returns every row of table, cols of each joined, in rowid (or
+// seq) order.
 func tableRows(t *testing.T, db *sql.DB, table, cols string) string {
 	t.Helper()
 	var all string
 	if err := db.QueryRow(`SELECT group_concat(concat_ws('|', ` + cols + `), ';') FROM (SELECT * FROM ` + table +
-		` ORDER BY seq)`).Scan(&all); err != nil {
+		` ORDER BY rowid)`).Scan(&all); err != nil {
 		t.Fatal(err)
 	}
 	return all
