@@ -79,31 +79,31 @@ func (s *Store) prepareIngest(in hub.Ingest) (*ingestReq, error) {
 // ingestTx is Ingest's work inside the writer's transaction.
 func (s *Store) ingestTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 	m, chk := r.m, r.dedup
-	// The dedup rule (see hub.Dedup): the UNIQUE index on (source_id,
-	// dedup_key) turns a duplicate into no row inserted, and only then is
-	// the first copy's id looked up. The writer is the only one, so a copy
-	// from a neighbouring interval of a window can be looked for first. A message inserted
-	// without a key never conflicts; a WhileCurrent one gets its key below.
+	// The dedup rule (see hub.Dedup): a message of the source stored under
+	// the key, or for a window under a neighbouring interval's key and
+	// close enough, makes this one a duplicate. Both are looked up before
+	// the insert, in the same transaction, where nothing can come between
+	// (see keyHash). A message inserted without a key is never a duplicate;
+	// a WhileCurrent one gets its key below.
 	if len(chk.Near) > 0 {
 		var id string
-		err := tx.queryRowStmt(s.q.findNear, m.SourceID, chk.Near[0], chk.Near[1], toNanos(chk.Since),
-			toNanos(chk.Until)).Scan(&id)
+		err := tx.queryRowStmt(s.q.findNear, s.dedupHash(m.SourceID, chk.Near[0]), s.dedupHash(m.SourceID, chk.Near[1]),
+			m.SourceID, chk.Near[0], chk.Near[1], toNanos(chk.Since), toNanos(chk.Until)).Scan(&id)
 		if err == nil {
 			return hub.IngestResult{MessageID: id, Duplicate: true}, nil
 		} else if !errors.Is(err, sql.ErrNoRows) {
 			return hub.IngestResult{}, fmt.Errorf("find duplicate: %w", err)
 		}
 	}
-	res, err := tx.execStmt(s.q.insertMessage,
-		m.ID, m.SourceID, m.Provider, toNanos(m.ReceivedAt), m.RemoteAddr, string(m.Status), m.HTTPStatus,
-		m.Reason, m.EventName, nullString(chk.Key), r.preview, m.Origin)
-	if err != nil {
-		return hub.IngestResult{}, fmt.Errorf("insert message: %w", err)
+	if chk.Key != "" {
+		if res, err := s.duplicate(tx, m.SourceID, chk.Key); err != nil || res.Duplicate {
+			return res, err
+		}
 	}
-	if n, err := res.RowsAffected(); err != nil {
+	if _, err := tx.execStmt(s.q.insertMessage,
+		m.ID, m.SourceID, m.Provider, toNanos(m.ReceivedAt), m.RemoteAddr, string(m.Status), m.HTTPStatus,
+		m.Reason, m.EventName, nullString(chk.Key), s.dedupHash(m.SourceID, chk.Key), r.preview, m.Origin); err != nil {
 		return hub.IngestResult{}, fmt.Errorf("insert message: %w", err)
-	} else if n == 0 {
-		return s.duplicate(tx, m.SourceID, chk.Key)
 	}
 	if r.body != nil {
 		if _, err := tx.execStmt(s.q.insertBody, toNanos(m.ReceivedAt), m.ID, r.body); err != nil {
@@ -152,7 +152,7 @@ func (s *Store) applyTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 	}
 	p := hub.PlanIngest(s.now(), hub.Ingest{Message: m, Observations: r.obs, Events: r.events}, st)
 	if p.CurrentKey != "" {
-		res, err := tx.execStmt(s.q.setCurrentKey, p.CurrentKey, m.ID, m.SourceID)
+		res, err := tx.execStmt(s.q.setCurrentKey, p.CurrentKey, s.dedupHash(m.SourceID, p.CurrentKey), m.ID, m.SourceID)
 		if err != nil {
 			return hub.IngestResult{}, fmt.Errorf("set dedup key: %w", err)
 		}
@@ -164,6 +164,9 @@ func (s *Store) applyTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 			res, err := s.duplicate(tx, m.SourceID, p.CurrentKey)
 			if err != nil {
 				return hub.IngestResult{}, err
+			}
+			if !res.Duplicate {
+				return hub.IngestResult{}, fmt.Errorf("set dedup key: message %s not found", m.ID)
 			}
 			return res, errDuplicate
 		}
@@ -198,11 +201,14 @@ func (s *Store) applyTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 	return p.Result(m.ID, len(r.dispatches)), nil
 }
 
-// duplicate reports the message stored under key as the one a duplicate
-// copies.
+// duplicate reports the message of source stored under key, if any, as the
+// one a duplicate copies, and a zero result if there is none.
 func (s *Store) duplicate(tx *wtx, source, key string) (hub.IngestResult, error) {
 	var id string
-	if err := tx.queryRowStmt(s.q.findDuplicate, source, key).Scan(&id); err != nil {
+	err := tx.queryRowStmt(s.q.findDuplicate, s.dedupHash(source, key), source, key).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return hub.IngestResult{}, nil
+	} else if err != nil {
 		return hub.IngestResult{}, fmt.Errorf("find duplicate: %w", err)
 	}
 	return hub.IngestResult{MessageID: id, Duplicate: true}, nil

@@ -76,6 +76,9 @@ type Store struct {
 	eps endpointCache
 	// replayChunk, when not 0, replaces the package's replayChunk (tests).
 	replayChunk int
+	// hashKey, when not nil, replaces keyHash (tests: collisions). It must
+	// be set before the store is first written to.
+	hashKey func(source, key string) int64
 
 	// batches and writes count committed transactions and the writes they
 	// held, retried the batches run again under savepoints (see commit),
@@ -444,6 +447,12 @@ func migrate(ctx context.Context, db *sql.DB, path string, log *slog.Logger) err
 	return nil
 }
 
+// migrationSteps are the parts of migrations that SQL does not do well, by
+// version: each runs after its migration's script, in its transaction.
+var migrationSteps = map[string]func(context.Context, *sql.Tx) error{
+	"0031_dedup_hash": func(ctx context.Context, tx *sql.Tx) error { return fillDedupHash(ctx, tx, dedupFillChunk) },
+}
+
 // migrationReportEvery is how often a migration still running says how far
 // it is: a table copied or an index built on a large database takes
 // minutes (0029 copies the attempts, 5 s per million).
@@ -471,6 +480,9 @@ func migrateOne(ctx context.Context, db *sql.DB, path, name string, log *slog.Lo
 	log.Info("upgrading the database: applying a migration (on a large database this can take minutes)", "version", version)
 	stop := reportMigration(path, version, start, log)
 	_, err = tx.ExecContext(ctx, string(script))
+	if step := migrationSteps[version]; step != nil && err == nil {
+		err = step(ctx, tx)
+	}
 	stop()
 	if err != nil {
 		return err

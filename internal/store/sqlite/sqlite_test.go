@@ -32,6 +32,18 @@ func TestStore(t *testing.T) {
 	})
 }
 
+// TestStoreOneHash runs the conformance suite with every dedup key under one
+// hash, so that every dedup lookup meets every keyed message of the
+// database: the suite's dedup cases pass only if a collision never makes a
+// message a duplicate of another (see keyHash).
+func TestStoreOneHash(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) hub.Store {
+		s := openStore(t, filepath.Join(t.TempDir(), "verihook.db"), newKey(t))
+		s.hashKey = func(string, string) int64 { return 42 }
+		return s
+	})
+}
+
 func newKey(t testing.TB) []byte {
 	t.Helper()
 	key := make([]byte, hub.KeySize)
@@ -592,6 +604,197 @@ func TestUpgradeDeliveriesStatus(t *testing.T) {
 		if ds, _, err := s.Deliveries(ctx, hub.DeliveryFilter{Status: status}); err != nil || len(ds) != want {
 			t.Errorf("Deliveries(%s) after the upgrade = %d, %v; want %d", status, len(ds), err, want)
 		}
+	}
+}
+
+// TestUpgradeDedupHash: migration 0031 gives every keyed message of a
+// database of the schema before it the hash keyHash gives its source and
+// key (the SQL function and Go agree, a key with a 0 byte included), and
+// none to the others, every row otherwise as it was; the index on the hash
+// replaces the UNIQUE one, and copies of the old messages are still found,
+// under each dedup rule.
+func TestUpgradeDedupHash(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "verihook.db")
+	key := newKey(t)
+	s := openStore(t, path, key)
+	ctx := context.Background()
+	// Copies received after every first one, in the next minute and less
+	// than a minute after: the window's copy is found under the
+	// neighbouring interval's key.
+	later := t0.Truncate(time.Minute).Add(time.Minute + 100*time.Millisecond)
+	type message struct {
+		in   hub.Ingest
+		copy func() hub.Ingest // nil: no copy is a duplicate
+	}
+	keyed := func(source, dedup, ref string, rule hub.Dedup) message {
+		in := testIngest(source, dedup, ref, []byte(`{"n":1}`))
+		in.Message.Dedup = rule
+		return message{in, func() hub.Ingest {
+			c := testIngest(source, dedup, ref, []byte(`{"n":1}`))
+			c.Message.Dedup, c.Message.ReceivedAt = rule, later
+			c.Observations[0].ReceivedAt = later
+			return c
+		}}
+	}
+	msgs := []message{
+		keyed("src", "evt-1", "scan-1", hub.Dedup{}),
+		keyed("src", "sha256:"+strings.Repeat("ab", 32), "scan-2", hub.Dedup{}),
+		keyed("other", "evt-1", "scan-3", hub.Dedup{}),
+		keyed("src", "evt\x00nul", "scan-4", hub.Dedup{}),
+		keyed("src", "body-5", "scan-5", hub.Dedup{Window: time.Minute}),
+		keyed("src", "body-6", "scan-6", hub.Dedup{WhileCurrent: true}),
+		{in: testIngest("src", "", "scan-7", nil)},
+	}
+	var ids []string
+	for _, m := range msgs {
+		res, err := s.Ingest(ctx, m.in)
+		if err != nil || res.Duplicate {
+			t.Fatalf("Ingest(%q) = {%s, %v}, %v; want a new message", m.in.Message.DedupKey, res.MessageID, res.Duplicate, err)
+		}
+		ids = append(ids, res.MessageID)
+	}
+	if err := s.RecordRejection(ctx, hub.Message{SourceID: "src", Provider: "idenfy", ReceivedAt: t0,
+		RemoteAddr: "203.0.113.7:1", HTTPStatus: 401, Reason: "bad signature"}); err != nil {
+		t.Fatal(err)
+	}
+	const cols = `id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name,
+		hex(dedup_key), body, preview, count, origin`
+	rows := func(db *sql.DB) string { return tableRows(t, db, "messages", cols) }
+	hashes := func(db *sql.DB) string { return tableRows(t, db, "messages", "id, ifnull(dedup_hash, 'NULL')") }
+	want, wantHashes := rows(s.rdb), hashes(s.rdb)
+	if strings.Count(wantHashes, "NULL") != 2 {
+		t.Fatalf("hashes = %s; want none for the two messages without a key", wantHashes)
+	}
+	s.Close()
+
+	// Back to the schema before 0031: messages_dedup as 0001 created it.
+	downgrade(t, path, rows, want,
+		`DELETE FROM schema_migrations WHERE version = '0031_dedup_hash'`,
+		`DROP INDEX messages_dedup_hash`,
+		`ALTER TABLE messages DROP COLUMN dedup_hash`,
+		`CREATE UNIQUE INDEX messages_dedup ON messages (source_id, dedup_key)`,
+	)
+
+	s = openStore(t, path, key)
+	if got := rows(s.rdb); got != want {
+		t.Errorf("messages after the upgrade = %s, want %s", got, want)
+	}
+	if got := hashes(s.rdb); got != wantHashes {
+		t.Errorf("hashes after the upgrade = %s, want keyHash's %s", got, wantHashes)
+	}
+	if indexes := tableIndexes(t, s.rdb, "messages"); slices.Contains(indexes, "messages_dedup") ||
+		!slices.Contains(indexes, "messages_dedup_hash") {
+		t.Errorf("messages' indexes after the upgrade = %v, want messages_dedup_hash and not messages_dedup", indexes)
+	}
+	for i, m := range msgs {
+		if m.copy == nil {
+			continue
+		}
+		c := m.copy()
+		if res, err := s.Ingest(ctx, c); err != nil || !res.Duplicate || res.MessageID != ids[i] {
+			t.Errorf("Ingest(copy of %q) after the upgrade = {%s, %v}, %v; want a duplicate of %s",
+				c.Message.DedupKey, res.MessageID, res.Duplicate, err, ids[i])
+		}
+	}
+	in := testIngest("src", "evt-2", "scan-8", nil)
+	if res, err := s.Ingest(ctx, in); err != nil || res.Duplicate {
+		t.Errorf("Ingest(new key) after the upgrade = {%s, %v}, %v; want a new message", res.MessageID, res.Duplicate, err)
+	}
+}
+
+// TestFillDedupHash: migration 0031's step fills every keyed message's hash
+// chunk by chunk, the chunks meeting without a gap, and indexes them.
+func TestFillDedupHash(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "verihook.db")
+	s := openStore(t, path, newKey(t))
+	ctx := context.Background()
+	for i := range 10 {
+		key := fmt.Sprint("evt-", i)
+		if i == 4 {
+			key = "" // no hash
+		}
+		if _, err := s.Ingest(ctx, testIngest("src", key, fmt.Sprint("scan-", i), nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hashes := func(db *sql.DB) string { return tableRows(t, db, "messages", "id, ifnull(dedup_hash, 'NULL')") }
+	want := hashes(s.rdb)
+	s.Close()
+
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{`DROP INDEX messages_dedup_hash`, `UPDATE messages SET dedup_hash = NULL`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(q, err)
+		}
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if err := fillDedupHash(ctx, tx, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := hashes(db); got != want {
+		t.Errorf("hashes filled = %s, want %s", got, want)
+	}
+	if indexes := tableIndexes(t, db, "messages"); !slices.Contains(indexes, "messages_dedup_hash") {
+		t.Errorf("messages' indexes = %v, want messages_dedup_hash", indexes)
+	}
+}
+
+// TestDedupCollision: two keys of a source under one hash are not
+// duplicates of each other, and each still finds its own copies, by its
+// key, its window's neighbouring key and its current key.
+func TestDedupCollision(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, filepath.Join(t.TempDir(), "verihook.db"), newKey(t))
+	s.hashKey = func(source, key string) int64 { return int64(len(source)) } // every key of a source collides
+	ctx := context.Background()
+	later := t0.Truncate(time.Minute).Add(time.Minute + 100*time.Millisecond) // the next interval, less than a minute after t0
+	for _, rule := range []hub.Dedup{{}, {Window: time.Minute}, {WhileCurrent: true}} {
+		t.Run(fmt.Sprintf("%+v", rule), func(t *testing.T) {
+			ingest := func(dedup, ref string, at time.Time) hub.IngestResult {
+				t.Helper()
+				in := testIngest("src", dedup, ref, nil)
+				in.Message.Dedup, in.Message.ReceivedAt, in.Observations[0].ReceivedAt = rule, at, at
+				res, err := s.Ingest(ctx, in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res
+			}
+			prefix := fmt.Sprint(rule.Window, rule.WhileCurrent)
+			a := ingest(prefix+"a", prefix+"scan-a", t0)
+			b := ingest(prefix+"b", prefix+"scan-b", t0)
+			if a.Duplicate || b.Duplicate || a.MessageID == b.MessageID {
+				t.Fatalf("two keys under one hash: Ingest = {%s, %v}, {%s, %v}; want two new messages",
+					a.MessageID, a.Duplicate, b.MessageID, b.Duplicate)
+			}
+			for _, first := range []struct {
+				key string
+				res hub.IngestResult
+			}{{"a", a}, {"b", b}} {
+				if res := ingest(prefix+first.key, prefix+"scan-"+first.key, later); !res.Duplicate || res.MessageID != first.res.MessageID {
+					t.Errorf("Ingest(copy of %s) = {%s, %v}; want a duplicate of %s", first.key, res.MessageID,
+						res.Duplicate, first.res.MessageID)
+				}
+			}
+		})
+	}
+	var n, hashes int
+	if err := s.rdb.QueryRow(`SELECT count(*), count(DISTINCT dedup_hash) FROM messages`).Scan(&n, &hashes); err != nil ||
+		n != 6 || hashes != 1 {
+		t.Errorf("messages = %d under %d hashes, %v; want 6 under 1", n, hashes, err)
 	}
 }
 
@@ -1594,6 +1797,33 @@ func TestPurgePlans(t *testing.T) {
 		args := make([]any, strings.Count(q, "?")) // a plan needs them, of any value
 		if all := strings.Join(queryPlan(t, s, q, args...), "; "); !strings.Contains(all, want) {
 			t.Errorf("plan of %s = %s; want %s", q, all, want)
+		}
+	}
+}
+
+// TestDedupPlans: every dedup lookup of the writer searches the index on
+// the key's hash (migration 0031), and no other index of messages.
+func TestDedupPlans(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, filepath.Join(t.TempDir(), "verihook.db"), newKey(t))
+	want := []string{"SEARCH messages USING INDEX messages_dedup_hash (dedup_hash=?)"}
+	for name, p := range map[string]struct {
+		sql  string
+		args []any
+	}{
+		"findDuplicate": {findDuplicateSQL, []any{1, "src", "k"}},
+		"findNear":      {findNearSQL, []any{1, 2, "src", "k@w1", "k@w3", 0, 1}},
+		// The UPDATE finds its row by id, then looks the key up.
+		"setCurrentKey": {setCurrentKeySQL, []any{"k@v1", 1, "msg_1", "src"}},
+	} {
+		var searches []string
+		for _, step := range queryPlan(t, s, p.sql, p.args...) {
+			if strings.Contains(step, "messages") && !strings.HasSuffix(step, "sqlite_autoindex_messages_1 (id=?)") {
+				searches = append(searches, step)
+			}
+		}
+		if !slices.Equal(searches, want) {
+			t.Errorf("%s: plan's dedup lookup = %q; want %q", name, searches, want)
 		}
 	}
 }

@@ -491,17 +491,13 @@ func prepare(ctx context.Context, db *sql.DB) (*prepared, error) {
 		{&q.savepoint, `SAVEPOINT request`},
 		{&q.rollbackTo, `ROLLBACK TO request`},
 		{&q.release, `RELEASE request`},
-		{&q.findDuplicate, `SELECT id FROM messages WHERE source_id = ? AND dedup_key = ?`},
-		{&q.findNear, `SELECT id FROM messages WHERE source_id = ? AND dedup_key IN (?, ?)
-			AND received_at > ? AND received_at < ? LIMIT 1`},
-		// A key another message of the source holds leaves the row as it is.
-		{&q.setCurrentKey, `UPDATE messages SET dedup_key = ?1 WHERE id = ?2
-			AND NOT EXISTS (SELECT 1 FROM messages WHERE source_id = ?3 AND dedup_key = ?1)`},
+		{&q.findDuplicate, findDuplicateSQL},
+		{&q.findNear, findNearSQL},
+		{&q.setCurrentKey, setCurrentKeySQL},
 		{&q.insertMessage, `INSERT INTO messages
-			(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name, dedup_key, preview,
-			 origin)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (source_id, dedup_key) DO NOTHING`},
+			(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name, dedup_key,
+			 dedup_hash, preview, origin)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&q.insertBody, `INSERT INTO message_bodies (received_at, message_id, body) VALUES (?, ?, ?)`},
 		{&q.loadVerification, `SELECT ` + verificationCols + `
 			FROM verifications WHERE provider_ref = ? AND source = ? AND level = ?`},
