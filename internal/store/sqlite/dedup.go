@@ -25,9 +25,9 @@ import (
 // dedup_key on the row as well, so two keys under one hash, by chance or
 // made on purpose, can never make a message a duplicate of another; a
 // collision costs a row read, nothing else. Nor is the index UNIQUE, so the
-// rule "one message per source and key" is kept by the writer, which looks
-// the key up before it inserts or sets one (see ingestTx), in the same
-// transaction. Nothing can come between the lookup and the write: in this
+// rule "one message per source and key" is kept by the writer, whose
+// insert or update of a key looks it up first, in the same statement
+// (insertMessageSQL, setCurrentKeySQL). Nothing can come between the lookup and the write: in this
 // process the writer goroutine is the only one that writes, and runs the
 // requests of a batch one after the other (a retried batch runs again from
 // its start); its transactions begin IMMEDIATE, holding the write lock from
@@ -71,8 +71,7 @@ func (s *Store) dedupHash(source, key string) sql.NullInt64 {
 
 // dedupHashSQL is keyHash as an SQL function of (source_id, dedup_key),
 // which migration 0031 fills dedup_hash with (see fillDedupHash): NULL for a
-// NULL key. The
-// arguments must be BLOBs (CAST … AS BLOB): the driver would hand TEXT to
+// NULL key. The arguments must be BLOBs (CAST … AS BLOB): the driver would hand TEXT to
 // Go cut at its first 0 byte, a BLOB whole. It is registered with the
 // driver once, for every connection the process opens; nothing in the
 // schema calls it, so the sqlite3 shell and VACUUM INTO do not need it.
@@ -107,6 +106,15 @@ const (
 	findNearSQL = `SELECT id FROM messages INDEXED BY messages_dedup_hash
 		WHERE dedup_hash IN (?1, ?2) AND source_id = ?3 AND dedup_key IN (?4, ?5)
 		AND received_at > ?6 AND received_at < ?7 LIMIT 1`
+	// insertMessageSQL inserts a message unless one of its source ?2 is
+	// stored under its key ?10 (of hash ?11) already: one statement, as the
+	// UNIQUE index's conflict was, rather than a lookup and an insert.
+	insertMessageSQL = `INSERT INTO messages
+		(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name, dedup_key,
+		 dedup_hash, preview, origin)
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13
+		WHERE ?11 IS NULL OR NOT EXISTS (SELECT 1 FROM messages INDEXED BY messages_dedup_hash
+			WHERE dedup_hash = ?11 AND source_id = ?2 AND dedup_key = ?10)`
 	// setCurrentKeySQL stores message ?3 of source ?4 under key ?1, of hash
 	// ?2, unless another message of the source is stored under it already,
 	// which leaves the row as it is.

@@ -14,13 +14,16 @@ import (
 // filled, times normalized, the body sealed and JSON encoded, all in the
 // caller's goroutine so that the writer does nothing but database work.
 type ingestReq struct {
-	m       hub.Message
-	body    []byte // sealed
-	dedup   hub.DedupCheck
-	preview sql.NullString
-	obs     []hub.Observation
-	reasons []string // reasonsJSON of each observation
-	events  []hub.Event
+	m     hub.Message
+	body  []byte // sealed
+	dedup hub.DedupCheck
+	// keyHash and nearHash are the dedup_hash of dedup's Key and Near.
+	keyHash  sql.NullInt64
+	nearHash [2]sql.NullInt64
+	preview  sql.NullString
+	obs      []hub.Observation
+	reasons  []string // reasonsJSON of each observation
+	events   []hub.Event
 	// dispatches are the message's dispatches, content sealed.
 	dispatches []sealedDispatch
 }
@@ -69,6 +72,10 @@ func (s *Store) prepareIngest(in hub.Ingest) (*ingestReq, error) {
 		obs:     in.Observations,
 		events:  in.Events,
 	}
+	r.keyHash = s.dedupHash(m.SourceID, r.dedup.Key)
+	if len(r.dedup.Near) > 0 {
+		r.nearHash = [2]sql.NullInt64{s.dedupHash(m.SourceID, r.dedup.Near[0]), s.dedupHash(m.SourceID, r.dedup.Near[1])}
+	}
 	for _, o := range r.obs {
 		r.reasons = append(r.reasons, reasonsJSON(o.Reasons))
 	}
@@ -81,13 +88,14 @@ func (s *Store) ingestTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 	m, chk := r.m, r.dedup
 	// The dedup rule (see hub.Dedup): a message of the source stored under
 	// the key, or for a window under a neighbouring interval's key and
-	// close enough, makes this one a duplicate. Both are looked up before
-	// the insert, in the same transaction, where nothing can come between
-	// (see keyHash). A message inserted without a key is never a duplicate;
-	// a WhileCurrent one gets its key below.
+	// close enough, makes this one a duplicate. Both are looked up in the
+	// transaction that inserts, where nothing can come between (see
+	// keyHash): a window's neighbours first, the key by the insert itself,
+	// which inserts nothing if it finds it. A message inserted without a key
+	// is never a duplicate; a WhileCurrent one gets its key below.
 	if len(chk.Near) > 0 {
 		var id string
-		err := tx.queryRowStmt(s.q.findNear, s.dedupHash(m.SourceID, chk.Near[0]), s.dedupHash(m.SourceID, chk.Near[1]),
+		err := tx.queryRowStmt(s.q.findNear, r.nearHash[0], r.nearHash[1],
 			m.SourceID, chk.Near[0], chk.Near[1], toNanos(chk.Since), toNanos(chk.Until)).Scan(&id)
 		if err == nil {
 			return hub.IngestResult{MessageID: id, Duplicate: true}, nil
@@ -95,15 +103,16 @@ func (s *Store) ingestTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 			return hub.IngestResult{}, fmt.Errorf("find duplicate: %w", err)
 		}
 	}
-	if chk.Key != "" {
-		if res, err := s.duplicate(tx, m.SourceID, chk.Key); err != nil || res.Duplicate {
-			return res, err
-		}
-	}
-	if _, err := tx.execStmt(s.q.insertMessage,
+	res, err := tx.execStmt(s.q.insertMessage,
 		m.ID, m.SourceID, m.Provider, toNanos(m.ReceivedAt), m.RemoteAddr, string(m.Status), m.HTTPStatus,
-		m.Reason, m.EventName, nullString(chk.Key), s.dedupHash(m.SourceID, chk.Key), r.preview, m.Origin); err != nil {
+		m.Reason, m.EventName, nullString(chk.Key), r.keyHash, r.preview, m.Origin)
+	if err != nil {
 		return hub.IngestResult{}, fmt.Errorf("insert message: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return hub.IngestResult{}, fmt.Errorf("insert message: %w", err)
+	} else if n == 0 {
+		return s.duplicate(tx, m.SourceID, chk.Key)
 	}
 	if r.body != nil {
 		if _, err := tx.execStmt(s.q.insertBody, toNanos(m.ReceivedAt), m.ID, r.body); err != nil {
@@ -165,9 +174,6 @@ func (s *Store) applyTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 			if err != nil {
 				return hub.IngestResult{}, err
 			}
-			if !res.Duplicate {
-				return hub.IngestResult{}, fmt.Errorf("set dedup key: message %s not found", m.ID)
-			}
 			return res, errDuplicate
 		}
 	}
@@ -201,14 +207,11 @@ func (s *Store) applyTx(tx *wtx, r *ingestReq) (hub.IngestResult, error) {
 	return p.Result(m.ID, len(r.dispatches)), nil
 }
 
-// duplicate reports the message of source stored under key, if any, as the
-// one a duplicate copies, and a zero result if there is none.
+// duplicate reports the message of source stored under key as the one a
+// duplicate copies.
 func (s *Store) duplicate(tx *wtx, source, key string) (hub.IngestResult, error) {
 	var id string
-	err := tx.queryRowStmt(s.q.findDuplicate, s.dedupHash(source, key), source, key).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return hub.IngestResult{}, nil
-	} else if err != nil {
+	if err := tx.queryRowStmt(s.q.findDuplicate, s.dedupHash(source, key), source, key).Scan(&id); err != nil {
 		return hub.IngestResult{}, fmt.Errorf("find duplicate: %w", err)
 	}
 	return hub.IngestResult{MessageID: id, Duplicate: true}, nil

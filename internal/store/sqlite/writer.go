@@ -494,10 +494,7 @@ func prepare(ctx context.Context, db *sql.DB) (*prepared, error) {
 		{&q.findDuplicate, findDuplicateSQL},
 		{&q.findNear, findNearSQL},
 		{&q.setCurrentKey, setCurrentKeySQL},
-		{&q.insertMessage, `INSERT INTO messages
-			(id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name, dedup_key,
-			 dedup_hash, preview, origin)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&q.insertMessage, insertMessageSQL},
 		{&q.insertBody, `INSERT INTO message_bodies (received_at, message_id, body) VALUES (?, ?, ?)`},
 		{&q.loadVerification, `SELECT ` + verificationCols + `
 			FROM verifications WHERE provider_ref = ? AND source = ? AND level = ?`},
