@@ -72,7 +72,7 @@ func rebuildHint(s hub.Store) string {
 	}
 	if file, created := sq.PageSizes(); file != created {
 		return fmt.Sprintf("the database has %d-byte pages, verihook now creates files with %d: `verihook migrate`, "+
-			"run while verihook is stopped, rebuilds it so that a webhook writes about half as many bytes", file, created)
+			"run while verihook is stopped, rebuilds it with %[2]d-byte pages, on which a webhook writes fewer bytes to disk", file, created)
 	}
 	return ""
 }

@@ -14,9 +14,11 @@ import (
 // A provider that sends neither an event id nor a timestamp (Identomat) may
 // send an identical body again on purpose: the same state after another one,
 // a second OTP request. Its messages say how long a copy is a retry instead.
-// Stores keep the rule in their unique index on (source, dedup key) by
-// storing such a message under its key with a suffix (see DedupCheck and
-// CurrentKey), so that concurrent copies still conflict there.
+// Stores keep the rule by the key a message is stored under, one message per
+// source and key (PostgreSQL in a unique index on the pair; SQLite's one
+// writer by looking the key up as it inserts), by storing such a message
+// under its key with a suffix (see DedupCheck and CurrentKey), so that
+// concurrent copies still conflict there.
 type Dedup struct {
 	// WhileCurrent: a copy is a duplicate only while every verification the
 	// message observes is at the version the stored copy left it at. A state
@@ -46,7 +48,8 @@ func (d Dedup) validate(nObs int) error {
 
 // DedupCheck is how a store finds whether a message is a duplicate when it
 // inserts it: the message is one if a message of its source is stored under
-// Key (the unique index refuses the insert), or under one of Near and
+// Key (the store refuses to insert a second message of the source under
+// it), or under one of Near and
 // received between Since and Until (both excluded).
 type DedupCheck struct {
 	// Key is what the message is inserted with; "" inserts it without a key,
@@ -65,7 +68,7 @@ type DedupCheck struct {
 //
 // A message with a Window is stored under its key and the number of the
 // window-long interval its ReceivedAt falls in: a copy in the same interval
-// is less than Window away and conflicts in the unique index; one in the
+// is less than Window away and conflicts under the same key; one in the
 // interval before or after (copies received at once by two instances may
 // commit in either order) is a duplicate if it is less than Window away.
 func (m Message) DedupCheck() DedupCheck {
@@ -94,8 +97,7 @@ func (m Message) DedupCheck() DedupCheck {
 // observations obs are applied: its DedupKey and the versions after Apply
 // of the verifications it observes, by key, in the order obs first names
 // them. A copy received while they are unchanged applies without changing
-// them and gets the same key, so that the unique index makes it a
-// duplicate; once one of them has changed, the key is new. It returns "" for
+// them and gets the same key, so that the store makes it a duplicate; once one of them has changed, the key is new. It returns "" for
 // any other message.
 func (m Message) CurrentKey(obs []Observation, versions map[VerificationKey]int) string {
 	if m.DedupKey == "" || !m.Dedup.WhileCurrent {

@@ -22,7 +22,9 @@
 // it up. Transactions begin IMMEDIATE, taking the write lock up front, so
 // another process using the same file (the token and migrate subcommands)
 // makes the writer wait (busy_timeout) instead of failing a transaction half
-// way.
+// way. Deduplication depends on both: no UNIQUE index keeps one message per
+// source and key, the insert looks the key up (see keyHash), so a write to
+// messages must go through the writer.
 //
 // # Group commit
 //
@@ -77,7 +79,8 @@
 // # Schema
 //
 // Migrations are embedded (migrations/*.sql), applied in name order at Open,
-// each in a transaction with its row in schema_migrations. Times are stored
+// each in a transaction with its row in schema_migrations, with a step in Go
+// after the SQL where SQL alone would not do (migrationSteps). Times are stored
 // as INTEGER nanoseconds since the epoch (UTC) and read back exactly; bodies,
 // event data, and source and endpoint secrets are BLOBs sealed with
 // hub.Cipher. Lists page on ids, which sort by creation time; a cursor is the

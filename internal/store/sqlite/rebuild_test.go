@@ -33,6 +33,16 @@ func TestRebuild(t *testing.T) {
 
 	key := newKey(t)
 	s := openStore(t, path, key)
+	// A file of larger pages checkpoints after as many bytes of log, fewer
+	// pages.
+	var bound int
+	if err := s.wdb.QueryRow(`PRAGMA wal_autocheckpoint`).Scan(&bound); err != nil {
+		t.Fatal(err)
+	}
+	if want := 4 * checkpointBytes / 4096; bound != want || checkpointPages(s.pageSize) != checkpointBytes/4096 {
+		t.Errorf("4 KiB pages: wal_autocheckpoint %d, checkpoint every %d pages; want %d and %d", bound,
+			checkpointPages(s.pageSize), want, checkpointBytes/4096)
+	}
 	if err := s.CreateEndpoint(ctx, testEndpoint("ep")); err != nil {
 		t.Fatal(err)
 	}

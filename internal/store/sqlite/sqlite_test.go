@@ -364,12 +364,16 @@ func downgrade(t *testing.T, path string, rows func(*sql.DB) string, want string
 	}
 }
 
-// tableRows returns every row of table, cols of each joined, in rowid (or
-// seq) order.
+// tableRows returns every row of table, cols of each quoted as SQL literals
+// (so that NULL and ” differ) and joined, in rowid (or seq) order.
 func tableRows(t *testing.T, db *sql.DB, table, cols string) string {
 	t.Helper()
+	quoted := strings.Split(cols, ",")
+	for i, c := range quoted {
+		quoted[i] = "quote(" + strings.TrimSpace(c) + ")"
+	}
 	var all string
-	if err := db.QueryRow(`SELECT group_concat(concat_ws('|', ` + cols + `), ';') FROM (SELECT * FROM ` + table +
+	if err := db.QueryRow(`SELECT group_concat(concat_ws('|', ` + strings.Join(quoted, ", ") + `), ';') FROM (SELECT * FROM ` + table +
 		` ORDER BY rowid)`).Scan(&all); err != nil {
 		t.Fatal(err)
 	}
@@ -661,7 +665,7 @@ func TestUpgradeDedupHash(t *testing.T) {
 	const cols = `id, source_id, provider, received_at, remote_addr, status, http_status, reason, event_name,
 		hex(dedup_key), body, preview, count, origin`
 	rows := func(db *sql.DB) string { return tableRows(t, db, "messages", cols) }
-	hashes := func(db *sql.DB) string { return tableRows(t, db, "messages", "id, ifnull(dedup_hash, 'NULL')") }
+	hashes := func(db *sql.DB) string { return tableRows(t, db, "messages", "id, dedup_hash") }
 	want, wantHashes := rows(s.rdb), hashes(s.rdb)
 	if strings.Count(wantHashes, "NULL") != 2 {
 		t.Fatalf("hashes = %s; want none for the two messages without a key", wantHashes)
@@ -719,7 +723,7 @@ func TestFillDedupHash(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	hashes := func(db *sql.DB) string { return tableRows(t, db, "messages", "id, ifnull(dedup_hash, 'NULL')") }
+	hashes := func(db *sql.DB) string { return tableRows(t, db, "messages", "id, dedup_hash") }
 	want := hashes(s.rdb)
 	s.Close()
 

@@ -33,7 +33,7 @@ func Open(t testing.TB) *sqlite.Store {
 }
 
 // CreateOld creates the database file path (which must not exist) empty, as
-// verihook created its files before it used 1 KiB pages: 4 KiB pages, WAL
+// verihook created its files before it used smaller pages: 4 KiB pages, WAL
 // mode. Open then applies every migration to it and keeps its page size
 // until `verihook migrate` rebuilds it.
 func CreateOld(t testing.TB, path string) {
