@@ -21,6 +21,7 @@
 //	go run ./cmd/verihook-bench dispatch --rate 50 --duration 20s
 //	go run ./cmd/verihook-bench faults --duration 60s --rate 20
 //	go run ./cmd/verihook-bench flood --requests 100000 --slow-conns 300
+//	go run ./cmd/verihook-bench frames --concurrency 64 --count 8000
 //
 // Traffic goes to 127.0.0.1 only. See BENCHMARKS.md for the figures.
 package main
@@ -51,6 +52,7 @@ Commands:
                   failing endpoints; checks that nothing is lost, stuck or wrong
   dashboard       the latency of every dashboard page on a data dir
   flood           what refused requests cost: data dir and log growth, memory under slow bodies
+  frames          what webhooks write to SQLite's write-ahead log, B-tree by B-tree
   config          print the YAML config a --target verihook needs (the harness's sources and secrets)
   baseline-serve  the bare net/http baseline server (started by run)
   ceiling-serve   verihook's ingest path without the store's writes (started by run --ceiling)
@@ -82,6 +84,8 @@ func main() {
 		err = cmdDashboard(ctx, args)
 	case "flood":
 		err = cmdFlood(ctx, args)
+	case "frames":
+		err = cmdFrames(ctx, args)
 	case "config":
 		err = cmdConfig(args)
 	case "baseline-serve":
