@@ -475,6 +475,23 @@ func TestUpgradeObservations(t *testing.T) {
 	}
 }
 
+// openWithDeliveries opens a new store at path with an endpoint and n
+// messages stored, each with two events and so two deliveries.
+func openWithDeliveries(t *testing.T, path string, key []byte, n int) *Store {
+	t.Helper()
+	s := openStore(t, path, key)
+	ctx := context.Background()
+	if err := s.CreateEndpoint(ctx, testEndpoint("ep")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if _, err := s.Ingest(ctx, testIngest("src", fmt.Sprint("k", i), fmt.Sprint("scan-", i), nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
 // TestUpgradeAttempts: migration 0029 rewrites the attempts of a database of
 // the schema before it without the UNIQUE on their ids, every row as it
 // was, and attempts are read, recorded and purged as before.
@@ -482,16 +499,8 @@ func TestUpgradeAttempts(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "verihook.db")
 	key := newKey(t)
-	s := openStore(t, path, key)
+	s := openWithDeliveries(t, path, key, 3)
 	ctx := context.Background()
-	if err := s.CreateEndpoint(ctx, testEndpoint("ep")); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 3 {
-		if _, err := s.Ingest(ctx, testIngest("src", fmt.Sprint("k", i), fmt.Sprint("scan-", i), nil)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	now := t0.Add(time.Hour)
 	for round := range 2 { // two attempts of each delivery, the first with a response to purge
 		cs, err := s.ClaimDeliveries(ctx, now, 10, time.Minute)
@@ -556,16 +565,8 @@ func TestUpgradeDeliveriesStatus(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "verihook.db")
 	key := newKey(t)
-	s := openStore(t, path, key)
+	s := openWithDeliveries(t, path, key, 2)
 	ctx := context.Background()
-	if err := s.CreateEndpoint(ctx, testEndpoint("ep")); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 2 {
-		if _, err := s.Ingest(ctx, testIngest("src", fmt.Sprint("k", i), fmt.Sprint("scan-", i), nil)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	now := t0.Add(time.Hour)
 	cs, err := s.ClaimDeliveries(ctx, now, 10, time.Minute)
 	if err != nil || len(cs) != 4 { // two events a message
