@@ -263,15 +263,18 @@ func (s *Store) PageSizes() (file, created int) { return s.pageSize, pageSize }
 // a reference lands anywhere in its index, and each index on a
 // time-ordered id has its last leaf), so what a commit writes is about
 // the pages it changed times the page size. When commits hold a webhook
-// or two (100 webhooks/s), 512-byte pages write 0.71 of what 1 KiB pages
-// did (and 1 KiB pages half of 4 KiB ones): pages half the size, a third
-// more of them, as rows and keys fill fewer per page (BENCHMARKS.md,
-// "Store v2" and "512-byte pages"). Flat out, where a batch shares its
-// pages among many webhooks, the two write the same. The price is in the
-// file: an event's row (about 300 bytes) fills a page alone, and a
-// database stores 15 % more per message. A body longer than a page fills
-// whole overflow pages. A database created with another page size keeps
-// it until `verihook migrate` rebuilds it (see Rebuild).
+// or two (100 webhooks/s), 512-byte pages write 0.7 of what 1 KiB pages
+// did (and 1 KiB pages half of what 4 KiB ones did): pages half the size,
+// a third more of them, as rows and keys fill fewer per page. Flat out,
+// where a batch shares its pages among many webhooks, they write 15 % less
+// on a new database but 9 % more at 5 M messages, where a checkpoint hands
+// the kernel a 4 KiB page for each page of an index with random keys
+// whatever SQLite's page size. The price: the writer handles a third more
+// pages, some 13 % more CPU a webhook flat out, and the file stores 11-15 %
+// more per message, as an event's row (about 300 bytes) fills a page alone
+// (BENCHMARKS.md, "Issue 12, fourth pass"). A body longer than a page
+// fills whole overflow pages. A database created with another page size
+// keeps it until `verihook migrate` rebuilds it (see Rebuild).
 const pageSize = 512
 
 // checkpointBytes is how much the writer appends to the write-ahead log
