@@ -22,20 +22,19 @@ import (
 // pages).
 //
 // The hash only narrows the search: every lookup compares source_id and
-// dedup_key on the row as well, so two keys under one hash, by chance or
-// made on purpose, can never make a message a duplicate of another; a
-// collision costs a row read, nothing else. Nor is the index UNIQUE, so the
-// rule "one message per source and key" is kept by the writer, whose
-// insert or update of a key looks it up first, in the same statement
-// (insertMessageSQL, setCurrentKeySQL). Nothing can come between the lookup and the write: in this
-// process the writer goroutine is the only one that writes, and runs the
+// dedup_key on the row as well, so two keys under one hash, by chance or made
+// on purpose, can never make a message a duplicate of another; a collision
+// costs a row read, nothing else. Nor is the index UNIQUE, so the rule "one
+// message per source and key" is kept by the writer, whose insert or update
+// of a key looks it up first, in the same statement (insertMessageSQL,
+// setCurrentKeySQL). Nothing can come between the lookup and the write: in
+// this process the writer goroutine is the only one that writes, and runs the
 // requests of a batch one after the other (a retried batch runs again from
 // its start); its transactions begin IMMEDIATE, holding the write lock from
 // BEGIN, so another process's write (token, migrate) waits for the whole
-// transaction, and in WAL mode a transaction that holds the write lock
-// reads the last commit. A connection elsewhere that read before our commit
-// cannot write on what it read: SQLite refuses it the lock
-// (SQLITE_BUSY_SNAPSHOT).
+// transaction, and in WAL mode a transaction that holds the write lock reads
+// the last commit. A connection elsewhere that read before our commit cannot
+// write on what it read: SQLite refuses it the lock (SQLITE_BUSY_SNAPSHOT).
 
 // keyHash returns the hash messages of source stored under key are indexed
 // by: the first 8 bytes of the SHA-256 of source, a 0 byte, and key, as a
@@ -69,12 +68,12 @@ func (s *Store) dedupHash(source, key string) sql.NullInt64 {
 	return sql.NullInt64{Int64: h(source, key), Valid: true}
 }
 
-// dedupHashSQL is keyHash as an SQL function of (source_id, dedup_key),
-// which migration 0031 fills dedup_hash with (see fillDedupHash): NULL for a
-// NULL key. The arguments must be BLOBs (CAST … AS BLOB): the driver would hand TEXT to
-// Go cut at its first 0 byte, a BLOB whole. It is registered with the
-// driver once, for every connection the process opens; nothing in the
-// schema calls it, so the sqlite3 shell and VACUUM INTO do not need it.
+// dedupHashSQL is keyHash as an SQL function of (source_id, dedup_key), which
+// migration 0031 fills dedup_hash with (see fillDedupHash): NULL for a NULL
+// key. The arguments must be BLOBs (CAST … AS BLOB): the driver would hand
+// TEXT to Go cut at its first 0 byte, a BLOB whole. It is registered with the
+// driver once, for every connection the process opens; nothing in the schema
+// calls it, so the sqlite3 shell and VACUUM INTO do not need it.
 const dedupHashSQL = "verihook_dedup_hash"
 
 func init() {
