@@ -109,10 +109,15 @@ func countFrames(ctx context.Context, dir string, warm, count, concurrency int) 
 	}
 	path := filepath.Join(dir, "verihook.db")
 	runID := newRunID()
-	next := 0
+	var (
+		mu   sync.Mutex // next, from the goroutines of a flat-out run
+		next int
+	)
 	receive := func(svc *ingest.Service) error {
+		mu.Lock()
 		p, err := makePayload(runID, next)
 		next++
+		mu.Unlock()
 		if err != nil {
 			return err
 		}
@@ -162,16 +167,16 @@ func countFrames(ctx context.Context, dir string, warm, count, concurrency int) 
 	if err := pin.QueryRow(`SELECT count(*) FROM sources`).Scan(&n); err != nil {
 		return frameCount{}, err
 	}
+	if err := deliverDue(ctx, st); err != nil { // the pinning webhook's delivery
+		return frameCount{}, err
+	}
 	log, err := os.ReadFile(path + "-wal")
 	if err != nil {
 		return frameCount{}, err
 	}
-	first := len(log) // the frames before it are the pinning commit's
+	first := len(log) // the frames before it are the pinning webhook's
 
 	if concurrency == 1 {
-		if err := deliverDue(ctx, st); err != nil { // the pinning webhook's
-			return frameCount{}, err
-		}
 		var claims []hub.Claim
 		for range count {
 			var recorded sync.WaitGroup
@@ -189,20 +194,12 @@ func countFrames(ctx context.Context, dir string, warm, count, concurrency int) 
 	} else {
 		var left atomic.Int64
 		left.Store(int64(count))
-		var mu sync.Mutex // makePayload's counter
 		errs := make([]error, concurrency)
 		var wg sync.WaitGroup
 		for i := range concurrency {
 			wg.Go(func() {
 				for left.Add(-1) >= 0 && errs[i] == nil {
-					mu.Lock()
-					p, err := makePayload(runID, next)
-					next++
-					mu.Unlock()
-					if err == nil {
-						_, err = svc.Receive(ctx, hub.Callback{SourceID: p.source, RemoteAddr: "127.0.0.1", Header: p.header, Body: p.body})
-					}
-					errs[i] = err
+					errs[i] = receive(svc)
 				}
 			})
 		}
