@@ -1818,6 +1818,7 @@ func TestDedupPlans(t *testing.T) {
 	}{
 		"findDuplicate": {findDuplicateSQL, []any{1, "src", "k"}},
 		"findNear":      {findNearSQL, []any{1, 2, "src", "k@w1", "k@w3", 0, 1}},
+		"insertMessage": {insertMessageSQL, []any{"msg_1", "src", "idenfy", 0, "", "accepted", 200, "", "", "k", 1, nil, "callback"}},
 		// The UPDATE finds its row by id, then looks the key up.
 		"setCurrentKey": {setCurrentKeySQL, []any{"k@v1", 1, "msg_1", "src"}},
 	} {
