@@ -156,7 +156,12 @@ func Open(ctx context.Context, path string, c *hub.Cipher, opts ...Option) (*Sto
 	//     writer's time in a batch. A batch's journal is a few MiB at most.
 	//   - cache_size: see cacheKiB.
 	//   - wal_autocheckpoint: a bound, see writerCheckpointPages.
+	//   - vfs: see walVFS.
+	if err := registerWALVFS(); err != nil {
+		return nil, fail("open sqlite", err)
+	}
 	wdb, err := sql.Open("sqlite", path+"?"+dsn(
+		"vfs="+walVFS,
 		"_pragma=busy_timeout("+fmt.Sprint(busyTimeout.Milliseconds())+")",
 		"_pragma=journal_mode(WAL)",
 		"_pragma=synchronous(FULL)",
