@@ -1003,6 +1003,58 @@ func TestCheckpointer(t *testing.T) {
 	}
 }
 
+// TestCommitGap: an ingest that comes within commitGap of the end of the last
+// durable commit waits for the rest of the gap and commits with what arrives
+// meanwhile, in one transaction; one that comes later commits at once.
+func TestCommitGap(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		s := openStore(t, filepath.Join(t.TempDir(), "verihook.db"), newKey(t))
+		ctx := context.Background()
+		ingest := func(key string) <-chan error {
+			done := make(chan error, 1)
+			go func() {
+				_, err := s.Ingest(ctx, testIngest("src", key, "scan-"+key, nil))
+				done <- err
+			}()
+			return done
+		}
+		if err := <-ingest("k1"); err != nil {
+			t.Fatal(err)
+		}
+		batches, start := s.batches.Load(), time.Now()
+		first := ingest("k2")
+		synctest.Wait()
+		select {
+		case err := <-first:
+			t.Fatalf("an ingest right after a commit returned %v at once, want it to wait", err)
+		default:
+		}
+		time.Sleep(commitGap / 2)
+		second := ingest("k3")
+		for _, done := range []<-chan error{first, second} {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if waited := time.Since(start); waited != commitGap {
+			t.Errorf("the ingests after a commit committed after %v, want %v", waited, commitGap)
+		}
+		if n := s.batches.Load() - batches; n != 1 {
+			t.Errorf("two ingests within the gap took %d commits, want 1", n)
+		}
+
+		time.Sleep(commitGap)
+		start = time.Now()
+		if err := <-ingest("k4"); err != nil {
+			t.Fatal(err)
+		}
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("an ingest a gap after the last commit committed after %v, want at once", waited)
+		}
+	})
+}
+
 // TestPatientWrite: an attempt recorded while nothing else is queued waits
 // for the next write and commits with it, in one transaction; with nothing
 // coming, it commits alone once patientWait has passed, or at once when the

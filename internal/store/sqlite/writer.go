@@ -52,6 +52,18 @@ const (
 // each next delivery of a verification.
 const patientWait = 20 * time.Millisecond
 
+// commitGap is the least time between two commits of durable writes
+// (ingests), from the end of one to the start of the next: a batch of them
+// that would start sooner gathers what arrives until then. A commit costs its fsync and a page of every B-tree
+// it touches, however few webhooks it holds; once the log's frames were
+// written in one call (see walVFS), the writer's commits at a few thousand
+// webhooks a second held two or three each. At 1,000 webhooks/s the gap
+// takes a third off verihook's CPU per webhook and a tenth off the bytes it
+// writes, for about 1.8 ms on the median acknowledgement (BENCHMARKS.md,
+// "Issue 12, fifth pass"). A webhook that arrives more than commitGap after
+// the last durable commit ended waits for nothing.
+const commitGap = time.Millisecond
+
 // errClosed is returned for writes submitted after Close.
 var errClosed = hub.Errorf(hub.EUNAVAILABLE, "store is closed")
 
@@ -161,16 +173,17 @@ func (s *Store) submit(ctx context.Context, op string, kind writeKind, fn func(t
 // other request already queued (up to maxBatch), runs them all in one
 // transaction and commits once, so that concurrent writers share one fsync.
 // While it commits, new requests queue up and form the next batch: the
-// busier the store, the larger the batches, with no timer and no added
-// latency when it is idle, except for a patient write alone (see
-// patientWait). It exits once Close has closed the queue and every queued
+// busier the store, the larger the batches, with no added latency when it
+// is idle, except for a patient write alone (see patientWait); under load,
+// durable commits are at least commitGap apart. It exits once Close has closed the queue and every queued
 // request has been answered.
 func (s *Store) writer() {
 	defer close(s.done)
 	batch := make([]*writeReq, 0, maxBatch)
 	wait := time.NewTimer(patientWait)
 	wait.Stop()
-	var busy time.Time // when a durable write last committed
+	var busy time.Time // when a batch with a durable write last began to commit
+	var done time.Time // and when it had committed
 	for r := range s.queue {
 		batch = s.gather(append(batch[:0], r))
 		if len(batch) == 1 && r.kind == patient && time.Since(busy) < patientWait {
@@ -184,15 +197,44 @@ func (s *Store) writer() {
 			}
 			wait.Stop()
 		}
-		if slices.ContainsFunc(batch, func(r *writeReq) bool { return r.kind == durable }) {
+		if r.kind == durable {
+			batch = s.gatherFor(batch, commitGap-time.Since(done), wait)
+		}
+		synced := slices.ContainsFunc(batch, func(r *writeReq) bool { return r.kind == durable })
+		if synced {
 			busy = time.Now()
 		}
 		errs := s.commit(batch)
+		if synced {
+			done = time.Now()
+		}
 		for i, r := range batch {
 			r.done <- errs[i]
 			batch[i] = nil
 		}
 	}
+}
+
+// gatherFor adds to batch the requests that arrive within d, up to maxBatch
+// in all, with wait, a stopped timer.
+func (s *Store) gatherFor(batch []*writeReq, d time.Duration, wait *time.Timer) []*writeReq {
+	if d <= 0 {
+		return batch
+	}
+	wait.Reset(d)
+	defer wait.Stop()
+	for len(batch) < maxBatch {
+		select {
+		case r, ok := <-s.queue:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
+		case <-wait.C:
+			return batch
+		}
+	}
+	return batch
 }
 
 // gather adds to batch the requests already queued, up to maxBatch in all.
