@@ -37,11 +37,15 @@
 // answers each caller. A request that fails (a constraint, a bad value) is
 // rolled back to its savepoint and gets its own error; the rest of the batch
 // commits. If the transaction itself fails, every request in it gets an
-// error, and none is acknowledged. There is no timer: while a batch commits,
-// the next one queues up, so batches grow with load and an idle store
-// answers at once. The one exception is RecordAttempt, whose caller has sent
-// the delivery already: alone in the queue, it waits a few milliseconds for
-// another write to share its commit (see patientWait).
+// error, and none is acknowledged. While a batch commits, the next one
+// queues up, so batches grow with load, and an idle store answers at once.
+// Under load, a batch of ingests that would start within a millisecond of
+// the end of the last one's commit waits out that millisecond first,
+// gathering what arrives (see commitGap): at a thousand webhooks a second
+// that takes a quarter off the CPU and the bytes written per webhook, for
+// two milliseconds on the median acknowledgement. RecordAttempt, whose
+// caller has sent the delivery already, waits a few milliseconds for another
+// write to share its commit when it is alone in the queue (see patientWait).
 //
 // A caller whose context ends while it waits gets the context's error. Its
 // request is skipped if the writer has not started it; if the writer has, it
@@ -60,7 +64,9 @@
 // The write-ahead log is copied back into the database file by a second
 // goroutine on a connection of its own, the checkpointer, which the writer
 // asks every 10 MiB of log, so that no batch's commit waits for the copy
-// (see checkpointer).
+// (see checkpointer). The writer's connection writes the log through a VFS
+// of its own, walVFS: SQLite's, but a commit's frames go to the file a
+// 4 KiB page at a time instead of two system calls per frame.
 //
 // # The outbox
 //

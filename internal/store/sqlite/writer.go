@@ -54,14 +54,15 @@ const patientWait = 20 * time.Millisecond
 
 // commitGap is the least time between two commits of durable writes
 // (ingests), from the end of one to the start of the next: a batch of them
-// that would start sooner gathers what arrives until then. A commit costs its fsync and a page of every B-tree
-// it touches, however few webhooks it holds; once the log's frames were
-// written in one call (see walVFS), the writer's commits at a few thousand
-// webhooks a second held two or three each. At 1,000 webhooks/s the gap
-// takes a third off verihook's CPU per webhook and a tenth off the bytes it
-// writes, for about 1.8 ms on the median acknowledgement (BENCHMARKS.md,
-// "Issue 12, fifth pass"). A webhook that arrives more than commitGap after
-// the last durable commit ended waits for nothing.
+// that would start sooner gathers what arrives until then. A commit costs
+// an fsync and a page of every B-tree it touches, however few webhooks it
+// holds, and once the log's frames went to the file a page at a time (see
+// walVFS), the writer's commits at a few thousand webhooks a second held two
+// or three each. At 1,000 webhooks/s the gap takes a quarter off verihook's
+// CPU per webhook and off the bytes it writes, for about 2 ms on the median
+// acknowledgement (BENCHMARKS.md, "Issue 12, fifth pass"). A webhook that
+// arrives more than commitGap after the last durable commit ended waits for
+// nothing.
 const commitGap = time.Millisecond
 
 // errClosed is returned for writes submitted after Close.
@@ -229,7 +230,7 @@ func (s *Store) gatherFor(batch []*writeReq, d time.Duration, wait *time.Timer) 
 			if !ok {
 				return batch
 			}
-			batch = append(batch, r)
+			batch = s.gather(append(batch, r))
 		case <-wait.C:
 			return batch
 		}
