@@ -145,6 +145,7 @@ func walMethodsFor(base uintptr) bool {
 	return walBase == base
 }
 
+// walWrite is walFile's xWrite: see walVFS.
 func walWrite(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
 	f := walFileOf(pFile)
 	n := int64(iAmt)
@@ -206,6 +207,9 @@ func (f *walFile) write(tls *libc.TLS, pFile, buf uintptr, n int32, off int64) i
 	write := *(*func(*libc.TLS, uintptr, uintptr, int32, int64) int32)(unsafe.Pointer(&f.method().FxWrite))
 	return write(tls, pFile, buf, n, off)
 }
+
+// walClose, walRead, walTruncate, walSync, walFileSize and walFileControl
+// write f's buffer, then call the unix VFS's method.
 
 func walClose(tls *libc.TLS, pFile uintptr) int32 {
 	f := walFileOf(pFile)

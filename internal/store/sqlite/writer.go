@@ -176,15 +176,15 @@ func (s *Store) submit(ctx context.Context, op string, kind writeKind, fn func(t
 // While it commits, new requests queue up and form the next batch: the
 // busier the store, the larger the batches, with no added latency when it
 // is idle, except for a patient write alone (see patientWait); under load,
-// durable commits are at least commitGap apart. It exits once Close has closed the queue and every queued
-// request has been answered.
+// durable commits are at least commitGap apart. It exits once Close has
+// closed the queue and every queued request has been answered.
 func (s *Store) writer() {
 	defer close(s.done)
 	batch := make([]*writeReq, 0, maxBatch)
 	wait := time.NewTimer(patientWait)
 	wait.Stop()
-	var busy time.Time // when a batch with a durable write last began to commit
-	var done time.Time // and when it had committed
+	var busy time.Time  // when a batch with a durable write last began to commit
+	var ended time.Time // and when it had committed
 	for r := range s.queue {
 		batch = s.gather(append(batch[:0], r))
 		if len(batch) == 1 && r.kind == patient && time.Since(busy) < patientWait {
@@ -199,7 +199,7 @@ func (s *Store) writer() {
 			wait.Stop()
 		}
 		if r.kind == durable {
-			batch = s.gatherFor(batch, commitGap-time.Since(done), wait)
+			batch = s.gatherFor(batch, commitGap-time.Since(ended), wait)
 		}
 		synced := slices.ContainsFunc(batch, func(r *writeReq) bool { return r.kind == durable })
 		if synced {
@@ -207,7 +207,7 @@ func (s *Store) writer() {
 		}
 		errs := s.commit(batch)
 		if synced {
-			done = time.Now()
+			ended = time.Now()
 		}
 		for i, r := range batch {
 			r.done <- errs[i]
