@@ -11,14 +11,14 @@ import (
 
 // TestWALVFS writes through walVFS as the writer does, but with
 // synchronous=NORMAL, where a commit does not sync the log. Each commit
-// writes its frames in a call per 4 KiB of the file (7 frames of 512
-// bytes), not two per frame, and a connection of SQLite's own VFS reads
-// every commit as soon as it returned. Then, with a page cache of 10 pages,
-// each transaction spills frames to the log, rewrites them in place and
-// rewrites their checksums after its commit frame; a reader still reads
-// every commit, and a copy of the database and its log taken before any
-// checkpoint recovers every commit, which it would not if a frame or a
-// checksum had stayed behind in the buffer.
+// writes its frames in at most a call per four frames (a call per 4 KiB of
+// the file, 7 frames of 512 bytes), not two per frame, and a connection of
+// SQLite's own VFS reads every commit as soon as it returned. Then, with a
+// page cache of 10 pages, each transaction spills frames to the log,
+// rewrites them in place and rewrites their checksums after its commit
+// frame; a reader still reads every commit, and a copy of the database and
+// its log taken before any checkpoint recovers every commit, which it would
+// not if a frame or a checksum had stayed behind in the buffer.
 //
 // Not parallel: walWrites counts the writes of every walVFS file.
 func TestWALVFS(t *testing.T) {
