@@ -1005,7 +1005,8 @@ func TestCheckpointer(t *testing.T) {
 
 // TestCommitGap: an ingest that comes within commitGap of the end of the last
 // durable commit waits for the rest of the gap and commits with what arrives
-// meanwhile, in one transaction; one that comes later commits at once.
+// meanwhile, in one transaction; one that comes later commits at once, and
+// so do gapBatch that come together.
 func TestCommitGap(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
@@ -1051,6 +1052,31 @@ func TestCommitGap(t *testing.T) {
 		}
 		if waited := time.Since(start); waited != 0 {
 			t.Errorf("an ingest a gap after the last commit committed after %v, want at once", waited)
+		}
+
+		// Right after a commit, gapBatch ingests commit together at once;
+		// one fewer wait out the gap.
+		for _, n := range []int{gapBatch, gapBatch - 1} {
+			batches, start := s.batches.Load(), time.Now()
+			var all []<-chan error
+			for i := range n {
+				all = append(all, ingest(fmt.Sprintf("n%d-%d", n, i)))
+			}
+			for _, done := range all {
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := time.Duration(0)
+			if n < gapBatch {
+				want = commitGap
+			}
+			if waited := time.Since(start); waited != want {
+				t.Errorf("%d ingests right after a commit committed after %v, want %v", n, waited, want)
+			}
+			if c := s.batches.Load() - batches; c != 1 {
+				t.Errorf("%d ingests right after a commit took %d commits, want 1", n, c)
+			}
 		}
 	})
 }

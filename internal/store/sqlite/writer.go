@@ -54,16 +54,25 @@ const patientWait = 20 * time.Millisecond
 
 // commitGap is the least time between two commits of durable writes
 // (ingests), from the end of one to the start of the next: a batch of them
-// that would start sooner gathers what arrives until then. A commit costs
-// an fsync and a page of every B-tree it touches, however few webhooks it
-// holds, and once the log's frames went to the file a page at a time (see
-// walVFS), the writer's commits at a few thousand webhooks a second held two
-// or three each. At 1,000 webhooks/s the gap takes a quarter off verihook's
-// CPU per webhook and off the bytes it writes, for about 2 ms on the median
+// that would start sooner gathers what arrives until then, or until it
+// holds gapBatch requests. A commit costs an fsync and a page of every
+// B-tree it touches, however few webhooks it holds, and once the log's
+// frames went to the file a page at a time (see walVFS), the writer's
+// commits at a few thousand webhooks a second held two or three each. At
+// 1,000 webhooks/s the gap takes a quarter off verihook's CPU per webhook
+// and off the bytes it writes, for about 2 ms on the median
 // acknowledgement (BENCHMARKS.md, "Issue 12, fifth pass"). A webhook that
 // arrives more than commitGap after the last durable commit ended waits for
 // nothing.
 const commitGap = time.Millisecond
+
+// gapBatch is the size at which a batch of ingests stops waiting out
+// commitGap and commits: its commit's cost is shared enough already, and
+// a writer that finds that many queued after a commit is the busiest part
+// of the hub, which waiting would only leave idle. Flat out (64
+// connections) batches hold about 30 and waiting took 7–9 % of the
+// writer's time (BENCHMARKS.md, "Issue 12, sixth pass").
+const gapBatch = 16
 
 // errClosed is returned for writes submitted after Close.
 var errClosed = hub.Errorf(hub.EUNAVAILABLE, "store is closed")
@@ -199,7 +208,7 @@ func (s *Store) writer() {
 			wait.Stop()
 		}
 		if r.kind == durable {
-			batch = s.gatherFor(batch, commitGap-time.Since(ended), wait)
+			batch = s.gatherFor(batch, commitGap-time.Since(ended), gapBatch, wait)
 		}
 		synced := slices.ContainsFunc(batch, func(r *writeReq) bool { return r.kind == durable })
 		if synced {
@@ -216,15 +225,16 @@ func (s *Store) writer() {
 	}
 }
 
-// gatherFor adds to batch the requests that arrive within d, up to maxBatch
-// in all, with wait, a stopped timer.
-func (s *Store) gatherFor(batch []*writeReq, d time.Duration, wait *time.Timer) []*writeReq {
-	if d <= 0 {
+// gatherFor adds to batch the requests that arrive within d until it holds
+// n, with wait, a stopped timer; the requests queued already join it up to
+// maxBatch in all (see gather).
+func (s *Store) gatherFor(batch []*writeReq, d time.Duration, n int, wait *time.Timer) []*writeReq {
+	if d <= 0 || len(batch) >= n {
 		return batch
 	}
 	wait.Reset(d)
 	defer wait.Stop()
-	for len(batch) < maxBatch {
+	for len(batch) < n {
 		select {
 		case r, ok := <-s.queue:
 			if !ok {
