@@ -44,9 +44,9 @@
 // gathering what arrives, unless it holds 16 already (see commitGap and
 // gapBatch): at a thousand webhooks a second that takes a quarter off the
 // CPU and the bytes written per webhook, for two milliseconds on the median
-// acknowledgement. RecordAttempt, whose
-// caller has sent the delivery already, waits a few milliseconds for another
-// write to share its commit when it is alone in the queue (see patientWait).
+// acknowledgement. RecordAttempt, whose caller has sent the delivery
+// already, waits a few milliseconds for another write to share its commit
+// when it is alone in the queue (see patientWait).
 //
 // A caller whose context ends while it waits gets the context's error. Its
 // request is skipped if the writer has not started it; if the writer has, it
