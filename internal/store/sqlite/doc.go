@@ -68,6 +68,8 @@
 // (see checkpointer). The writer's connection writes the log through a VFS
 // of its own, walVFS: SQLite's, but a commit's frames go to the file a
 // 4 KiB page at a time instead of two system calls per frame.
+// Every connection caches pages in SQLite's own page cache with one change,
+// which spares a commit a walk of the whole cache (see pcacheMethods).
 //
 // # The outbox
 //
