@@ -73,7 +73,7 @@ func installPageCache() error {
 func pcacheRekey(tls *libc.TLS, cache, page uintptr, oldKey, newKey uint32) {
 	c := (*sqlite3.TPCache1)(cptr(cache))
 	highest := c.FiMaxKey
-	rekey := *(*func(*libc.TLS, uintptr, uintptr, uint32, uint32))(unsafe.Pointer(&pcacheBase.FxRekey))
+	rekey := cfunc[func(*libc.TLS, uintptr, uintptr, uint32, uint32)](&pcacheBase.FxRekey)
 	rekey(tls, cache, page, oldKey, newKey)
 	if newKey > highest && c.FszPage > 0 && newKey == pendingByte/uint32(c.FszPage)+1 {
 		c.FiMaxKey = highest

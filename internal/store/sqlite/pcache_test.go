@@ -4,14 +4,10 @@ import (
 	"database/sql"
 	"path/filepath"
 	"testing"
-	"unsafe"
 
 	"modernc.org/libc"
 	sqlite3 "modernc.org/sqlite/lib"
 )
-
-// cfunc returns the Go function a C function pointer field of SQLite's holds.
-func cfunc[F any](field *uintptr) F { return *(*F)(unsafe.Pointer(field)) }
 
 // TestPageCacheRekey drives the installed page cache (pcache1 itself) as
 // balance_nonroot does when it swaps two pages' numbers: after the swap the

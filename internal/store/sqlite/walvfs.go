@@ -111,7 +111,7 @@ func registerWALVFS() error {
 // gets walFile's methods.
 func walOpen(tls *libc.TLS, _, zName, pFile uintptr, flags int32, pOutFlags uintptr) int32 {
 	vfs := (*sqlite3.Tsqlite3_vfs)(cptr(unixVFS))
-	open := *(*func(*libc.TLS, uintptr, uintptr, uintptr, int32, uintptr) int32)(unsafe.Pointer(&vfs.FxOpen))
+	open := cfunc[func(*libc.TLS, uintptr, uintptr, uintptr, int32, uintptr) int32](&vfs.FxOpen)
 	if rc := open(tls, unixVFS, zName, pFile, flags, pOutFlags); rc != sqlite3.SQLITE_OK || flags&sqlite3.SQLITE_OPEN_WAL == 0 {
 		return rc
 	}
@@ -204,7 +204,7 @@ func (f *walFile) flush(tls *libc.TLS, pFile uintptr) int32 {
 // write writes to the file with the unix VFS's xWrite.
 func (f *walFile) write(tls *libc.TLS, pFile, buf uintptr, n int32, off int64) int32 {
 	walWrites.Add(1)
-	write := *(*func(*libc.TLS, uintptr, uintptr, int32, int64) int32)(unsafe.Pointer(&f.method().FxWrite))
+	write := cfunc[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](&f.method().FxWrite)
 	return write(tls, pFile, buf, n, off)
 }
 
@@ -218,7 +218,7 @@ func walClose(tls *libc.TLS, pFile uintptr) int32 {
 		libc.Xfree(tls, f.buf)
 		f.buf = 0
 	}
-	close := *(*func(*libc.TLS, uintptr) int32)(unsafe.Pointer(&f.method().FxClose))
+	close := cfunc[func(*libc.TLS, uintptr) int32](&f.method().FxClose)
 	if rc2 := close(tls, pFile); rc == sqlite3.SQLITE_OK {
 		rc = rc2
 	}
@@ -230,7 +230,7 @@ func walRead(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 
 	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
-	read := *(*func(*libc.TLS, uintptr, uintptr, int32, int64) int32)(unsafe.Pointer(&f.method().FxRead))
+	read := cfunc[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](&f.method().FxRead)
 	return read(tls, pFile, zBuf, iAmt, iOfst)
 }
 
@@ -239,7 +239,7 @@ func walTruncate(tls *libc.TLS, pFile uintptr, size int64) int32 {
 	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
-	truncate := *(*func(*libc.TLS, uintptr, int64) int32)(unsafe.Pointer(&f.method().FxTruncate))
+	truncate := cfunc[func(*libc.TLS, uintptr, int64) int32](&f.method().FxTruncate)
 	return truncate(tls, pFile, size)
 }
 
@@ -248,7 +248,7 @@ func walSync(tls *libc.TLS, pFile uintptr, flags int32) int32 {
 	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
-	sync := *(*func(*libc.TLS, uintptr, int32) int32)(unsafe.Pointer(&f.method().FxSync))
+	sync := cfunc[func(*libc.TLS, uintptr, int32) int32](&f.method().FxSync)
 	return sync(tls, pFile, flags)
 }
 
@@ -257,7 +257,7 @@ func walFileSize(tls *libc.TLS, pFile, pSize uintptr) int32 {
 	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
-	size := *(*func(*libc.TLS, uintptr, uintptr) int32)(unsafe.Pointer(&f.method().FxFileSize))
+	size := cfunc[func(*libc.TLS, uintptr, uintptr) int32](&f.method().FxFileSize)
 	return size(tls, pFile, pSize)
 }
 
@@ -266,7 +266,7 @@ func walFileControl(tls *libc.TLS, pFile uintptr, op int32, pArg uintptr) int32 
 	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
-	control := *(*func(*libc.TLS, uintptr, int32, uintptr) int32)(unsafe.Pointer(&f.method().FxFileControl))
+	control := cfunc[func(*libc.TLS, uintptr, int32, uintptr) int32](&f.method().FxFileControl)
 	return control(tls, pFile, op, pArg)
 }
 
@@ -283,6 +283,9 @@ func walFileOf(pFile uintptr) *walFile { return (*walFile)(cptr(pFile + walOffse
 // stores and calls them: a pointer to a Go func value. fn must be a
 // top-level function, whose value is static.
 func setFunc[F any](field *uintptr, fn F) { *(*F)(unsafe.Pointer(field)) = fn }
+
+// cfunc returns the function a C function pointer field holds (see setFunc).
+func cfunc[F any](field *uintptr) F { return *(*F)(unsafe.Pointer(field)) }
 
 // cptr converts an address of C memory (SQLite's, outside Go's heap) to a
 // pointer.
